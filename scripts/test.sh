@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The one test command: installs every tool the suite drives, then runs it all.
+# Tests that need root (namespaces, VMs) skip themselves when not root; CI runs as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install.sh --test
+
+# Namespaces left behind by an earlier run that was killed (ours all start with bca-).
+if [ "$(id -u)" -eq 0 ]; then
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^bca-' || true); do ip netns del "$ns" || true; done
+fi
+
+npm run typecheck --silent
+set -o pipefail
+npx ava --tap "$@" | node scripts/tap-summary.mjs

@@ -1,0 +1,65 @@
+import type { AppConfig } from './config.ts';
+import type { Logger } from './log.ts';
+import { Metrics } from './metrics.ts';
+import { BootTimeline } from './events/timeline.ts';
+
+/** What every service is handed: configuration and the shared observability sinks. */
+export interface AppContext {
+  config: AppConfig;
+  log: Logger;
+  metrics: Metrics;
+  timeline: BootTimeline;
+}
+
+/** A long-running part of the appliance (HTTP, TFTP, DHCP, the store's watcher). */
+export interface Service {
+  readonly name: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export type ServiceFactory = (ctx: AppContext) => Promise<Service | undefined> | Service | undefined;
+
+/**
+ * Starts services in order and stops them in reverse. If one fails to start, the ones
+ * already running are stopped before the error propagates, so a half-started
+ * appliance never keeps sockets open.
+ */
+export class Appliance {
+  private readonly running: Service[] = [];
+
+  constructor(
+    readonly ctx: AppContext,
+    private readonly factories: ServiceFactory[],
+  ) {}
+
+  async start(): Promise<void> {
+    for (const factory of this.factories) {
+      const service = await factory(this.ctx);
+      if (!service) continue;
+      try {
+        await service.start();
+      } catch (err) {
+        this.ctx.log.error({ err, service: service.name }, `${service.name} failed to start`);
+        await this.stop();
+        throw err;
+      }
+      this.running.push(service);
+    }
+  }
+
+  async stop(): Promise<void> {
+    while (this.running.length) {
+      const service = this.running.pop()!;
+      try {
+        await service.stop();
+      } catch (err) {
+        this.ctx.log.warn({ err, service: service.name }, `${service.name} did not stop cleanly`);
+      }
+    }
+  }
+}
+
+export function createContext(config: AppConfig, log: Logger): AppContext {
+  return { config, log, metrics: new Metrics({ processMetrics: true }), timeline: new BootTimeline() };
+}

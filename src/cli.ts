@@ -1,0 +1,161 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError, resolveConfig, type AppConfig, type RawOptions } from './config.ts';
+import { createLogger } from './log.ts';
+import { InterfaceError, lookupInterface } from './net/interface.ts';
+import { Appliance, createContext, type ServiceFactory } from './appliance.ts';
+import { createHttpService } from './http/service.ts';
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const SERVE_OPTIONS = {
+  iface: { type: 'string' },
+  address: { type: 'string' },
+  'base-url': { type: 'string' },
+  'data-path': { type: 'string' },
+  'images-path': { type: 'string' },
+  'firmware-path': { type: 'string' },
+  dhcp: { type: 'string' },
+  'dhcp-range': { type: 'string' },
+  'dhcp-router': { type: 'string' },
+  'dhcp-dns': { type: 'string' },
+  'lease-time': { type: 'string' },
+  'lease-file': { type: 'string' },
+  'tftp-address': { type: 'string' },
+  'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'V' },
+} as const satisfies ParseArgsConfig['options'];
+
+type ServeFlag = Exclude<keyof typeof SERVE_OPTIONS, 'help' | 'version'>;
+
+export const USAGE = `Usage: bootcfg-appliance [serve] [options]
+       bootcfg-appliance validate [--data-path DIR]
+
+Boots machines on one network segment: ProxyDHCP or DHCP, TFTP for iPXE firmware,
+and the bootcfg HTTP API. Without --iface it is the plain bootcfg HTTP service.
+
+Options (each also read from the environment variable shown):
+  --iface NAME             interface to serve DHCP/TFTP on; its IPv4 is advertised  BOOTCFG_IFACE
+  --address HOST:PORT      HTTP listen address (default 0.0.0.0:8080)             BOOTCFG_ADDRESS
+  --base-url URL           URL clients are sent to (default http://<iface IPv4>:<port>)  BOOTCFG_BASE_URL
+  --data-path DIR          boot and cloud configs (default ./data)                BOOTCFG_DATA_PATH
+  --images-path DIR        kernels and initrds served under /images (default ./images)  BOOTCFG_IMAGES_PATH
+  --firmware-path DIR      iPXE firmware served over TFTP (default ./firmware)    BOOTCFG_FIRMWARE_PATH
+  --dhcp proxy|full|off    DHCP mode (default proxy with --iface, off without)    BOOTCFG_DHCP
+  --dhcp-range START,END   address pool, full mode only                           BOOTCFG_DHCP_RANGE
+  --dhcp-router IP         router (option 3) handed out in full mode              BOOTCFG_DHCP_ROUTER
+  --dhcp-dns IP[,IP...]    DNS servers (option 6) handed out in full mode         BOOTCFG_DHCP_DNS
+  --lease-time SECONDS     lease time in full mode (default 3600)                 BOOTCFG_LEASE_TIME
+  --lease-file PATH        lease database (default <data-path>/state/leases.json) BOOTCFG_LEASE_FILE
+  --tftp-address HOST:PORT|off  TFTP listen address (default <iface IPv4>:69 with --iface, off without)  BOOTCFG_TFTP_ADDRESS
+  --log-level LEVEL        trace|debug|info|warn|error|fatal|silent (default info) BOOTCFG_LOG_LEVEL
+  --log-format json|pretty (default pretty on a TTY, json otherwise)              BOOTCFG_LOG_FORMAT
+  -h, --help               show this help
+  -V, --version            show the version
+`;
+
+export class UsageError extends Error {}
+
+export function envName(flag: string): string {
+  return `BOOTCFG_${flag.toUpperCase().replaceAll('-', '_')}`;
+}
+
+/** Flags win over BOOTCFG_* variables; unset or empty variables are ignored. */
+export function readServeOptions(args: string[], env: NodeJS.ProcessEnv): { raw: RawOptions; help: boolean; version: boolean } {
+  let values: Partial<Record<keyof typeof SERVE_OPTIONS, string | boolean | undefined>>;
+  try {
+    ({ values } = parseArgs({ args, options: SERVE_OPTIONS, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const raw: Record<string, string> = {};
+  for (const flag of Object.keys(SERVE_OPTIONS) as (keyof typeof SERVE_OPTIONS)[]) {
+    if (flag === 'help' || flag === 'version') continue;
+    const fromFlag = values[flag as ServeFlag];
+    const fromEnv = env[envName(flag)];
+    if (typeof fromFlag === 'string') raw[flag] = fromFlag;
+    else if (fromEnv !== undefined && fromEnv !== '') raw[flag] = fromEnv;
+  }
+  return { raw: raw as RawOptions, help: values.help === true, version: values.version === true };
+}
+
+export function buildConfig(raw: RawOptions): AppConfig {
+  return resolveConfig(raw, { lookupInterface, isTty: Boolean(process.stdout.isTTY) });
+}
+
+/** The order matters: the store loads before anything can ask it, DHCP starts last so no client is sent to a service that is not up yet. */
+export const SERVICE_FACTORIES: ServiceFactory[] = [createHttpService];
+
+async function serve(args: string[]): Promise<number> {
+  const { raw, help, version } = readServeOptions(args, process.env);
+  if (help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (version) {
+    process.stdout.write(`bootcfg-appliance ${pkg.version}\n`);
+    return 0;
+  }
+  const config = buildConfig(raw);
+  const log = createLogger(config.log);
+  const ctx = createContext(config, log);
+  const appliance = new Appliance(ctx, SERVICE_FACTORIES);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    appliance.stop().then(
+      () => {
+        log.info('stopped');
+        log.flush?.();
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error({ err }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+
+  await appliance.start();
+  log.info(
+    {
+      version: pkg.version,
+      iface: config.iface ?? null,
+      dhcp: config.dhcp.mode,
+      tftp: config.tftp ? `${config.tftp.host}:${config.tftp.port}` : 'off',
+      bootScript: `${config.baseUrl}/boot.ipxe`,
+      ipxeScript: `${config.baseUrl}/ipxe?uuid=<uuid>&mac=<mac>`,
+    },
+    `ready: iPXE clients are sent to ${config.baseUrl}/boot.ipxe`,
+  );
+  return -1; // keep running until a signal
+}
+
+export type Command = (args: string[]) => Promise<number>;
+
+export const COMMANDS: Record<string, Command> = { serve };
+
+export async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  const command = first && !first.startsWith('-') ? first : 'serve';
+  const args = first && !first.startsWith('-') ? rest : argv;
+  const run = COMMANDS[command];
+  try {
+    if (!run) throw new UsageError(`unknown command "${command}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
+    return await run(args);
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof ConfigError || err instanceof InterfaceError) {
+      process.stderr.write(`bootcfg-appliance: ${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    process.stderr.write(`bootcfg-appliance: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,177 @@
+import { isIPv4 } from 'node:net';
+import path from 'node:path';
+import { z } from 'zod';
+
+/** HOST:PORT as given to --address and --tftp-address. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export const DHCP_MODES = ['proxy', 'full', 'off'] as const;
+export type DhcpMode = (typeof DHCP_MODES)[number];
+
+export interface DhcpSettings {
+  mode: DhcpMode;
+  /** Full mode only: the pool handed out, inclusive. */
+  range: { start: string; end: string } | undefined;
+  router: string | undefined;
+  dns: string[];
+  leaseTime: number;
+  leaseFile: string;
+}
+
+export interface AppConfig {
+  /** The one interface DHCP and TFTP serve; undefined makes this the plain bootcfg HTTP service. */
+  iface: string | undefined;
+  /** The IPv4 advertised to clients (siaddr, option 54, URLs). */
+  advertisedAddress: string | undefined;
+  netmask: string | undefined;
+  http: HostPort;
+  baseUrl: string;
+  dataPath: string;
+  imagesPath: string;
+  firmwarePath: string;
+  dhcp: DhcpSettings;
+  tftp: HostPort | undefined;
+  log: { level: LogLevel; format: 'json' | 'pretty' };
+}
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+export function parseHostPort(value: string, defaultHost = '0.0.0.0'): HostPort {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(value.trim());
+  if (m) {
+    const host = m[1] ?? m[2] ?? '';
+    return { host: host === '' ? defaultHost : host, port: port.parse(m[3]) };
+  }
+  if (/^\d+$/.test(value.trim())) return { host: defaultHost, port: port.parse(value) };
+  throw new Error(`expected HOST:PORT, got "${value}"`);
+}
+
+function ipv4(what: string) {
+  return z.string().refine((s) => isIPv4(s), { message: `${what} must be an IPv4 address` });
+}
+
+export function ipv4ToInt(ip: string): number {
+  return ip.split('.').reduce((acc, octet) => (acc << 8) + Number(octet), 0) >>> 0;
+}
+
+export function intToIpv4(n: number): string {
+  return [24, 16, 8, 0].map((shift) => (n >>> shift) & 255).join('.');
+}
+
+/** The raw options as the CLI and environment supply them, all strings, before resolution. */
+export const RawOptionsSchema = z
+  .object({
+    iface: z.string().min(1).optional(),
+    address: z.string().default('0.0.0.0:8080'),
+    'base-url': z.url({ protocol: /^https?$/ }).optional(),
+    'data-path': z.string().default('./data'),
+    'images-path': z.string().default('./images'),
+    'firmware-path': z.string().default('./firmware'),
+    dhcp: z.enum(DHCP_MODES).optional(),
+    'dhcp-range': z
+      .string()
+      .regex(/^[^,]+,[^,]+$/, 'expected START,END')
+      .optional(),
+    'dhcp-router': ipv4('--dhcp-router').optional(),
+    'dhcp-dns': z.string().optional(),
+    'lease-time': z.coerce.number().int().min(60).max(31_536_000).default(3600),
+    'lease-file': z.string().optional(),
+    'tftp-address': z.string().optional(),
+    'log-level': z.enum(LOG_LEVELS).default('info'),
+    'log-format': z.enum(['json', 'pretty']).optional(),
+  })
+  .strict();
+export type RawOptions = z.input<typeof RawOptionsSchema>;
+
+export class ConfigError extends Error {}
+
+export interface ResolveEnvironment {
+  /** Looks up --iface; injected so config resolution stays testable without real NICs. */
+  lookupInterface: (name: string) => { address: string; netmask: string };
+  isTty: boolean;
+}
+
+/** Turns validated raw options into the AppConfig every service reads. Throws ConfigError with a one-line reason. */
+export function resolveConfig(raw: RawOptions, env: ResolveEnvironment): AppConfig {
+  const parsed = RawOptionsSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const flag = issue.path.length ? `--${String(issue.path[0])}` : 'options';
+    throw new ConfigError(`${flag}: ${issue.message}`);
+  }
+  const o = parsed.data;
+  const iface = o.iface ? env.lookupInterface(o.iface) : undefined;
+
+  let http: HostPort;
+  try {
+    http = parseHostPort(o.address);
+  } catch (err) {
+    throw new ConfigError(`--address: ${(err as Error).message}`);
+  }
+
+  const mode: DhcpMode = o.dhcp ?? (iface ? 'proxy' : 'off');
+  if (mode !== 'off' && !iface) throw new ConfigError(`--dhcp ${mode}: needs --iface (DHCP only ever answers on one named interface)`);
+  let range: DhcpSettings['range'];
+  if (o['dhcp-range']) {
+    if (mode !== 'full') throw new ConfigError(`--dhcp-range: only meaningful with --dhcp full`);
+    const [start, end] = o['dhcp-range'].split(',').map((s) => s.trim()) as [string, string];
+    if (!isIPv4(start) || !isIPv4(end)) throw new ConfigError(`--dhcp-range: START and END must be IPv4 addresses, got "${o['dhcp-range']}"`);
+    if (ipv4ToInt(start) > ipv4ToInt(end)) throw new ConfigError(`--dhcp-range: START ${start} is after END ${end}`);
+    if (iface && !sameSubnet(start, iface.address, iface.netmask)) {
+      throw new ConfigError(`--dhcp-range: ${start} is not in ${o.iface}'s subnet ${iface.address}/${iface.netmask}`);
+    }
+    range = { start, end };
+  } else if (mode === 'full') {
+    throw new ConfigError(`--dhcp full: needs --dhcp-range START,END`);
+  }
+  const dns = (o['dhcp-dns'] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const d of dns) if (!isIPv4(d)) throw new ConfigError(`--dhcp-dns: "${d}" is not an IPv4 address`);
+
+  let tftp: HostPort | undefined;
+  const tftpRaw = o['tftp-address'];
+  if (tftpRaw === 'off') tftp = undefined;
+  else if (tftpRaw !== undefined) {
+    try {
+      tftp = parseHostPort(tftpRaw, iface?.address ?? '0.0.0.0');
+    } catch (err) {
+      throw new ConfigError(`--tftp-address: ${(err as Error).message}`);
+    }
+  } else if (iface) tftp = { host: iface.address, port: 69 };
+
+  const advertised = iface?.address;
+  const urlHost = advertised ?? (http.host === '0.0.0.0' || http.host === '::' ? '127.0.0.1' : http.host);
+  const baseUrl = (o['base-url'] ?? `http://${urlHost.includes(':') ? `[${urlHost}]` : urlHost}:${http.port}`).replace(/\/+$/, '');
+  const dataPath = path.resolve(o['data-path']);
+
+  return {
+    iface: o.iface,
+    advertisedAddress: advertised,
+    netmask: iface?.netmask,
+    http,
+    baseUrl,
+    dataPath,
+    imagesPath: path.resolve(o['images-path']),
+    firmwarePath: path.resolve(o['firmware-path']),
+    dhcp: {
+      mode,
+      range,
+      router: o['dhcp-router'],
+      dns,
+      leaseTime: o['lease-time'],
+      leaseFile: path.resolve(o['lease-file'] ?? path.join(dataPath, 'state', 'leases.json')),
+    },
+    tftp,
+    log: { level: o['log-level'], format: o['log-format'] ?? (env.isTty ? 'pretty' : 'json') },
+  };
+}
+
+function sameSubnet(a: string, b: string, mask: string): boolean {
+  const m = ipv4ToInt(mask);
+  return ((ipv4ToInt(a) & m) >>> 0) === ((ipv4ToInt(b) & m) >>> 0);
+}

@@ -1,0 +1,24 @@
+import { networkInterfaces } from 'node:os';
+import { parseMac, type Mac } from './mac.ts';
+
+export interface InterfaceInfo {
+  name: string;
+  address: string;
+  netmask: string;
+  mac: Mac | undefined;
+}
+
+export class InterfaceError extends Error {}
+
+/** Resolves --iface to its first IPv4 address; the appliance advertises that address to clients. */
+export function lookupInterface(name: string): InterfaceInfo {
+  const all = networkInterfaces();
+  const entries = all[name];
+  if (!entries) {
+    const known = Object.keys(all).join(', ') || 'none';
+    throw new InterfaceError(`interface ${name} does not exist (known: ${known})`);
+  }
+  const v4 = entries.find((e) => e.family === 'IPv4');
+  if (!v4) throw new InterfaceError(`interface ${name} has no IPv4 address`);
+  return { name, address: v4.address, netmask: v4.netmask, mac: parseMac(v4.mac) };
+}

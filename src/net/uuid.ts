@@ -1,0 +1,32 @@
+/** SMBIOS UUIDs are compared lowercase in the 8-4-4-4-12 form; iPXE's ${uuid} already prints that. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export type Uuid = string & { readonly __brand: 'Uuid' };
+
+export function parseUuid(input: string): Uuid | undefined {
+  const s = input.trim().toLowerCase();
+  if (UUID.test(s)) return s as Uuid;
+  // Accept the 32-hex-digit form without dashes too.
+  if (/^[0-9a-f]{32}$/.test(s)) {
+    return `${s.slice(0, 8)}-${s.slice(8, 12)}-${s.slice(12, 16)}-${s.slice(16, 20)}-${s.slice(20)}` as Uuid;
+  }
+  return undefined;
+}
+
+/**
+ * DHCP option 97 carries the SMBIOS UUID as 16 bytes after a type byte of 0, with the
+ * first three fields little-endian (OVMF and iPXE both do this, see shared/notes/wire.md).
+ */
+export function uuidFromClientGuid(guid: Uint8Array): Uuid | undefined {
+  if (guid.length !== 17 || guid[0] !== 0) return undefined;
+  const b = Buffer.from(guid.subarray(1));
+  const hex = (buf: Buffer) => buf.toString('hex');
+  const swapped = Buffer.concat([
+    Buffer.from(b.subarray(0, 4)).reverse(),
+    Buffer.from(b.subarray(4, 6)).reverse(),
+    Buffer.from(b.subarray(6, 8)).reverse(),
+    b.subarray(8),
+  ]);
+  const s = hex(swapped);
+  return parseUuid(s);
+}
