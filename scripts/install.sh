@@ -21,7 +21,7 @@ TEST_PKGS=(
   tftp-hpa atftp curl                   # TFTP clients nobody here wrote
   busybox-static isc-dhcp-client        # udhcpc and dhclient; busybox also builds the test initrd
   cpio xz-utils zstd                    # unpacking Debian's kernel, packing the initrd
-  tcpdump iptables                      # captures when a boot test fails
+  tcpdump iptables iputils-ping         # captures and reachability checks when a test fails
   nginx-light wrk kea-admin             # benchmark peers and load (kea-admin brings perfdhcp)
   chromium                              # machines page test
   systemd                               # systemd-analyze verify
