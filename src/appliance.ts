@@ -2,6 +2,7 @@ import type { AppConfig } from './config.ts';
 import type { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { BootTimeline } from './events/timeline.ts';
+import { FirmwareCatalog } from './boot/firmware.ts';
 
 /** What every service is handed: configuration and the shared observability sinks. */
 export interface AppContext {
@@ -9,6 +10,8 @@ export interface AppContext {
   log: Logger;
   metrics: Metrics;
   timeline: BootTimeline;
+  /** iPXE builds verified against SHA256SUMS at start; only these are ever handed out. */
+  firmware: FirmwareCatalog;
 }
 
 /** A long-running part of the appliance (HTTP, TFTP, DHCP, the store's watcher). */
@@ -60,6 +63,7 @@ export class Appliance {
   }
 }
 
-export function createContext(config: AppConfig, log: Logger): AppContext {
-  return { config, log, metrics: new Metrics({ processMetrics: true }), timeline: new BootTimeline() };
+export async function createContext(config: AppConfig, log: Logger): Promise<AppContext> {
+  const firmware = await FirmwareCatalog.load(config.firmwarePath, log);
+  return { config, log, metrics: new Metrics({ processMetrics: true }), timeline: new BootTimeline(), firmware };
 }

@@ -100,7 +100,7 @@ async function serve(args: string[]): Promise<number> {
   }
   const config = buildConfig(raw);
   const log = createLogger(config.log);
-  const ctx = createContext(config, log);
+  const ctx = await createContext(config, log);
   const appliance = new Appliance(ctx, SERVICE_FACTORIES);
 
   let stopping = false;
