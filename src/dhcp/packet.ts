@@ -1,0 +1,220 @@
+/**
+ * BOOTP/DHCP codec (RFC 951, 2131, 2132, 3396). Knows bytes only, nothing of booting.
+ * Parsing checks every length against the buffer before reading, so a hostile or broken
+ * packet becomes a MalformedPacketError, never an out-of-range read or a crash.
+ */
+import { DhcpOptions, encodeTlv, ipv4Bytes, ipv4FromBytes, Opt, OptionError, parseTlv } from './options.ts';
+
+export const BOOTREQUEST = 1;
+export const BOOTREPLY = 2;
+export const MAGIC_COOKIE = 0x63825363;
+/** Fixed BOOTP header before the cookie. */
+export const HEADER_LENGTH = 236;
+export const OPTIONS_OFFSET = HEADER_LENGTH + 4;
+/** BOOTP relays and some PXE ROMs drop shorter packets (RFC 1542 §2.1). */
+export const MIN_PACKET_LENGTH = 300;
+/** What every DHCP client must accept (RFC 2131 §2), unless it announces more in option 57. */
+export const DEFAULT_MAX_MESSAGE_SIZE = 576;
+/** The largest packet we will take in; anything bigger is not a DHCP message on Ethernet. */
+export const MAX_INPUT_LENGTH = 65_507;
+export const FLAG_BROADCAST = 0x8000;
+
+const SNAME_OFFSET = 44;
+const SNAME_LENGTH = 64;
+const FILE_OFFSET = 108;
+const FILE_LENGTH = 128;
+
+export interface DhcpPacket {
+  op: number;
+  htype: number;
+  hlen: number;
+  hops: number;
+  xid: number;
+  /** Never decide on it: OVMF sends it little-endian (wire.md). */
+  secs: number;
+  flags: number;
+  ciaddr: string;
+  yiaddr: string;
+  siaddr: string;
+  giaddr: string;
+  /** All 16 bytes of the field; the hardware address is the first `hlen`. */
+  chaddr: Buffer;
+  /** Empty when the field was overloaded with options. */
+  sname: string;
+  file: string;
+  options: DhcpOptions;
+}
+
+export class MalformedPacketError extends Error {}
+
+export type ParseResult = { ok: true; packet: DhcpPacket } | { ok: false; reason: string };
+
+function cstring(buf: Uint8Array, offset: number, length: number): string {
+  const field = buf.subarray(offset, offset + length);
+  const nul = field.indexOf(0);
+  return Buffer.from(nul < 0 ? field : field.subarray(0, nul)).toString('latin1');
+}
+
+/** Parses one UDP payload. Throws MalformedPacketError with a short reason. */
+export function parsePacket(input: Uint8Array): DhcpPacket {
+  if (input.length < OPTIONS_OFFSET) throw new MalformedPacketError(`too short: ${input.length} bytes, need at least ${OPTIONS_OFFSET}`);
+  if (input.length > MAX_INPUT_LENGTH) throw new MalformedPacketError(`too long: ${input.length} bytes`);
+  const buf = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  const op = buf[0]!;
+  if (op !== BOOTREQUEST && op !== BOOTREPLY) throw new MalformedPacketError(`op ${op} is neither BOOTREQUEST nor BOOTREPLY`);
+  const hlen = buf[2]!;
+  if (hlen > 16) throw new MalformedPacketError(`hlen ${hlen} exceeds the 16-byte chaddr field`);
+  const cookie = buf.readUInt32BE(HEADER_LENGTH);
+  if (cookie !== MAGIC_COOKIE) throw new MalformedPacketError(`magic cookie 0x${cookie.toString(16).padStart(8, '0')} is not 0x63825363`);
+
+  const map = new Map<number, Buffer>();
+  try {
+    parseTlv(buf.subarray(OPTIONS_OFFSET), map, 'options');
+  } catch (err) {
+    throw new MalformedPacketError((err as Error).message);
+  }
+  const options = DhcpOptions.fromMap(map);
+
+  // Overloaded fields are read after the options field, file before sname (RFC 2131 §4.1),
+  // so concatenated values come out in the order the sender meant.
+  let overload = 0;
+  const rawOverload = map.get(Opt.OVERLOAD);
+  if (rawOverload) {
+    const v = options.overload();
+    if (v === undefined) throw new MalformedPacketError(`option 52 (overload) has invalid value ${rawOverload.toString('hex')}`);
+    overload = v;
+  }
+  try {
+    if (overload & 1) parseTlv(buf.subarray(FILE_OFFSET, FILE_OFFSET + FILE_LENGTH), map, 'file field');
+    if (overload & 2) parseTlv(buf.subarray(SNAME_OFFSET, SNAME_OFFSET + SNAME_LENGTH), map, 'sname field');
+  } catch (err) {
+    if (err instanceof OptionError) throw new MalformedPacketError(err.message);
+    throw err;
+  }
+
+  return {
+    op,
+    htype: buf[1]!,
+    hlen,
+    hops: buf[3]!,
+    xid: buf.readUInt32BE(4),
+    secs: buf.readUInt16BE(8),
+    flags: buf.readUInt16BE(10),
+    ciaddr: ipv4FromBytes(buf, 12),
+    yiaddr: ipv4FromBytes(buf, 16),
+    siaddr: ipv4FromBytes(buf, 20),
+    giaddr: ipv4FromBytes(buf, 24),
+    chaddr: Buffer.from(buf.subarray(28, 44)),
+    sname: overload & 2 ? '' : cstring(buf, SNAME_OFFSET, SNAME_LENGTH),
+    file: overload & 1 ? '' : cstring(buf, FILE_OFFSET, FILE_LENGTH),
+    options: DhcpOptions.fromMap(map),
+  };
+}
+
+/** parsePacket without exceptions, for socket handlers. */
+export function tryParsePacket(input: Uint8Array): ParseResult {
+  try {
+    return { ok: true, packet: parsePacket(input) };
+  } catch (err) {
+    if (err instanceof MalformedPacketError) return { ok: false, reason: err.message };
+    // Anything else is a bug in the codec; still never let it out of a socket handler.
+    return { ok: false, reason: `parser error: ${(err as Error).message}` };
+  }
+}
+
+/** The client's hardware address: the first hlen bytes of chaddr. */
+export function hardwareAddress(p: Pick<DhcpPacket, 'chaddr' | 'hlen'>): Buffer {
+  return p.chaddr.subarray(0, Math.min(p.hlen, 16));
+}
+
+export interface EncodeOptions {
+  /** Largest packet allowed (the client's option 57, else 576). Exceeding it is an error, not a silent cut. */
+  maxLength?: number;
+}
+
+function writeCString(buf: Buffer, offset: number, length: number, value: string, what: string): void {
+  const bytes = Buffer.from(value, 'latin1');
+  if (bytes.length >= length) throw new RangeError(`${what} "${value.slice(0, 40)}…" is ${bytes.length} bytes; the field holds ${length - 1}`);
+  bytes.copy(buf, offset);
+}
+
+/**
+ * Encodes a packet: option 53 first (some PXE ROMs look only there), the rest in
+ * insertion order, End, then zero padding up to 300 bytes.
+ */
+export function encodePacket(p: DhcpPacket, opts: EncodeOptions = {}): Buffer {
+  const header = Buffer.alloc(OPTIONS_OFFSET);
+  header[0] = p.op;
+  header[1] = p.htype;
+  if (p.hlen > 16) throw new RangeError(`hlen ${p.hlen} exceeds 16`);
+  header[2] = p.hlen;
+  header[3] = p.hops;
+  header.writeUInt32BE(p.xid >>> 0, 4);
+  header.writeUInt16BE(p.secs & 0xffff, 8);
+  header.writeUInt16BE(p.flags & 0xffff, 10);
+  ipv4Bytes(p.ciaddr).copy(header, 12);
+  ipv4Bytes(p.yiaddr).copy(header, 16);
+  ipv4Bytes(p.siaddr).copy(header, 20);
+  ipv4Bytes(p.giaddr).copy(header, 24);
+  p.chaddr.subarray(0, 16).copy(header, 28);
+  writeCString(header, SNAME_OFFSET, SNAME_LENGTH, p.sname, 'sname');
+  writeCString(header, FILE_OFFSET, FILE_LENGTH, p.file, 'file');
+  header.writeUInt32BE(MAGIC_COOKIE, HEADER_LENGTH);
+
+  const entries = p.options.entries();
+  const first = entries.filter(([code]) => code === Opt.MESSAGE_TYPE);
+  const rest = entries.filter(([code]) => code !== Opt.MESSAGE_TYPE && code !== Opt.OVERLOAD);
+  const options = encodeTlv([...first, ...rest], true);
+  const length = Math.max(MIN_PACKET_LENGTH, OPTIONS_OFFSET + options.length);
+  const max = opts.maxLength ?? Number.POSITIVE_INFINITY;
+  if (length > max) throw new RangeError(`reply is ${length} bytes, client accepts ${max}`);
+  const out = Buffer.alloc(length);
+  header.copy(out, 0);
+  options.copy(out, OPTIONS_OFFSET);
+  return out;
+}
+
+/**
+ * A BOOTREPLY skeleton for `request`: xid, flags, giaddr, hardware type and address
+ * echoed, every address zero, no options. Callers fill in the rest.
+ */
+export function replyTo(request: DhcpPacket): DhcpPacket {
+  return {
+    op: BOOTREPLY,
+    htype: request.htype,
+    hlen: request.hlen,
+    hops: 0,
+    xid: request.xid,
+    secs: 0,
+    flags: request.flags,
+    ciaddr: '0.0.0.0',
+    yiaddr: '0.0.0.0',
+    siaddr: '0.0.0.0',
+    giaddr: request.giaddr,
+    chaddr: Buffer.from(request.chaddr),
+    sname: '',
+    file: '',
+    options: new DhcpOptions(),
+  };
+}
+
+/** A BOOTREQUEST with every field zero and a fresh options set; tests and scripted clients start here. */
+export function emptyRequest(): DhcpPacket {
+  return {
+    op: BOOTREQUEST,
+    htype: 1,
+    hlen: 6,
+    hops: 0,
+    xid: 0,
+    secs: 0,
+    flags: 0,
+    ciaddr: '0.0.0.0',
+    yiaddr: '0.0.0.0',
+    siaddr: '0.0.0.0',
+    giaddr: '0.0.0.0',
+    chaddr: Buffer.alloc(16),
+    sname: '',
+    file: '',
+    options: new DhcpOptions(),
+  };
+}
