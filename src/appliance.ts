@@ -3,6 +3,8 @@ import type { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { BootTimeline } from './events/timeline.ts';
 import { FirmwareCatalog } from './boot/firmware.ts';
+import type { Store } from './store/store.ts';
+import { FileStore } from './store/file-store.ts';
 
 /** What every service is handed: configuration and the shared observability sinks. */
 export interface AppContext {
@@ -12,6 +14,8 @@ export interface AppContext {
   timeline: BootTimeline;
   /** iPXE builds verified against SHA256SUMS at start; only these are ever handed out. */
   firmware: FirmwareCatalog;
+  /** Boot and cloud configs; loaded and watched by the store service (first in SERVICE_FACTORIES). */
+  store: Store;
 }
 
 /** A long-running part of the appliance (HTTP, TFTP, DHCP, the store's watcher). */
@@ -65,5 +69,7 @@ export class Appliance {
 
 export async function createContext(config: AppConfig, log: Logger): Promise<AppContext> {
   const firmware = await FirmwareCatalog.load(config.firmwarePath, log);
-  return { config, log, metrics: new Metrics({ processMetrics: true }), timeline: new BootTimeline(), firmware };
+  const metrics = new Metrics({ processMetrics: true });
+  const store = new FileStore(config.dataPath, { log, metrics });
+  return { config, log, metrics, timeline: new BootTimeline(), firmware, store };
 }
