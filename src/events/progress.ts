@@ -1,0 +1,208 @@
+import type { BootEvent, BootStep } from './timeline.ts';
+
+/**
+ * Where a machine's boot stands, judged from its timeline alone (pure: the machines page,
+ * /api and the boots-completed counter all use these rules, so they never disagree).
+ *
+ * Detail fields read here (each service records them; absent fields only make the
+ * verdict less specific, never wrong):
+ * - any step: `status` (HTTP status) or `outcome` (TFTP: `ok`, or why it ended)
+ * - dhcp.reply / pxe.reply: `bootFile` (TFTP file name or http:// URL)
+ * - dhcp.ignored: `reason`
+ * - tftp.*: `file`
+ * - http.ipxe / http.pixiecore: `kernel` and `initrds` (URLs or paths the script names)
+ * - http.image: `path` (the request path, e.g. /images/vmlinuz)
+ */
+export type BootState = 'booting' | 'stalled' | 'failed' | 'ignored' | 'booted';
+
+export interface ProgressRules {
+  /** How long a step may go without the next one before the boot counts as stalled. */
+  stallAfterMs: number;
+}
+
+export const DEFAULT_RULES: ProgressRules = { stallAfterMs: 60_000 };
+
+export interface BootProgress {
+  state: BootState;
+  lastStep: BootStep | undefined;
+  lastAt: number | undefined;
+  /** One sentence for the operator: what happened last and, when stuck, what never came. */
+  reason: string;
+  /** The steps that would move the boot on (empty when nothing is expected). */
+  expected: BootStep[];
+  /** Files the last boot script named that were not fetched yet (paths). */
+  missingFiles: string[];
+}
+
+/** The files a boot script names, as request paths, so `/images/x` and `http://host:8080/images/x` match. */
+export function filePath(urlOrPath: string): string {
+  try {
+    return decodeURIComponent(new URL(urlOrPath, 'http://appliance.invalid/').pathname);
+  } catch {
+    return urlOrPath;
+  }
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+function httpStatus(e: BootEvent): number | undefined {
+  const s = e.detail.status;
+  return typeof s === 'number' ? s : undefined;
+}
+
+function failedHttp(e: BootEvent): boolean {
+  const s = httpStatus(e);
+  return s !== undefined && s >= 400;
+}
+
+/** The files a served boot script (or Pixiecore answer) names; undefined when the event does not say. */
+export function scriptFiles(e: BootEvent): string[] | undefined {
+  const kernel = str(e.detail.kernel);
+  if (!kernel) return undefined;
+  const raw = e.detail.initrds ?? e.detail.initrd;
+  const initrds = Array.isArray(raw) ? raw.filter((x): x is string => typeof x === 'string') : typeof raw === 'string' ? [raw] : [];
+  return [kernel, ...initrds].map(filePath);
+}
+
+/**
+ * Tracks one machine's boot towards completion: a served script opens a set of files it
+ * names; each image download crosses one off; the boot completes when none is left.
+ * A newer script replaces the open set (the machine rebooted or re-chained).
+ */
+export interface CompletionState {
+  pending: Set<string> | undefined;
+}
+
+export function newCompletionState(): CompletionState {
+  return { pending: undefined };
+}
+
+/** Feeds one event; returns true exactly once per script whose files were all fetched. */
+export function advanceCompletion(state: CompletionState, e: BootEvent): boolean {
+  if ((e.step === 'http.ipxe' || e.step === 'http.pixiecore') && !failedHttp(e)) {
+    const files = scriptFiles(e);
+    state.pending = files && files.length ? new Set(files) : undefined;
+    return false;
+  }
+  if (e.step === 'http.image' && state.pending && !failedHttp(e)) {
+    const path = str(e.detail.path) ?? str(e.detail.url);
+    if (!path) return false;
+    state.pending.delete(filePath(path));
+    if (state.pending.size === 0) {
+      state.pending = undefined;
+      return true;
+    }
+  }
+  return false;
+}
+
+/** Index of every event at which a boot completed. */
+export function completedBoots(events: readonly BootEvent[]): number[] {
+  const state = newCompletionState();
+  const out: number[] = [];
+  events.forEach((e, i) => {
+    if (advanceCompletion(state, e)) out.push(i);
+  });
+  return out;
+}
+
+const HTTP_STEPS: BootStep[] = ['http.boot-script', 'http.ipxe', 'http.pixiecore', 'http.image'];
+
+interface Expectation {
+  expected: BootStep[];
+  /** Says what never came, once the stall timer ran out. */
+  stalled: string;
+}
+
+function isHttpUrl(s: string | undefined): boolean {
+  return s !== undefined && /^https?:\/\//i.test(s);
+}
+
+/** What should follow `last`, given what it said. */
+function expectationAfter(last: BootEvent, pending: Set<string> | undefined): Expectation | undefined {
+  const bootFile = str(last.detail.bootFile) ?? str(last.detail.file);
+  switch (last.step) {
+    case 'dhcp.request':
+      return { expected: ['dhcp.reply', 'dhcp.ignored', 'pxe.request', 'tftp.start', ...HTTP_STEPS], stalled: 'DHCP request seen, but no reply, TFTP or HTTP request followed' };
+    case 'dhcp.reply':
+      if (isHttpUrl(bootFile)) return { expected: HTTP_STEPS, stalled: `DHCP answered with ${bootFile}, but the machine never fetched it over HTTP` };
+      return {
+        expected: ['dhcp.request', 'pxe.request', 'tftp.start', ...HTTP_STEPS],
+        stalled: `DHCP answered${bootFile ? ` with ${bootFile}` : ''}, but no TFTP or HTTP request followed (UEFI in ProxyDHCP mode also never came to port 4011)`,
+      };
+    case 'pxe.request':
+      return { expected: ['pxe.reply', 'tftp.start'], stalled: 'PXE request on port 4011 seen, but never answered' };
+    case 'pxe.reply':
+      return { expected: ['tftp.start', 'dhcp.request', ...HTTP_STEPS], stalled: `port 4011 answered${bootFile ? ` with ${bootFile}` : ''}, but the firmware never fetched it over TFTP` };
+    case 'tftp.start':
+      return { expected: ['tftp.end'], stalled: `TFTP transfer${bootFile ? ` of ${bootFile}` : ''} started and never finished` };
+    case 'tftp.end':
+      return {
+        expected: ['tftp.start', 'dhcp.request', ...HTTP_STEPS],
+        stalled: `${bootFile ?? 'the firmware'} was sent over TFTP, but the machine never came back (no DHCP request from iPXE, no HTTP)`,
+      };
+    case 'http.boot-script':
+      return { expected: ['http.ipxe', 'http.pixiecore', 'http.image'], stalled: '/boot.ipxe was served, but iPXE never chained to /ipxe' };
+    case 'http.ipxe':
+    case 'http.pixiecore':
+    case 'http.image':
+      if (last.step !== 'http.image' && !scriptFiles(last)) return { expected: ['http.image'], stalled: 'the boot script was served, but no kernel was fetched from here' };
+      if (!pending || pending.size === 0) return undefined;
+      return { expected: ['http.image'], stalled: `the boot script was served, but ${[...pending].join(', ')} ${pending.size === 1 ? 'was' : 'were'} never fetched` };
+    default:
+      return undefined;
+  }
+}
+
+function tftpFailed(e: BootEvent): boolean {
+  const outcome = str(e.detail.outcome);
+  // Firmware probes the size first and aborts on purpose (wire.md): that is not a failure.
+  return outcome !== undefined && outcome !== 'ok' && !/abort/i.test(outcome);
+}
+
+/**
+ * Judges the latest boot attempt. `now` is injected so the rules are tested without clocks;
+ * a machine whose last step is older than `stallAfterMs` and still expects a next step is stalled.
+ */
+export function assessBoot(events: readonly BootEvent[], now: number, rules: ProgressRules = DEFAULT_RULES): BootProgress {
+  const last = events.at(-1);
+  if (!last) return { state: 'booting', lastStep: undefined, lastAt: undefined, reason: 'no steps recorded', expected: [], missingFiles: [] };
+  const state = newCompletionState();
+  let completedAt = -1;
+  events.forEach((e, i) => {
+    if (advanceCompletion(state, e)) completedAt = i;
+  });
+  const base = { lastStep: last.step, lastAt: last.at, missingFiles: state.pending ? [...state.pending] : [] };
+  const status = httpStatus(last);
+
+  if (last.step === 'dhcp.ignored') {
+    const reason = str(last.detail.reason);
+    return { ...base, state: 'ignored', reason: `DHCP request not answered${reason ? `: ${reason}` : ''}`, expected: [] };
+  }
+  if (status !== undefined && status >= 400) {
+    const what = str(last.detail.path) ?? last.step;
+    const why = str(last.detail.reason) ?? str(last.detail.message);
+    return { ...base, state: 'failed', reason: `${what} answered ${status}${why ? `: ${why}` : ''}`, expected: [] };
+  }
+  if (last.step === 'tftp.end' && tftpFailed(last)) {
+    const file = str(last.detail.file);
+    return { ...base, state: 'failed', reason: `TFTP transfer${file ? ` of ${file}` : ''} failed: ${str(last.detail.outcome)}`, expected: [] };
+  }
+  // A boot that fetched all its files is done; later HTTP steps (cloud config) keep it done.
+  const sinceCompletion = completedAt >= 0 ? events.slice(completedAt + 1) : undefined;
+  if (sinceCompletion && sinceCompletion.every((e) => e.step === 'http.cloud' || e.step === 'http.image')) {
+    return { ...base, state: 'booted', reason: 'fetched its boot script, kernel and every initrd', expected: [] };
+  }
+  if (last.step === 'http.cloud') {
+    return { ...base, state: 'booted', reason: 'the booted system fetched its cloud config', expected: [] };
+  }
+  const expectation = expectationAfter(last, state.pending);
+  if (!expectation) return { ...base, state: 'booting', reason: `last step ${last.step}`, expected: [] };
+  const idle = now - last.at;
+  if (idle > rules.stallAfterMs) {
+    return { ...base, state: 'stalled', reason: `${expectation.stalled} within ${Math.round(rules.stallAfterMs / 1000)} s (idle ${Math.round(idle / 1000)} s)`, expected: expectation.expected };
+  }
+  return { ...base, state: 'booting', reason: `last step ${last.step}; waiting for ${expectation.expected[0]}`, expected: expectation.expected };
+}

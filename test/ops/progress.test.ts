@@ -1,0 +1,125 @@
+import test from 'ava';
+import { assessBoot, completedBoots, filePath } from '../../src/events/progress.ts';
+import type { BootEvent, BootStep } from '../../src/events/timeline.ts';
+
+const MIN = 60_000;
+
+function ev(step: BootStep, at: number, detail: Record<string, unknown> = {}): BootEvent {
+  return { step, at, ip: undefined, detail };
+}
+
+/** A BIOS boot through ProxyDHCP: PXE ROM → undionly.kpxe over TFTP → iPXE → HTTP. */
+const SCRIPT = { status: 200, kernel: 'http://10.9.0.1:8080/images/vmlinuz', initrds: ['http://10.9.0.1:8080/images/initrd.img', '/images/extra.cpio'] };
+const fullBoot: BootEvent[] = [
+  ev('dhcp.request', 0, { type: 'DISCOVER', arch: 0 }),
+  ev('dhcp.reply', 10, { bootFile: 'undionly.kpxe' }),
+  ev('tftp.start', 500, { file: 'undionly.kpxe' }),
+  ev('tftp.end', 700, { file: 'undionly.kpxe', outcome: 'ok' }),
+  ev('dhcp.request', 3000, { ipxe: true }),
+  ev('dhcp.reply', 3010, { bootFile: 'http://10.9.0.1:8080/boot.ipxe' }),
+  ev('http.boot-script', 3100, { status: 200 }),
+  ev('http.ipxe', 3200, SCRIPT),
+  ev('http.image', 3300, { status: 200, path: '/images/vmlinuz' }),
+  ev('http.image', 3400, { status: 200, path: '/images/initrd.img' }),
+  ev('http.image', 3500, { status: 200, path: '/images/extra.cpio' }),
+];
+
+test('filePath matches absolute URLs and paths of the same file', (t) => {
+  t.is(filePath('http://10.0.0.1:8080/images/vm%20linuz'), '/images/vm linuz');
+  t.is(filePath('/images/initrd.img?x=1'), '/images/initrd.img');
+  t.is(filePath('initrd.img'), '/initrd.img');
+});
+
+test('a boot completes once its script, kernel and every initrd were fetched', (t) => {
+  t.deepEqual(completedBoots(fullBoot), [fullBoot.length - 1]);
+  const p = assessBoot(fullBoot, 3500 + 10 * MIN);
+  t.is(p.state, 'booted');
+  t.deepEqual(p.missingFiles, []);
+});
+
+test('a boot missing one initrd does not complete, and stalls after a minute', (t) => {
+  const partial = fullBoot.slice(0, -1);
+  t.deepEqual(completedBoots(partial), []);
+  t.is(assessBoot(partial, 3400 + 1000).state, 'booting');
+  const p = assessBoot(partial, 3400 + MIN + 1);
+  t.is(p.state, 'stalled');
+  t.deepEqual(p.missingFiles, ['/images/extra.cpio']);
+  t.regex(p.reason, /extra\.cpio was never fetched/);
+});
+
+test('a file fetched twice or an unrelated image counts the boot only once', (t) => {
+  const events = [...fullBoot, ev('http.image', 3600, { status: 200, path: '/images/vmlinuz' }), ev('http.cloud', 9000, { status: 200 })];
+  t.deepEqual(completedBoots(events), [fullBoot.length - 1]);
+  t.is(assessBoot(events, 10 * MIN).state, 'booted');
+});
+
+test('a failed image download does not count as fetched', (t) => {
+  const events = [...fullBoot.slice(0, -1), ev('http.image', 3500, { status: 404, path: '/images/extra.cpio' })];
+  t.deepEqual(completedBoots(events), []);
+  const p = assessBoot(events, 3600);
+  t.is(p.state, 'failed');
+  t.regex(p.reason, /extra\.cpio answered 404/);
+});
+
+test('each reboot that fetches everything again counts again', (t) => {
+  const again = fullBoot.map((e) => ({ ...e, at: e.at + 10 * MIN }));
+  t.is(completedBoots([...fullBoot, ...again]).length, 2);
+});
+
+test('a newer script replaces the files an earlier one was waiting for', (t) => {
+  const events = [
+    ev('http.ipxe', 0, { status: 200, kernel: '/images/a', initrds: ['/images/a.img'] }),
+    ev('http.image', 1, { status: 200, path: '/images/a' }),
+    ev('http.ipxe', 2, { status: 200, kernel: '/images/b', initrds: [] }),
+    ev('http.image', 3, { status: 200, path: '/images/b' }),
+  ];
+  t.deepEqual(completedBoots(events), [3]);
+});
+
+test('DHCP answered but no TFTP within a minute is a stalled boot', (t) => {
+  const events = fullBoot.slice(0, 2);
+  t.is(assessBoot(events, 10 + MIN - 1).state, 'booting');
+  const p = assessBoot(events, 10 + MIN + 1);
+  t.is(p.state, 'stalled');
+  t.regex(p.reason, /DHCP answered with undionly\.kpxe, but no TFTP or HTTP request followed/);
+  t.true(p.expected.includes('tftp.start'));
+});
+
+test('DHCP answered with an HTTP URL expects HTTP, not TFTP', (t) => {
+  const p = assessBoot(fullBoot.slice(0, 6), 3010 + 2 * MIN);
+  t.is(p.state, 'stalled');
+  t.regex(p.reason, /never fetched it over HTTP/);
+  t.false(p.expected.includes('tftp.start'));
+});
+
+test('a TFTP transfer that never ends, and firmware that never comes back, are stalls', (t) => {
+  t.regex(assessBoot(fullBoot.slice(0, 3), 500 + 2 * MIN).reason, /TFTP transfer of undionly\.kpxe started and never finished/);
+  t.regex(assessBoot(fullBoot.slice(0, 4), 700 + 2 * MIN).reason, /never came back/);
+});
+
+test('/boot.ipxe without /ipxe is a stall; /ipxe answered 404 is a failure', (t) => {
+  t.regex(assessBoot(fullBoot.slice(0, 7), 3100 + 2 * MIN).reason, /never chained to \/ipxe/);
+  const missed = [...fullBoot.slice(0, 7), ev('http.ipxe', 3200, { status: 404, path: '/ipxe', reason: 'no boot config matched' })];
+  const p = assessBoot(missed, 3300);
+  t.is(p.state, 'failed');
+  t.regex(p.reason, /\/ipxe answered 404: no boot config matched/);
+});
+
+test('a TFTP size probe aborted by the firmware is not a failure', (t) => {
+  const probe = [...fullBoot.slice(0, 3), ev('tftp.end', 510, { file: 'undionly.kpxe', outcome: 'aborted by client' })];
+  t.is(assessBoot(probe, 520).state, 'booting');
+  const failed = [...fullBoot.slice(0, 3), ev('tftp.end', 510, { file: 'undionly.kpxe', outcome: 'timeout' })];
+  t.is(assessBoot(failed, 520).state, 'failed');
+});
+
+test('an ignored DHCP request says why, and is never a stall', (t) => {
+  const p = assessBoot([ev('dhcp.ignored', 0, { reason: 'no option 93' })], 10 * MIN);
+  t.is(p.state, 'ignored');
+  t.regex(p.reason, /no option 93/);
+});
+
+test('a machine that booted and then sends DHCP again is judged on its new attempt', (t) => {
+  const events = [...fullBoot, ev('dhcp.request', 20 * MIN)];
+  t.is(assessBoot(events, 20 * MIN + 1000).state, 'booting');
+  t.is(assessBoot(events, 22 * MIN).state, 'stalled');
+});
