@@ -1,0 +1,74 @@
+import test from 'ava';
+import { classifyClient, type ClientInfo } from '../../src/boot/client.ts';
+import { resolveBootTarget, type BootSettings, type BootTarget, type EfiFirmware } from '../../src/boot/decide.ts';
+import { Opt, u16 } from '../../src/dhcp/options.ts';
+import { request, type ClientKind } from '../dhcp/fixtures.ts';
+import type { Mac } from '../../src/net/mac.ts';
+
+const BASE = 'http://10.0.0.1:8080';
+const DEBIAN = ['undionly.kpxe', 'ipxe.efi', 'snponly.efi'];
+const WITH_ARM = [...DEBIAN, 'ipxe-arm64.efi', 'snponly-arm64.efi'];
+
+function settings(files: string[], efiFirmware: EfiFirmware = 'ipxe.efi'): BootSettings {
+  const set = new Set(files);
+  return { baseUrl: BASE, efiFirmware, firmware: { has: (n) => set.has(n) } };
+}
+
+function client(kind: ClientKind, arch?: number): ClientInfo {
+  const p = request({ kind, mac: '52:54:00:00:00:01' as Mac, xid: 1 });
+  if (arch !== undefined) p.options.set(Opt.CLIENT_ARCH, u16(arch));
+  return classifyClient(p)!;
+}
+
+type Want = Pick<BootTarget, 'action'> & { file?: string; url?: string; code?: string };
+
+const table: [string, ClientInfo, BootSettings, Want][] = [
+  ['BIOS → undionly.kpxe', client('bios'), settings(DEBIAN), { action: 'tftp', file: 'undionly.kpxe' }],
+  ['UEFI x64 (7) → ipxe.efi', client('uefi7'), settings(DEBIAN), { action: 'tftp', file: 'ipxe.efi' }],
+  ['UEFI x64 (9) like 7', client('uefi9'), settings(DEBIAN), { action: 'tftp', file: 'ipxe.efi' }],
+  ['UEFI ia32 (6) → ipxe.efi', client('ia32'), settings(DEBIAN), { action: 'tftp', file: 'ipxe.efi' }],
+  ['UEFI x64 with snponly chosen', client('uefi7'), settings(DEBIAN, 'snponly.efi'), { action: 'tftp', file: 'snponly.efi' }],
+  ['arm64 without a build → ignored', client('arm64'), settings(DEBIAN), { action: 'ignore', code: 'no-firmware' }],
+  ['arm64 with a build', client('arm64'), settings(WITH_ARM), { action: 'tftp', file: 'ipxe-arm64.efi' }],
+  ['arm64 with snponly chosen', client('arm64'), settings(WITH_ARM, 'snponly.efi'), { action: 'tftp', file: 'snponly-arm64.efi' }],
+  ['arm32 (10) without a build → ignored', client('arm64', 10), settings(WITH_ARM), { action: 'ignore', code: 'no-firmware' }],
+  ['HTTP Boot x64 (16) → /firmware/ipxe.efi', client('httpboot16'), settings(DEBIAN), { action: 'http-boot', url: `${BASE}/firmware/ipxe.efi`, file: 'ipxe.efi' }],
+  ['HTTP Boot ia32 (15)', client('httpboot16', 15), settings(DEBIAN), { action: 'http-boot', url: `${BASE}/firmware/ipxe.efi` }],
+  ['HTTP Boot arm64 (19) without a build → ignored', client('httpboot19'), settings(DEBIAN), { action: 'ignore', code: 'no-firmware' }],
+  ['HTTP Boot arm64 (19) with a build', client('httpboot19'), settings(WITH_ARM), { action: 'http-boot', url: `${BASE}/firmware/ipxe-arm64.efi` }],
+  ['iPXE BIOS → boot.ipxe', client('ipxe-bios'), settings(DEBIAN), { action: 'ipxe-script', url: `${BASE}/boot.ipxe` }],
+  ['iPXE EFI → boot.ipxe', client('ipxe-efi'), settings(DEBIAN), { action: 'ipxe-script', url: `${BASE}/boot.ipxe` }],
+  ['iPXE by 175 only → boot.ipxe', client('ipxe-175-only'), settings(DEBIAN), { action: 'ipxe-script', url: `${BASE}/boot.ipxe` }],
+  ['iPXE needs no firmware file', client('ipxe-efi'), settings([]), { action: 'ipxe-script', url: `${BASE}/boot.ipxe` }],
+  ['no option 93 (udhcpc) → ignored', client('udhcpc'), settings(DEBIAN), { action: 'ignore', code: 'not-pxe' }],
+  ['no option 93 (dhclient) → ignored', client('dhclient'), settings(DEBIAN), { action: 'ignore', code: 'not-pxe' }],
+  ['unknown arch (2, Itanium) → ignored', client('bios', 2), settings(DEBIAN), { action: 'ignore', code: 'unsupported-arch' }],
+  ['BIOS with undionly missing → ignored', client('bios'), settings(['ipxe.efi']), { action: 'ignore', code: 'no-firmware' }],
+  ['UEFI with ipxe.efi missing → ignored, even if snponly exists', client('uefi7'), settings(['snponly.efi']), { action: 'ignore', code: 'no-firmware' }],
+  ['HTTP Boot with the file missing → ignored', client('httpboot16'), settings(['undionly.kpxe']), { action: 'ignore', code: 'no-firmware' }],
+];
+
+for (const [name, c, s, want] of table) {
+  test(`decide: ${name}`, (t) => {
+    const got = resolveBootTarget(c, s);
+    t.is(got.action, want.action);
+    t.true(got.reason.length > 0);
+    if (want.file) t.is((got as { file?: string }).file, want.file);
+    if (want.url) t.is((got as { url?: string }).url, want.url);
+    if (want.code) t.is((got as { code?: string }).code, want.code);
+    if (got.action === 'tftp' || got.action === 'http-boot') t.true(s.firmware.has(got.file), 'never a file that is not there');
+  });
+}
+
+test('decide: the reason for a missing file uses the catalog explanation', (t) => {
+  const s: BootSettings = { baseUrl: BASE, efiFirmware: 'ipxe.efi', firmware: { has: () => false, explain: (n) => `${n} fails its checksum` } };
+  const got = resolveBootTarget(client('uefi7'), s);
+  t.is(got.action, 'ignore');
+  t.regex(got.reason, /ipxe\.efi fails its checksum/);
+});
+
+test('decide is pure: same input, same output, settings untouched', (t) => {
+  const s = settings(DEBIAN);
+  const c = client('bios');
+  t.deepEqual(resolveBootTarget(c, s), resolveBootTarget(c, s));
+});
