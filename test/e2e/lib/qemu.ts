@@ -1,0 +1,233 @@
+/**
+ * Boots a qemu VM (TCG: no KVM here) whose only NIC is a tap inside a test namespace, with the
+ * serial console captured. Two firmware set-ups, as a real lab has them:
+ * - bios: SeaBIOS + the iPXE option ROM of Debian's ipxe-qemu on an e1000; iPXE's own screen is
+ *   put on the serial port through SeaBIOS's sercon (`etc/sercon-port` = 0x3f8).
+ * - uefi: OVMF with virtio-net-pci and no option ROM, so OVMF's native PXE stack runs.
+ * At most VM_SLOTS VMs run at once on this machine, across every test process (lock files).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
+import path from 'node:path';
+import type { Namespace } from '../../helpers/netns.ts';
+import { BOOTED_RE, CACHE_DIR, pidAlive } from './assets.ts';
+
+export type Firmware = 'bios' | 'uefi';
+
+export const OVMF_CODE = process.env.BCA_OVMF ?? '/usr/share/ovmf/OVMF.fd';
+export const IPXE_ROM_DIR = process.env.BCA_IPXE_ROMS ?? '/usr/lib/ipxe/qemu';
+export const VM_SLOTS = Number(process.env.BCA_VM_SLOTS ?? 2);
+export const LOG_DIR = path.join(CACHE_DIR, 'logs');
+
+export interface VmOptions {
+  ns: Namespace;
+  /** A tap that already exists in ns (Topology.tap). */
+  tap: string;
+  firmware: Firmware;
+  mac: string;
+  /** SMBIOS type 1 UUID, for machine-specific uuid/ configs. */
+  uuid?: string;
+  /** Used for the serial log file name. */
+  name: string;
+  memoryMb?: number;
+}
+
+export interface Booted {
+  cmdline: string;
+  mac: string;
+  /** Seconds from qemu's start to the BOOTED line on the console. */
+  seconds: number;
+}
+
+export interface Vm {
+  readonly name: string;
+  readonly pid: number | undefined;
+  readonly logFile: string;
+  readonly startedAt: number;
+  /** Everything the serial console printed so far (escape sequences stripped). */
+  serial(): string;
+  /** The last `lines` lines of the console, for failure reports. */
+  tail(lines?: number): string;
+  /** Resolves when `re` appears on the console; rejects on timeout or when qemu exits first. */
+  waitFor(re: RegExp, timeoutMs: number): Promise<RegExpMatchArray>;
+  /** Waits for the guest's `BOOTED cmdline=… mac=…` line. */
+  waitBooted(timeoutMs: number): Promise<Booted>;
+  readonly exited: Promise<number | null>;
+  /** SIGTERM, then SIGKILL after 3 s, by PID; frees the VM slot. Safe to call twice. */
+  kill(): Promise<void>;
+}
+
+/** qemu argv for one VM; exported so the demo and bench print the same command. */
+export function qemuArgs(o: VmOptions): string[] {
+  const args = [
+    '-name', o.name,
+    '-accel', 'tcg',
+    '-m', String(o.memoryMb ?? 512),
+    '-smp', '1',
+    '-display', 'none',
+    '-monitor', 'none',
+    '-serial', 'stdio',
+    '-no-reboot',
+    '-nodefaults',
+    '-netdev', `tap,id=n0,ifname=${o.tap},script=no,downscript=no`,
+  ];
+  if (o.uuid) args.push('-smbios', `type=1,uuid=${o.uuid}`);
+  if (o.firmware === 'bios') {
+    args.push(
+      '-device', `e1000,netdev=n0,mac=${o.mac},romfile=${path.join(IPXE_ROM_DIR, 'pxe-e1000.rom')},bootindex=0`,
+      '-fw_cfg', `name=etc/sercon-port,file=${serconPortFile()}`,
+      '-boot', 'order=n,strict=on',
+    );
+  } else {
+    args.push('-bios', OVMF_CODE, '-device', `virtio-net-pci,netdev=n0,mac=${o.mac},romfile=,bootindex=0`);
+  }
+  return args;
+}
+
+/** SeaBIOS reads the port of its serial console from fw_cfg as a little-endian integer: 0x3f8 = COM1. */
+function serconPortFile(): string {
+  const f = path.join(CACHE_DIR, 'sercon-port');
+  if (!existsSync(f)) {
+    mkdirSync(CACHE_DIR, { recursive: true });
+    writeFileSync(f, Buffer.from([0xf8, 0x03]));
+  }
+  return f;
+}
+
+// Firmware output is full of cursor movement and colour; tests grep text.
+// eslint-disable-next-line no-control-regex
+const ESCAPES = /\x1b(\[[0-9;?]*[A-Za-z]|[()][A-Za-z0-9]|[=>cDEHMNOZ78])/g;
+
+function cleanConsole(text: string): string {
+  return text.replace(ESCAPES, '').replace(/\r+\n/g, '\n').replace(/\r/g, '\n');
+}
+
+const SLOT_DIR = path.join(CACHE_DIR, 'vm-slots');
+
+/** Takes one of VM_SLOTS lock files (holding our PID); stale ones (dead holder) are reclaimed. */
+export async function acquireVmSlot(timeoutMs = 15 * 60_000): Promise<() => void> {
+  mkdirSync(SLOT_DIR, { recursive: true });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    for (let i = 0; i < VM_SLOTS; i++) {
+      const f = path.join(SLOT_DIR, `slot${i}`);
+      try {
+        const fd = openSync(f, 'wx');
+        writeFileSync(fd, String(process.pid));
+        closeSync(fd);
+        let released = false;
+        return () => {
+          if (released) return;
+          released = true;
+          rmSync(f, { force: true });
+        };
+      } catch {
+        let holder = 0;
+        try {
+          holder = Number(readFileSync(f, 'utf8'));
+        } catch {
+          continue;
+        }
+        if (holder && !pidAlive(holder)) rmSync(f, { force: true });
+      }
+    }
+    if (Date.now() > deadline) throw new Error(`no free VM slot (of ${VM_SLOTS}) within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Starts a VM inside opts.ns once a VM slot is free. The returned Vm is killed by kill() or when the namespace's Topology is destroyed. */
+export async function startVm(o: VmOptions): Promise<Vm> {
+  if (o.firmware === 'uefi' && !existsSync(OVMF_CODE)) throw new Error(`${OVMF_CODE} missing: install Debian's ovmf`);
+  if (o.firmware === 'bios' && !existsSync(path.join(IPXE_ROM_DIR, 'pxe-e1000.rom'))) throw new Error(`iPXE ROM missing in ${IPXE_ROM_DIR}: install Debian's ipxe-qemu`);
+  const release = await acquireVmSlot();
+  mkdirSync(LOG_DIR, { recursive: true });
+  const logFile = path.join(LOG_DIR, `${o.name}.serial.log`);
+  const out: WriteStream = createWriteStream(logFile);
+  let child: ChildProcess;
+  try {
+    child = o.ns.spawn('qemu-system-x86_64', qemuArgs(o), { stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    release();
+    throw err;
+  }
+  const startedAt = Date.now();
+  let text = '';
+  const waiters = new Set<() => void>();
+  const onData = (chunk: Buffer) => {
+    out.write(chunk);
+    text += cleanConsole(chunk.toString('latin1'));
+    for (const w of waiters) w();
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', (chunk: Buffer) => onData(Buffer.from(`[qemu stderr] ${chunk.toString('latin1')}`)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code, signal) => {
+      release();
+      out.end();
+      for (const w of waiters) w();
+      resolve(code ?? (signal ? -1 : null));
+    }),
+  );
+  let exitedFlag = false;
+  void exited.then(() => (exitedFlag = true));
+
+  const waitFor = (re: RegExp, timeoutMs: number) =>
+    new Promise<RegExpMatchArray>((resolve, reject) => {
+      const check = () => {
+        const m = re.exec(text);
+        if (m) {
+          done();
+          resolve(m);
+        } else if (exitedFlag || child.exitCode !== null || child.signalCode !== null) {
+          done();
+          reject(new Error(`VM ${o.name} exited (${child.exitCode ?? child.signalCode}) before ${re} appeared on its console`));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`VM ${o.name}: ${re} not on its console within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        waiters.delete(check);
+      };
+      waiters.add(check);
+      check();
+    });
+
+  const vm: Vm = {
+    name: o.name,
+    pid: child.pid,
+    logFile,
+    startedAt,
+    serial: () => text,
+    tail: (lines = 40) => text.split('\n').filter((l) => l.trim() !== '').slice(-lines).join('\n'),
+    waitFor,
+    async waitBooted(timeoutMs) {
+      const m = await waitFor(BOOTED_RE, timeoutMs);
+      return { cmdline: m[1]!.trim(), mac: m[2]!, seconds: (Date.now() - startedAt) / 1000 };
+    },
+    exited,
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null && child.pid) {
+        try {
+          process.kill(child.pid, 'SIGTERM');
+        } catch {
+          /* gone */
+        }
+        const gone = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 3000))]);
+        if (!gone) {
+          try {
+            process.kill(child.pid, 'SIGKILL');
+          } catch {
+            /* gone */
+          }
+          await exited;
+        }
+      }
+      release();
+    },
+  };
+  return vm;
+}
