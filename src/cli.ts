@@ -5,6 +5,7 @@ import { createLogger } from './log.ts';
 import { InterfaceError, lookupInterface } from './net/interface.ts';
 import { Appliance, createContext, type ServiceFactory } from './appliance.ts';
 import { createHttpService } from './http/service.ts';
+import { createTftpService } from './tftp/service.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -86,7 +87,7 @@ export function buildConfig(raw: RawOptions): AppConfig {
 }
 
 /** The order matters: the store loads before anything can ask it, DHCP starts last so no client is sent to a service that is not up yet. */
-export const SERVICE_FACTORIES: ServiceFactory[] = [createHttpService];
+export const SERVICE_FACTORIES: ServiceFactory[] = [createHttpService, createTftpService];
 
 async function serve(args: string[]): Promise<number> {
   const { raw, help, version } = readServeOptions(args, process.env);

@@ -1,0 +1,151 @@
+import { constants } from 'node:fs';
+import { open, realpath, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { FirmwareCatalog } from '../boot/firmware.ts';
+import { ERR } from './packet.ts';
+
+/** Where the bytes of one transfer come from. */
+export interface Source {
+  readonly size: number;
+  /** The bytes at [offset, offset+length) when already in memory, else undefined. */
+  peek(offset: number, length: number): Buffer | undefined;
+  /** Brings [offset, offset+length) into memory so the next peek of that range succeeds. */
+  load(offset: number, length: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Verified firmware: served from the bytes that were checksummed. */
+export class MemorySource implements Source {
+  constructor(private readonly data: Buffer) {}
+  get size(): number {
+    return this.data.length;
+  }
+  peek(offset: number, length: number): Buffer {
+    return this.data.subarray(offset, offset + length);
+  }
+  async load(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+/** Reads ahead in chunks so a 64 MiB transfer costs a few thousand reads, not one per block. */
+export class FileSource implements Source {
+  private buf: Buffer = Buffer.alloc(0);
+  private bufStart = 0;
+
+  constructor(
+    private readonly handle: FileHandle,
+    readonly size: number,
+    private readonly chunk = 256 * 1024,
+  ) {}
+
+  peek(offset: number, length: number): Buffer | undefined {
+    const end = Math.min(offset + length, this.size);
+    if (offset >= this.bufStart && end <= this.bufStart + this.buf.length) return this.buf.subarray(offset - this.bufStart, end - this.bufStart);
+    if (offset >= this.size) return Buffer.alloc(0);
+    return undefined;
+  }
+
+  async load(offset: number, length: number): Promise<void> {
+    const want = Math.min(Math.max(length, this.chunk), this.size - offset);
+    if (want <= 0) return;
+    // A fresh buffer each time: DATA packets still queued in the socket point into the old one.
+    const buf = Buffer.allocUnsafe(want);
+    let got = 0;
+    while (got < want) {
+      const { bytesRead } = await this.handle.read(buf, got, want - got, offset + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    // A file that shrank under us: the missing tail reads as short and the transfer ends early
+    // rather than sending stale bytes.
+    this.buf = buf.subarray(0, got);
+    this.bufStart = offset;
+  }
+
+  close(): Promise<void> {
+    return this.handle.close();
+  }
+}
+
+export type Resolution =
+  | { kind: 'firmware'; name: string; source: Source }
+  | { kind: 'file'; name: string; path: string; source: Source }
+  | { kind: 'refused'; name: string; code: number; message: string; reason: string };
+
+export interface RootPolicy {
+  /** The folder served (the firmware folder). */
+  root: string;
+  catalog: FirmwareCatalog;
+  /**
+   * Also serve regular files under the root that SHA256SUMS does not name (GRUB's
+   * configs and netboot images, test files). Files it names are only ever served verified.
+   */
+  serveOtherFiles: boolean;
+}
+
+function refused(name: string, code: number, message: string, reason: string): Resolution {
+  return { kind: 'refused', name, code, message, reason };
+}
+
+/**
+ * Turns a requested filename into a path inside the root, or refuses it. A leading "/" is
+ * stripped (PXE configs often write "/pxelinux.0" meaning the TFTP root, and tftp-hpa's
+ * -s and dnsmasq do the same); "..", backslashes, NUL and control characters, and
+ * dot-files are refused outright; symlinks may point within the root but not out of it.
+ */
+export function normalizeRequest(filename: string): { ok: true; rel: string } | { ok: false; reason: string } {
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(filename)) return { ok: false, reason: 'control character or NUL in filename' };
+  if (filename.includes('\\')) return { ok: false, reason: 'backslash in filename' };
+  const segments = filename.replace(/^\/+/, '').split('/').filter((s) => s !== '' && s !== '.');
+  if (segments.length === 0) return { ok: false, reason: 'no file named' };
+  if (segments.includes('..')) return { ok: false, reason: '".." in filename' };
+  if (segments.some((s) => s.startsWith('.'))) return { ok: false, reason: 'hidden file' };
+  return { ok: true, rel: segments.join('/') };
+}
+
+export async function resolveRequest(filename: string, policy: RootPolicy): Promise<Resolution> {
+  const norm = normalizeRequest(filename);
+  if (!norm.ok) return refused(filename, ERR.ACCESS_VIOLATION, 'Access violation', norm.reason);
+  const rel = norm.rel;
+
+  if (policy.catalog.isListed(rel)) {
+    const fw = policy.catalog.resolve(rel);
+    if (!fw) return refused(rel, ERR.FILE_NOT_FOUND, 'File not found (firmware unavailable)', policy.catalog.explain(rel) ?? 'unavailable');
+    return { kind: 'firmware', name: rel, source: new MemorySource(fw.data) };
+  }
+  if (!policy.serveOtherFiles) return refused(rel, ERR.FILE_NOT_FOUND, 'File not found', 'not a listed firmware file');
+
+  let realRoot: string;
+  let real: string;
+  try {
+    realRoot = await realpath(policy.root);
+    real = await realpath(path.join(policy.root, rel));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return refused(rel, ERR.FILE_NOT_FOUND, 'File not found', 'no such file');
+    return refused(rel, ERR.ACCESS_VIOLATION, 'Access violation', `cannot resolve: ${code ?? String(err)}`);
+  }
+  if (!real.startsWith(realRoot + path.sep)) return refused(rel, ERR.ACCESS_VIOLATION, 'Access violation', 'symlink leads outside the root');
+  // Listed firmware reached through another name (a symlink to ipxe.efi) is still only served verified.
+  if (path.dirname(real) === realRoot && policy.catalog.isListed(path.basename(real))) {
+    const fw = policy.catalog.resolve(path.basename(real));
+    if (!fw) return refused(rel, ERR.FILE_NOT_FOUND, 'File not found (firmware unavailable)', policy.catalog.explain(path.basename(real)) ?? 'unavailable');
+    return { kind: 'firmware', name: rel, source: new MemorySource(fw.data) };
+  }
+  let handle: FileHandle;
+  try {
+    // realpath left no symlink in the path; O_NOFOLLOW keeps it that way if one is swapped in now.
+    handle = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return refused(rel, ERR.FILE_NOT_FOUND, 'File not found', 'no such file');
+    return refused(rel, ERR.ACCESS_VIOLATION, 'Access violation', `cannot open: ${code ?? String(err)}`);
+  }
+  const st = await handle.stat();
+  if (!st.isFile()) {
+    await handle.close();
+    return refused(rel, ERR.FILE_NOT_FOUND, 'File not found', 'not a regular file');
+  }
+  return { kind: 'file', name: rel, path: real, source: new FileSource(handle, st.size) };
+}

@@ -1,0 +1,283 @@
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import type { Negotiated } from './options.ts';
+import { dataHeader, encodeError, encodeOack, ERR, parsePacket } from './packet.ts';
+import type { Source } from './files.ts';
+
+/** How a transfer ended; used as the `outcome` label of tftp_transfers_total. */
+export type Outcome =
+  | 'complete'
+  /** ERROR 8 (or any error) right after our OACK: OVMF and PXE ROMs asking only for tsize. */
+  | 'probe'
+  | 'aborted'
+  | 'timeout'
+  | 'client-gone'
+  | 'not-found'
+  | 'refused'
+  | 'write-refused'
+  | 'busy'
+  | 'shutdown'
+  | 'error';
+
+export interface RetransmitPolicy {
+  /** Floor of the adaptive timeout: LAN round trips are well under a millisecond, firmware is slow to answer only rarely. */
+  minRtoMs: number;
+  /** Used before the first round trip is measured. */
+  initialRtoMs: number;
+  /** Ceiling of the backed-off timeout when the client asked for none. */
+  maxRtoMs: number;
+  /** Consecutive timeouts without progress before the transfer is abandoned. */
+  maxRetries: number;
+}
+
+export const DEFAULT_RETRANSMIT: RetransmitPolicy = { minRtoMs: 100, initialRtoMs: 300, maxRtoMs: 2000, maxRetries: 10 };
+
+export interface SessionResult {
+  outcome: Outcome;
+  /** File bytes the client acknowledged. */
+  bytes: number;
+  blocks: number;
+  retransmissions: number;
+  detail?: string;
+}
+
+/** Counts what happens on the wire; the server turns it into metrics. */
+export interface SessionHooks {
+  malformed(reason: string): void;
+  retransmitted(packets: number): void;
+}
+
+/**
+ * One read transfer on its own ephemeral port (RFC 1350's transfer ID), connected to the
+ * client so the kernel drops datagrams from anyone else.
+ *
+ * Sending is window-by-window (RFC 7440; windowsize 1 is plain lock-step). Only an ACK
+ * that moves forward sends anything: a duplicate ACK is ignored, which is what prevents
+ * the Sorcerer's Apprentice syndrome (RFC 1123 4.2.3.1). An ACK inside the window that
+ * was sent means the client saw a gap, so the next window starts right after it. A timeout
+ * resends the whole unacknowledged window, with exponential backoff and a bounded number
+ * of tries. Block numbers wrap from 65535 to 0, as tftp-hpa, curl and iPXE expect.
+ */
+export class Session {
+  private socket: Socket | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private state: 'oack' | 'data' | 'done' = 'oack';
+  /** Absolute block numbers (not wrapped): highest acknowledged and highest sent. */
+  private acked = 0;
+  private sent = 0;
+  private readonly lastBlock: number;
+  private retries = 0;
+  private retransmissions = 0;
+  private srtt: number | undefined;
+  private rttvar = 0;
+  private rto: number;
+  private windowSentAt = 0;
+  private windowIsRetransmit = false;
+  private pumping = false;
+  private repump = false;
+  private resolveDone!: (r: SessionResult) => void;
+  readonly done: Promise<SessionResult>;
+
+  constructor(
+    private readonly client: RemoteInfo,
+    private readonly localHost: string,
+    private readonly source: Source,
+    private readonly terms: Negotiated,
+    private readonly policy: RetransmitPolicy,
+    private readonly hooks: SessionHooks,
+  ) {
+    this.lastBlock = Math.floor(source.size / terms.blksize) + 1;
+    this.rto = this.clampRto(policy.initialRtoMs);
+    this.done = new Promise((resolve) => (this.resolveDone = resolve));
+  }
+
+  async start(): Promise<void> {
+    const socket = createSocket({ type: isIPv6(this.localHost) ? 'udp6' : 'udp4' });
+    this.socket = socket;
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      // On a connected socket the kernel reports the client's ICMP port unreachable here.
+      if (err.code === 'ECONNREFUSED') this.finish('client-gone', 'port unreachable');
+      else this.finish('error', err.message);
+    });
+    socket.on('message', (msg) => this.onMessage(msg));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind({ address: this.localHost, port: 0, exclusive: true }, () => {
+        socket.off('error', reject);
+        socket.connect(this.client.port, this.client.address, () => resolve());
+      });
+    });
+    if (this.state === 'done') return;
+    if (Object.keys(this.terms.oack).length > 0) {
+      this.sendOack();
+    } else {
+      this.state = 'data';
+      this.pump();
+    }
+  }
+
+  /** Ends the transfer from outside (server stopping). */
+  abort(outcome: Outcome, message: string): void {
+    if (this.state === 'done') return;
+    this.send(encodeError(ERR.NOT_DEFINED, message));
+    this.finish(outcome, message);
+  }
+
+  private clampRto(ms: number): number {
+    const cap = this.terms.timeoutMs ?? this.policy.maxRtoMs;
+    return Math.min(Math.max(ms, Math.min(this.policy.minRtoMs, cap)), cap);
+  }
+
+  private send(buf: Buffer | Buffer[]): void {
+    const socket = this.socket;
+    if (!socket) return;
+    try {
+      socket.send(buf);
+    } catch {
+      /* socket closing: finish() already ran */
+    }
+  }
+
+  private sendOack(): void {
+    this.send(encodeOack(this.terms.oack));
+    this.windowSentAt = performance.now();
+    this.arm();
+  }
+
+  private arm(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.onTimeout(), this.rto);
+  }
+
+  private onTimeout(): void {
+    this.timer = undefined;
+    if (this.state === 'done') return;
+    if (++this.retries > this.policy.maxRetries) {
+      this.finish('timeout', `no answer after ${this.policy.maxRetries} retransmissions`);
+      return;
+    }
+    this.rto = this.clampRto(this.rto * 2);
+    if (this.state === 'oack') {
+      this.retransmissions++;
+      this.hooks.retransmitted(1);
+      this.sendOack();
+      return;
+    }
+    this.windowIsRetransmit = true;
+    this.pump(true);
+  }
+
+  private onMessage(msg: Buffer): void {
+    if (this.state === 'done') return;
+    const parsed = parsePacket(msg);
+    if (!parsed.ok) {
+      this.hooks.malformed(parsed.reason);
+      return;
+    }
+    const p = parsed.packet;
+    if (p.op === 'error') {
+      this.finish(this.state === 'oack' ? 'probe' : 'aborted', `client error ${p.code}: ${p.message}`);
+      return;
+    }
+    if (p.op !== 'ack') return; // A client never sends us anything else mid-transfer; ignore it.
+    if (this.state === 'oack') {
+      if (p.block !== 0) return;
+      this.sampleRtt();
+      this.state = 'data';
+      this.retries = 0;
+      this.pump();
+      return;
+    }
+    // Map the 16-bit ACK onto the window we sent; anything outside it is old or bogus.
+    const delta = (p.block - (this.acked & 0xffff)) & 0xffff;
+    if (delta === 0 || delta > this.sent - this.acked) return;
+    this.acked += delta;
+    this.retries = 0;
+    if (this.acked === this.sent) this.sampleRtt();
+    if (this.acked >= this.lastBlock) {
+      this.finish('complete');
+      return;
+    }
+    this.windowIsRetransmit = false;
+    this.pump();
+  }
+
+  /** RFC 6298 estimator, fed only by windows that were not retransmitted (Karn). */
+  private sampleRtt(): void {
+    if (this.windowIsRetransmit) return;
+    const r = performance.now() - this.windowSentAt;
+    if (this.srtt === undefined) {
+      this.srtt = r;
+      this.rttvar = r / 2;
+    } else {
+      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - r);
+      this.srtt = 0.875 * this.srtt + 0.125 * r;
+    }
+    this.rto = this.clampRto(this.srtt + 4 * this.rttvar);
+  }
+
+  /** Sends the window starting after the last acknowledged block. Re-entrant calls fold into one. */
+  private pump(retransmit = false): void {
+    if (this.pumping) {
+      this.repump = true;
+      return;
+    }
+    this.pumping = true;
+    void this.pumpLoop(retransmit).finally(() => (this.pumping = false));
+  }
+
+  private async pumpLoop(retransmit: boolean): Promise<void> {
+    const { blksize, windowsize } = this.terms;
+    try {
+      do {
+        this.repump = false;
+        const from = this.acked + 1;
+        const to = Math.min(from + windowsize - 1, this.lastBlock);
+        const start = (from - 1) * blksize;
+        const length = (to - from + 1) * blksize;
+        if (!this.source.peek(start, Math.min(length, this.source.size - start))) await this.source.load(start, length);
+        if (this.state !== 'data') return;
+        if (this.acked + 1 !== from) {
+          this.repump = true; // An ACK moved us on while reading; send from the new place.
+          continue;
+        }
+        for (let n = from; n <= to; n++) {
+          const off = (n - 1) * blksize;
+          const payload = this.source.peek(off, Math.max(0, Math.min(blksize, this.source.size - off)));
+          if (!payload) throw new Error(`block ${n} not loaded`);
+          this.send([dataHeader(n & 0xffff), payload]);
+        }
+        if (retransmit) {
+          this.retransmissions += to - from + 1;
+          this.hooks.retransmitted(to - from + 1);
+          retransmit = false;
+        }
+        this.sent = to;
+        this.windowSentAt = performance.now();
+        this.arm();
+      } while (this.repump && this.state === 'data');
+    } catch (err) {
+      this.finish('error', `reading the file: ${(err as Error).message}`);
+    }
+  }
+
+  private finish(outcome: Outcome, detail?: string): void {
+    if (this.state === 'done') return;
+    this.state = 'done';
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const socket = this.socket;
+    this.socket = undefined;
+    // Let queued datagrams (an ERROR, the last window) leave before the port closes.
+    if (socket) setImmediate(() => socket.close());
+    void this.source.close().catch(() => undefined);
+    const blocks = Math.min(this.acked, this.lastBlock);
+    this.resolveDone({
+      outcome,
+      bytes: Math.min(blocks * this.terms.blksize, this.source.size),
+      blocks,
+      retransmissions: this.retransmissions,
+      ...(detail ? { detail } : {}),
+    });
+  }
+}
