@@ -5,6 +5,8 @@ import { createLogger } from './log.ts';
 import { InterfaceError, lookupInterface } from './net/interface.ts';
 import { Appliance, createContext, type ServiceFactory } from './appliance.ts';
 import { createHttpService } from './http/service.ts';
+import { createStoreService } from './store/service.ts';
+import { validateCommand } from './store/validate.ts';
 import { createTftpService } from './tftp/service.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -87,7 +89,7 @@ export function buildConfig(raw: RawOptions): AppConfig {
 }
 
 /** The order matters: the store loads before anything can ask it, DHCP starts last so no client is sent to a service that is not up yet. */
-export const SERVICE_FACTORIES: ServiceFactory[] = [createHttpService, createTftpService];
+export const SERVICE_FACTORIES: ServiceFactory[] = [createStoreService, createHttpService, createTftpService];
 
 async function serve(args: string[]): Promise<number> {
   const { raw, help, version } = readServeOptions(args, process.env);
@@ -141,7 +143,11 @@ async function serve(args: string[]): Promise<number> {
 
 export type Command = (args: string[]) => Promise<number>;
 
-export const COMMANDS: Record<string, Command> = { serve };
+async function validate(args: string[]): Promise<number> {
+  return validateCommand(args, { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t), env: process.env });
+}
+
+export const COMMANDS: Record<string, Command> = { serve, validate };
 
 export async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;

@@ -1,0 +1,71 @@
+import Router from '@koa/router';
+import type Koa from 'koa';
+import send from 'send';
+import type { AppContext } from '../appliance.ts';
+import { clientIp, requestInfo } from './request-log.ts';
+
+interface SendError extends Error {
+  status?: number;
+  headers?: Record<string, string>;
+}
+
+type Outcome = { sent: true } | { sent: false; error: SendError };
+
+/**
+ * Streams one file under `root` with `send`, which does Range (206, suffix ranges, 416),
+ * ETag/Last-Modified (304), HEAD and refuses traversal and dotfiles. Errors found before
+ * the first byte come back to be answered by Koa as text; once `send` writes, Koa stays
+ * out of the response.
+ */
+export async function sendFile(c: Koa.Context, root: string, urlPath: string): Promise<Outcome> {
+  const outcome = await new Promise<Outcome>((resolve) => {
+    const stream = send(c.req, urlPath, { root, index: false, dotfiles: 'deny', etag: true, lastModified: true, acceptRanges: true, maxAge: 0 });
+    stream.on('error', (error: SendError) => resolve({ sent: false, error }));
+    stream.on('directory', () => resolve({ sent: false, error: Object.assign(new Error('is a directory'), { status: 404 }) }));
+    stream.on('headers', (res: Koa.Context['res'], filePath: string) => {
+      // UEFI HTTP Boot refuses an EFI program served as octet-stream unless the URL ends in .efi (wire.md).
+      if (filePath.toLowerCase().endsWith('.efi')) res.setHeader('Content-Type', 'application/efi');
+    });
+    c.res.once('finish', () => resolve({ sent: true }));
+    c.res.once('close', () => resolve({ sent: true }));
+    // Koa presets 404; send sets 206/304/416 itself but never 200.
+    c.res.statusCode = 200;
+    stream.pipe(c.res);
+  });
+  if (outcome.sent || c.res.headersSent) {
+    c.respond = false;
+    if (!outcome.sent) c.res.destroy(outcome.error);
+    return { sent: true };
+  }
+  return outcome;
+}
+
+function clearHeaders(res: Koa.Context['res']): void {
+  for (const name of res.getHeaderNames()) res.removeHeader(name);
+}
+
+/** GET|HEAD /images/…: kernels and initrds from --images-path. */
+export function imagesRouter(app: AppContext): Router {
+  const router = new Router();
+  router.get('/images/{*path}', async (c) => {
+    const info = requestInfo(c);
+    info.route = 'images';
+    // The raw (still percent-encoded) path: send decodes it once and checks for `..` after decoding.
+    const rel = c.path.slice('/images'.length);
+    info.file = rel;
+    const outcome = await sendFile(c, app.config.imagesPath, rel);
+    if (!outcome.sent) {
+      const status = outcome.error.status ?? 500;
+      clearHeaders(c.res);
+      if (outcome.error.headers) c.set(outcome.error.headers);
+      c.status = status;
+      c.type = 'text/plain';
+      const why = status === 404 ? 'no such file' : status === 403 ? 'forbidden path' : status === 416 ? 'range not satisfiable' : outcome.error.message;
+      c.body = `${status} ${why}: /images${rel}\n`;
+      info.reason = why;
+    }
+    const length = c.res.getHeader('content-length');
+    app.timeline.record({ step: 'http.image', ip: clientIp(c), detail: { path: `/images${rel}`, status: c.status, bytes: length === undefined ? undefined : Number(length), range: c.get('range') || undefined } });
+  });
+  return router;
+}

@@ -1,0 +1,133 @@
+// The machines page: polls /api/machines and renders it; the selected machine's timeline
+// comes from /api/machines/:mac. Every value is set with textContent: MACs, hostnames and
+// paths come from the network and must never be parsed as HTML.
+
+const POLL_MS = 2000;
+const $ = (sel) => document.querySelector(sel);
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'class') node.className = v;
+    else if (k.startsWith('data-')) node.setAttribute(k, v);
+    else node[k] = v;
+  }
+  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child ?? '')));
+  return node;
+}
+
+function ago(iso, nowIso) {
+  const s = Math.max(0, Math.round((Date.parse(nowIso) - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s ago`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min ago`;
+}
+
+function clock(iso) {
+  return new Date(iso).toLocaleTimeString([], { hour12: false }) + '.' + String(new Date(iso).getMilliseconds()).padStart(3, '0');
+}
+
+function badge(state) {
+  return el('span', { class: `badge state-${state}`, 'data-state': state }, state);
+}
+
+function selectedMac() {
+  return decodeURIComponent(location.hash.replace(/^#/, '')) || undefined;
+}
+
+function detailText(detail) {
+  return Object.entries(detail)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join('  ');
+}
+
+function renderMachines(data) {
+  const body = $('#machines tbody');
+  const selected = selectedMac();
+  const counts = {};
+  for (const m of data.machines) counts[m.state] = (counts[m.state] ?? 0) + 1;
+  const parts = [`${data.machines.length} machine${data.machines.length === 1 ? '' : 's'}`];
+  for (const state of ['stalled', 'failed', 'booting', 'booted', 'ignored']) if (counts[state]) parts.push(`${counts[state]} ${state}`);
+  $('#summary').textContent = parts.join(' · ');
+  $('#stall-after').textContent = String(data.stallAfterSeconds);
+  $('#empty').hidden = data.machines.length > 0;
+  body.replaceChildren(
+    ...data.machines.map((m) => {
+      const row = el(
+        'tr',
+        { class: `row-${m.state}${m.mac === selected ? ' selected' : ''}`, 'data-mac': m.mac },
+        el('td', {}, badge(m.state)),
+        el('td', { class: 'mono' }, m.mac),
+        el('td', { class: 'mono' }, m.uuid ?? ''),
+        el('td', { class: 'mono' }, m.ip ?? ''),
+        el('td', { class: 'mono' }, m.lastStep ?? ''),
+        el('td', { title: m.lastSeen }, ago(m.lastSeen, data.now)),
+        el('td', {}, m.reason),
+      );
+      row.addEventListener('click', () => {
+        location.hash = m.mac;
+      });
+      return row;
+    }),
+  );
+}
+
+function renderTimeline(m) {
+  $('#timeline-section').hidden = false;
+  $('#timeline-mac').textContent = m.mac;
+  $('#timeline-state').replaceWith(Object.assign(badge(m.state), { id: 'timeline-state' }));
+  $('#timeline-reason').textContent = m.reason;
+  const missing = $('#timeline-missing');
+  missing.hidden = m.missingFiles.length === 0;
+  missing.textContent = m.missingFiles.length ? `Not fetched yet: ${m.missingFiles.join(', ')}` : '';
+  const first = m.events.length ? Date.parse(m.events[0].at) : 0;
+  $('#timeline tbody').replaceChildren(
+    ...m.events.map((e) =>
+      el(
+        'tr',
+        { 'data-step': e.step },
+        el('td', { class: 'mono', title: e.at }, clock(e.at)),
+        el('td', { class: 'mono' }, ((Date.parse(e.at) - first) / 1000).toFixed(3)),
+        el('td', { class: 'mono' }, e.step),
+        el('td', { class: 'mono' }, e.ip ?? ''),
+        el('td', { class: 'mono' }, detailText(e.detail)),
+      ),
+    ),
+  );
+}
+
+async function getJson(url) {
+  const res = await fetch(url, { cache: 'no-store' });
+  return { status: res.status, body: await res.json() };
+}
+
+let busy = false;
+async function refresh() {
+  if (busy) return;
+  busy = true;
+  try {
+    const list = await getJson('/api/machines');
+    $('#error').hidden = true;
+    renderMachines(list.body);
+    const mac = selectedMac();
+    if (mac) {
+      const one = await getJson(`/api/machines/${encodeURIComponent(mac)}`);
+      if (one.status === 200) renderTimeline(one.body);
+      else {
+        $('#timeline-section').hidden = true;
+        $('#error').hidden = false;
+        $('#error').textContent = one.body.error ?? `no machine ${mac}`;
+      }
+    } else $('#timeline-section').hidden = true;
+    document.body.dataset.loaded = 'true';
+  } catch (err) {
+    $('#error').hidden = false;
+    $('#error').textContent = `cannot reach the appliance: ${err.message}`;
+  } finally {
+    busy = false;
+  }
+}
+
+window.addEventListener('hashchange', refresh);
+refresh();
+setInterval(refresh, POLL_MS);
