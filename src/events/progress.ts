@@ -10,7 +10,8 @@ import type { BootEvent, BootStep } from './timeline.ts';
  * - dhcp.reply / pxe.reply: `bootFile` (TFTP file name or http:// URL)
  * - dhcp.ignored: `reason`
  * - tftp.*: `file`
- * - http.ipxe / http.pixiecore: `kernel` and `initrds` (URLs or paths the script names)
+ * - http.ipxe / http.pixiecore / http.cloud: `found` (false when no config matched);
+ *   `kernel` and `initrds` (URLs or paths the script names)
  * - http.image: `path` (the request path, e.g. /images/vmlinuz)
  */
 export type BootState = 'booting' | 'stalled' | 'failed' | 'ignored' | 'booted';
@@ -52,9 +53,10 @@ function httpStatus(e: BootEvent): number | undefined {
   return typeof s === 'number' ? s : undefined;
 }
 
+/** An HTTP step that did not serve what was asked: an error status, or a lookup that found no config. */
 function failedHttp(e: BootEvent): boolean {
   const s = httpStatus(e);
-  return s !== undefined && s >= 400;
+  return (s !== undefined && s >= 400) || e.detail.found === false;
 }
 
 /** The files a served boot script (or Pixiecore answer) names; undefined when the event does not say. */
@@ -87,9 +89,11 @@ export function advanceCompletion(state: CompletionState, e: BootEvent): boolean
     return false;
   }
   if (e.step === 'http.image' && state.pending && !failedHttp(e)) {
-    const path = str(e.detail.path) ?? str(e.detail.url);
-    if (!path) return false;
-    state.pending.delete(filePath(path));
+    const raw = str(e.detail.path) ?? str(e.detail.url);
+    if (!raw) return false;
+    const path = filePath(raw);
+    // --base-url may carry a prefix a reverse proxy strips: /prefix/images/x arrives as /images/x.
+    for (const p of state.pending) if (p === path || p.endsWith(path)) state.pending.delete(p);
     if (state.pending.size === 0) {
       state.pending = undefined;
       return true;
@@ -185,6 +189,10 @@ export function assessBoot(events: readonly BootEvent[], now: number, rules: Pro
     const what = str(last.detail.path) ?? last.step;
     const why = str(last.detail.reason) ?? str(last.detail.message);
     return { ...base, state: 'failed', reason: `${what} answered ${status}${why ? `: ${why}` : ''}`, expected: [] };
+  }
+  if (last.detail.found === false) {
+    const what = last.step === 'http.cloud' ? 'cloud' : 'boot';
+    return { ...base, state: 'failed', reason: `no ${what} config matched this machine (\`bootcfg-appliance explain --mac\` shows which lookups missed)`, expected: [] };
   }
   if (last.step === 'tftp.end' && tftpFailed(last)) {
     const file = str(last.detail.file);

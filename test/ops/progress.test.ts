@@ -123,3 +123,20 @@ test('a machine that booted and then sends DHCP again is judged on its new attem
   t.is(assessBoot(events, 20 * MIN + 1000).state, 'booting');
   t.is(assessBoot(events, 22 * MIN).state, 'stalled');
 });
+
+test('/ipxe that found no config is a failure that points at explain', (t) => {
+  const events = [...fullBoot.slice(0, 7), ev('http.ipxe', 3200, { found: false })];
+  const p = assessBoot(events, 3300);
+  t.is(p.state, 'failed');
+  t.regex(p.reason, /no boot config matched.*explain/);
+  t.deepEqual(completedBoots(events), []);
+});
+
+test('a --base-url with a path prefix still matches the image paths the server sees', (t) => {
+  const events = [
+    ev('http.ipxe', 0, { kernel: 'http://proxy.example/bootcfg/images/vmlinuz', initrds: ['http://proxy.example/bootcfg/images/initrd.img'] }),
+    ev('http.image', 1, { status: 200, path: '/images/vmlinuz' }),
+    ev('http.image', 2, { status: 206, path: '/images/initrd.img' }),
+  ];
+  t.deepEqual(completedBoots(events), [2]);
+});
