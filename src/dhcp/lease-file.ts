@@ -73,6 +73,8 @@ export class LeaseFile {
   private tail: Promise<void> = Promise.resolve();
   private queued: Promise<void> | undefined;
   private closed = false;
+  /** Journal appends (each one fdatasync) and snapshot rewrites so far; metrics and the group-commit test read them. */
+  readonly stats = { appends: 0, compactions: 0, leasesWritten: 0 };
 
   constructor(
     readonly file: string,
@@ -130,6 +132,14 @@ export class LeaseFile {
     }
   }
 
+  /** Closes the journal without writing anything more: what a crash leaves behind (tests), or a start that failed. */
+  async abandon(): Promise<void> {
+    this.closed = true;
+    await this.tail.catch(() => undefined);
+    await this.journal?.close();
+    this.journal = undefined;
+  }
+
   private async write(): Promise<void> {
     // Taken synchronously before the first await: everything changed up to now is in this write.
     const changes = this.pool.takeChanges();
@@ -154,6 +164,8 @@ export class LeaseFile {
       }
       await handle.datasync();
       this.journalBytes += buf.length;
+      this.stats.appends++;
+      this.stats.leasesWritten += changes.length;
     } catch (err) {
       this.mustCompact = true;
       this.pool.restoreChanges(changes);
@@ -195,6 +207,7 @@ export class LeaseFile {
     this.snapshotBytes = data.length;
     this.journalBytes = 0;
     this.mustCompact = false;
+    this.stats.compactions++;
   }
 
   private async syncDir(): Promise<void> {
