@@ -7,6 +7,9 @@ import { cloudRouter } from './cloud.ts';
 import { pixiecoreRouter } from './pixiecore.ts';
 import { imagesRouter } from './images.ts';
 import { healthRouter } from './health.ts';
+import { createApiRouter } from './api.ts';
+import { createMetricsRouter } from './metrics.ts';
+import { createUiRouter } from './ui.ts';
 
 /** A router's routes plus its 405/501 answers, as one middleware for `app.use`. */
 export function routes(router: Router): Koa.Middleware {
@@ -28,6 +31,9 @@ export function createHttpApp(ctx: AppContext): Koa {
   app.use(routes(pixiecoreRouter(ctx)));
   app.use(routes(imagesRouter(ctx)));
   app.use(routes(healthRouter(ctx)));
+  app.use(routes(createApiRouter(ctx)));
+  app.use(routes(createMetricsRouter(ctx)));
+  app.use(routes(createUiRouter()));
   app.on('error', (err: Error) => ctx.log.warn({ err }, 'http error'));
   return app;
 }
