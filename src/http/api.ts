@@ -4,6 +4,7 @@ import type { AppContext } from '../appliance.ts';
 import type { BootEvent, MachineRecord } from '../events/timeline.ts';
 import { assessBoot, DEFAULT_RULES, type BootState, type ProgressRules } from '../events/progress.ts';
 import { parseMac } from '../net/mac.ts';
+import { requestInfo } from './request-log.ts';
 
 export interface EventJson {
   step: BootEvent['step'];
@@ -76,6 +77,10 @@ export function createApiRouter(ctx: AppContext, options: ApiOptions = {}): Rout
   const router = new Router({ prefix: '/api' });
 
   router.use(async (c, next) => {
+    // Dashboards poll this: their requests log at debug so they do not drown the boot log.
+    const info = requestInfo(c);
+    info.quiet = true;
+    info.route = 'api';
     c.set('Cache-Control', 'no-store');
     await next();
   });

@@ -1,6 +1,6 @@
 import Router, { type RouterMiddleware } from '@koa/router';
 import type { AppContext } from '../appliance.ts';
-import { renderIpxeScript } from '../store/boot-config.ts';
+import { renderIpxeScript, resolveAssetUrl } from '../store/boot-config.ts';
 import { parseMachineQuery } from './machine-query.ts';
 import { answerBadRequest, answerNoConfig, noteLookup } from './lookup-response.ts';
 import { clientIp, requestInfo } from './request-log.ts';
@@ -47,6 +47,10 @@ export function ipxeRouter(app: AppContext): Router {
         found: result.value !== undefined,
         key: result.decidedBy?.key,
         file: result.decidedBy?.path,
+        // The files the script names: the boots-completed rule (events/progress.ts) waits for each.
+        ...(result.value
+          ? { kernel: resolveAssetUrl(result.value.kernel, app.config.baseUrl), initrds: result.value.initrd.map((ref) => resolveAssetUrl(ref, app.config.baseUrl)) }
+          : {}),
         ...(query.hostname ? { hostname: query.hostname } : {}),
         ...(query.serial ? { serial: query.serial } : {}),
       },

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import Router from '@koa/router';
+import { requestInfo } from './request-log.ts';
 
 /**
  * The assets stay in src/http/ui/ (no front-end build): resolved from the project root,
@@ -23,6 +24,9 @@ export function createUiRouter(): Router {
   const router = new Router();
   for (const [route, asset] of bodies) {
     router.get(route, (c) => {
+      const info = requestInfo(c);
+      info.route = 'ui';
+      info.quiet = true;
       c.type = asset.type;
       c.set('Content-Security-Policy', CSP);
       c.set('X-Content-Type-Options', 'nosniff');
