@@ -1,0 +1,46 @@
+/**
+ * The boot part of a reply, shared by ProxyDHCP, the 4011 boot server and full DHCP so
+ * every mode hands a client the same thing: siaddr/sname = us, the boot file in BOOTP
+ * `file` and option 67, option 60 PXEClient/HTTPClient, 43 for BIOS, 97 echoed.
+ */
+import type { ClientInfo } from '../boot/client.ts';
+import type { BootTarget } from '../boot/decide.ts';
+import type { DhcpPacket } from './packet.ts';
+import { Opt, pxeDiscoveryControl } from './options.ts';
+
+export type BootableTarget = Exclude<BootTarget, { action: 'ignore' }>;
+
+/** What goes into `file`/67: a TFTP file name, or a full URL for iPXE and HTTP Boot. */
+export function bootFileOf(target: BootableTarget): string {
+  return target.action === 'tftp' ? target.file : target.url;
+}
+
+export interface BootReplyOptions {
+  /** Our IPv4: siaddr, sname, option 54. */
+  serverAddress: string;
+  /**
+   * Send option 60 PXEClient to PXE clients. ProxyDHCP must (it is how firmware tells a
+   * proxy offer from a plain one); full DHCP may leave it out, since PXEClient without 43
+   * sends OVMF to port 4011 (wire.md). HTTPClient for HTTP Boot is always sent: without
+   * it the firmware ignores the offer.
+   */
+  pxeVendorClass: boolean;
+}
+
+/** Adds the boot fields to `reply` (built with replyTo). Option 53 and any address fields are the caller's. */
+export function applyBootTarget(reply: DhcpPacket, client: ClientInfo, target: BootableTarget, opts: BootReplyOptions): void {
+  const file = bootFileOf(target);
+  reply.siaddr = opts.serverAddress;
+  reply.sname = opts.serverAddress;
+  // `file` holds 127 bytes; a longer URL rides in option 67 alone (iPXE and OVMF read 67).
+  reply.file = Buffer.byteLength(file, 'latin1') <= 127 ? file : '';
+  const o = reply.options;
+  o.setIp(Opt.SERVER_ID, opts.serverAddress);
+  if (target.action === 'http-boot') o.setString(Opt.VENDOR_CLASS, 'HTTPClient');
+  else if (opts.pxeVendorClass) o.setString(Opt.VENDOR_CLASS, 'PXEClient');
+  // BIOS ROMs need discovery control 8 to take the file from this offer instead of
+  // starting boot server discovery; UEFI must get no 43 (it goes to 4011 instead).
+  if (client.archName === 'bios' && target.action === 'tftp' && opts.pxeVendorClass) o.set(Opt.VENDOR_SPECIFIC, pxeDiscoveryControl(8));
+  o.setString(Opt.BOOTFILE_NAME, file);
+  if (client.guid) o.set(Opt.CLIENT_GUID, client.guid);
+}
