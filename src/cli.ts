@@ -19,6 +19,7 @@ const SERVE_OPTIONS = {
   'data-path': { type: 'string' },
   'images-path': { type: 'string' },
   'firmware-path': { type: 'string' },
+  'efi-firmware': { type: 'string' },
   dhcp: { type: 'string' },
   'dhcp-range': { type: 'string' },
   'dhcp-router': { type: 'string' },
@@ -47,6 +48,7 @@ Options (each also read from the environment variable shown):
   --data-path DIR          boot and cloud configs (default ./data)                BOOTCFG_DATA_PATH
   --images-path DIR        kernels and initrds served under /images (default ./images)  BOOTCFG_IMAGES_PATH
   --firmware-path DIR      iPXE firmware served over TFTP (default ./firmware)    BOOTCFG_FIRMWARE_PATH
+  --efi-firmware ipxe.efi|snponly.efi  iPXE build for x86 EFI clients (default ipxe.efi)  BOOTCFG_EFI_FIRMWARE
   --dhcp proxy|full|off    DHCP mode (default proxy with --iface, off without)    BOOTCFG_DHCP
   --dhcp-range START,END   address pool, full mode only                           BOOTCFG_DHCP_RANGE
   --dhcp-router IP         router (option 3) handed out in full mode              BOOTCFG_DHCP_ROUTER

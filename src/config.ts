@@ -1,6 +1,7 @@
 import { isIPv4 } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
+import { EFI_FIRMWARE_CHOICES, type EfiFirmware } from './boot/decide.ts';
 
 /** HOST:PORT as given to --address and --tftp-address. */
 export interface HostPort {
@@ -32,6 +33,8 @@ export interface AppConfig {
   dataPath: string;
   imagesPath: string;
   firmwarePath: string;
+  /** The x86 EFI iPXE build handed to EFI PXE and HTTP Boot clients. */
+  efiFirmware: EfiFirmware;
   dhcp: DhcpSettings;
   tftp: HostPort | undefined;
   log: { level: LogLevel; format: 'json' | 'pretty' };
@@ -73,6 +76,7 @@ export const RawOptionsSchema = z
     'data-path': z.string().default('./data'),
     'images-path': z.string().default('./images'),
     'firmware-path': z.string().default('./firmware'),
+    'efi-firmware': z.enum(EFI_FIRMWARE_CHOICES).default('ipxe.efi'),
     dhcp: z.enum(DHCP_MODES).optional(),
     'dhcp-range': z
       .string()
@@ -158,6 +162,7 @@ export function resolveConfig(raw: RawOptions, env: ResolveEnvironment): AppConf
     dataPath,
     imagesPath: path.resolve(o['images-path']),
     firmwarePath: path.resolve(o['firmware-path']),
+    efiFirmware: o['efi-firmware'],
     dhcp: {
       mode,
       range,
