@@ -1,0 +1,99 @@
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { curl, startServer, type TestServer } from './server.ts';
+
+const IMAGE = randomBytes(1024 * 1024 + 17);
+let s: TestServer;
+let url: string;
+
+test.before(async () => {
+  s = await startServer({ 'data/boot/default.json': { kernel: '/images/k' }, 'images/.secret': 'hidden', 'images/sub/snponly.efi': 'MZ efi', 'secret.txt': 'outside images' });
+  await mkdir(path.join(s.dir.root, 'images/os'), { recursive: true });
+  await writeFile(path.join(s.dir.root, 'images/os/initrd.img'), IMAGE);
+  url = `${s.url}/images/os/initrd.img`;
+});
+test.after.always(async () => {
+  await s?.close();
+});
+
+test('whole file: 200 with length, ETag, Last-Modified and Accept-Ranges', async (t) => {
+  const r = await curl([url]);
+  t.is(r.status, 200);
+  t.true(r.body.equals(IMAGE));
+  t.is(r.headers['content-length'], String(IMAGE.length));
+  t.is(r.headers['accept-ranges'], 'bytes');
+  t.truthy(r.headers.etag);
+  t.truthy(r.headers['last-modified']);
+});
+
+test('curl -r 0-99: 206 with exactly those bytes', async (t) => {
+  const r = await curl(['-r', '0-99', url]);
+  t.is(r.status, 206);
+  t.is(r.headers['content-range'], `bytes 0-99/${IMAGE.length}`);
+  t.is(r.headers['content-length'], '100');
+  t.true(r.body.equals(IMAGE.subarray(0, 100)));
+});
+
+test('a range deep in the file and a suffix range', async (t) => {
+  const mid = await curl(['-r', '1000000-1000099', url]);
+  t.is(mid.status, 206);
+  t.true(mid.body.equals(IMAGE.subarray(1_000_000, 1_000_100)));
+  const tail = await curl(['-r', '-100', url]);
+  t.is(tail.status, 206);
+  t.is(tail.headers['content-range'], `bytes ${IMAGE.length - 100}-${IMAGE.length - 1}/${IMAGE.length}`);
+  t.true(tail.body.equals(IMAGE.subarray(IMAGE.length - 100)));
+  const open = await curl(['-r', `${IMAGE.length - 5}-`, url]);
+  t.true(open.body.equals(IMAGE.subarray(IMAGE.length - 5)));
+});
+
+test('an unsatisfiable range: 416 with Content-Range bytes */size', async (t) => {
+  const r = await curl(['-r', `${IMAGE.length}-${IMAGE.length + 10}`, url]);
+  t.is(r.status, 416);
+  t.is(r.headers['content-range'], `bytes */${IMAGE.length}`);
+});
+
+test('HEAD: 200 with Content-Length and no body', async (t) => {
+  const r = await curl(['-I', url]);
+  t.is(r.status, 200);
+  t.is(r.headers['content-length'], String(IMAGE.length));
+  t.is(r.body.length, 0);
+});
+
+test('ETag and If-Modified-Since give 304', async (t) => {
+  const first = await curl(['-I', url]);
+  const etag = first.headers.etag!;
+  const again = await curl(['-H', `If-None-Match: ${etag}`, url]);
+  t.is(again.status, 304);
+  t.is(again.body.length, 0);
+  const since = await curl(['-H', `If-Modified-Since: ${first.headers['last-modified']}`, url]);
+  t.is(since.status, 304);
+  const changed = await curl(['-I', '-H', 'If-None-Match: "other"', url]);
+  t.is(changed.status, 200);
+});
+
+test('traversal, dotfiles, missing files and directories are refused', async (t) => {
+  const cases: [string, number][] = [
+    ['/images/../secret.txt', 403],
+    ['/images/%2e%2e/secret.txt', 403],
+    ['/images/os/..%2f..%2fsecret.txt', 403],
+    ['/images/.secret', 403],
+    ['/images/os/missing', 404],
+    ['/images/os', 404],
+    ['/images/os/', 404],
+    ['/images/%00', 400],
+  ];
+  for (const [p, status] of cases) {
+    const r = await curl(['--path-as-is', `${s.url}${p}`]);
+    t.is(r.status, status, p);
+    t.false(r.body.toString().includes('outside images'), p);
+  }
+  t.true(s.lines.some((l) => l.path === '/images/../secret.txt' && l.status === 403));
+});
+
+test('EFI programs are served as application/efi (UEFI HTTP Boot checks it)', async (t) => {
+  const r = await curl([`${s.url}/images/sub/snponly.efi`]);
+  t.is(r.status, 200);
+  t.is(r.headers['content-type'], 'application/efi');
+});
