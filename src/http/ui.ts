@@ -12,6 +12,7 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   '/ui': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/ui/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
   '/ui/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
+  '/ui/favicon.svg': { file: 'favicon.svg', type: 'image/svg+xml' },
 };
 
 /** The page only talks to its own origin and runs no inline code. */
