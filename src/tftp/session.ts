@@ -73,8 +73,8 @@ export class Session {
   private rto: number;
   private windowSentAt = 0;
   private windowIsRetransmit = false;
-  private pumping = false;
-  private repump = false;
+  private loading = false;
+  private pendingRetransmit = false;
   private resolveDone!: (r: SessionResult) => void;
   readonly done: Promise<SessionResult>;
 
@@ -216,49 +216,52 @@ export class Session {
     this.rto = this.clampRto(this.srtt + 4 * this.rttvar);
   }
 
-  /** Sends the window starting after the last acknowledged block. Re-entrant calls fold into one. */
+  /**
+   * Sends the window starting after the last acknowledged block. Synchronous while the
+   * bytes are in memory (always for firmware); when a file chunk must be read first, the
+   * read runs once and the window is sent from wherever the ACKs have got to by then.
+   */
   private pump(retransmit = false): void {
-    if (this.pumping) {
-      this.repump = true;
+    if (this.loading) {
+      this.pendingRetransmit ||= retransmit;
       return;
     }
-    this.pumping = true;
-    void this.pumpLoop(retransmit).finally(() => (this.pumping = false));
-  }
-
-  private async pumpLoop(retransmit: boolean): Promise<void> {
     const { blksize, windowsize } = this.terms;
-    try {
-      do {
-        this.repump = false;
-        const from = this.acked + 1;
-        const to = Math.min(from + windowsize - 1, this.lastBlock);
-        const start = (from - 1) * blksize;
-        const length = (to - from + 1) * blksize;
-        if (!this.source.peek(start, Math.min(length, this.source.size - start))) await this.source.load(start, length);
-        if (this.state !== 'data') return;
-        if (this.acked + 1 !== from) {
-          this.repump = true; // An ACK moved us on while reading; send from the new place.
-          continue;
-        }
-        for (let n = from; n <= to; n++) {
-          const off = (n - 1) * blksize;
-          const payload = this.source.peek(off, Math.max(0, Math.min(blksize, this.source.size - off)));
-          if (!payload) throw new Error(`block ${n} not loaded`);
-          this.send([dataHeader(n & 0xffff), payload]);
-        }
-        if (retransmit) {
-          this.retransmissions += to - from + 1;
-          this.hooks.retransmitted(to - from + 1);
-          retransmit = false;
-        }
-        this.sent = to;
-        this.windowSentAt = performance.now();
-        this.arm();
-      } while (this.repump && this.state === 'data');
-    } catch (err) {
-      this.finish('error', `reading the file: ${(err as Error).message}`);
+    const from = this.acked + 1;
+    const to = Math.min(from + windowsize - 1, this.lastBlock);
+    const start = (from - 1) * blksize;
+    const length = Math.min((to - from + 1) * blksize, this.source.size - start);
+    if (length > 0 && !this.source.peek(start, length)) {
+      this.loading = true;
+      this.pendingRetransmit = retransmit;
+      this.source.load(start, (to - from + 1) * blksize).then(
+        () => {
+          this.loading = false;
+          if (this.state === 'data') this.pump(this.pendingRetransmit);
+        },
+        (err: Error) => {
+          this.loading = false;
+          this.finish('error', `reading the file: ${err.message}`);
+        },
+      );
+      return;
     }
+    for (let n = from; n <= to; n++) {
+      const off = (n - 1) * blksize;
+      const payload = this.source.peek(off, Math.max(0, Math.min(blksize, this.source.size - off)));
+      if (!payload) {
+        this.finish('error', `block ${n} not loaded`);
+        return;
+      }
+      this.send([dataHeader(n & 0xffff), payload]);
+    }
+    if (retransmit) {
+      this.retransmissions += to - from + 1;
+      this.hooks.retransmitted(to - from + 1);
+    }
+    this.sent = to;
+    this.windowSentAt = performance.now();
+    this.arm();
   }
 
   private finish(outcome: Outcome, detail?: string): void {

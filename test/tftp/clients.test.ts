@@ -29,15 +29,15 @@ for (const file of ['undionly.kpxe', 'big.bin']) {
   test.serial(`tftp-hpa (RFC 1350, blksize 512) fetches ${file} intact`, async (t) => {
     const r = await clients.tftpHpa(srv.port, file, local(`hpa-${file}`));
     t.is(r.code, 0, r.stderr);
-    t.is(await sha256File(local(`hpa-${file}`)), root.sums[file]);
+    t.is(await sha256File(local(`hpa-${file}`)), root.sums[file]!);
   });
 
-  for (const options of [{ blksize: 1468 }, { blksize: 1468, windowsize: 16 }, { blksize: 8192, windowsize: 4 }]) {
+  for (const options of [{ blksize: 1468 }, { blksize: 1468, windowsize: 16 }, { blksize: 8192, windowsize: 4 }] as Record<string, number>[]) {
     test.serial(`atftp ${JSON.stringify(options)} fetches ${file} intact`, async (t) => {
-      const name = `atftp-${options.blksize}-${'windowsize' in options ? options.windowsize : 1}-${file}`;
+      const name = `atftp-${options.blksize}-${options.windowsize ?? 1}-${file}`;
       const r = await clients.atftp(srv.port, file, local(name), options);
       t.is(r.code, 0, r.stderr);
-      t.is(await sha256File(local(name)), root.sums[file]);
+      t.is(await sha256File(local(name)), root.sums[file]!);
     });
   }
 
@@ -46,7 +46,7 @@ for (const file of ['undionly.kpxe', 'big.bin']) {
       const name = `curl-${blksize}-${file}`;
       const r = await clients.curl(srv.port, file, local(name), ['--tftp-blksize', String(blksize)]);
       t.is(r.code, 0, r.stderr);
-      t.is(await sha256File(local(name)), root.sums[file]);
+      t.is(await sha256File(local(name)), root.sums[file]!);
     });
   }
 }
