@@ -116,7 +116,7 @@ export class DhcpServer implements Service {
     this.ctx.metrics.dhcpRequests.inc({ type: typeName, mode: 'full', arch });
     if (!client) return this.ignore('not-ethernet', req, undefined, typeName);
     this.ctx.timeline.record({ step: 'dhcp.request', mac: client.mac, uuid: client.uuid, ip: req.ciaddr, detail: { type: typeName, mode: 'full', arch, xid: req.xid } });
-    this.ctx.log.info({ mac: client.mac, xid: req.xid, type: typeName, arch, ciaddr: req.ciaddr, requested: req.options.requestedIp(), serverId: req.options.serverId(), giaddr: req.giaddr }, `DHCP ${typeName}`);
+    this.ctx.log.debug({ mac: client.mac, xid: req.xid, type: typeName, arch, ciaddr: req.ciaddr, requested: req.options.requestedIp(), serverId: req.options.serverId(), giaddr: req.giaddr }, `DHCP ${typeName}`);
     if (req.giaddr !== '0.0.0.0' && !this.onSubnet(req.giaddr)) return this.ignore('relay-other-subnet', req, client, typeName);
     const who: LeaseClient = { mac: client.mac, clientId: normalizeClientId(req.options.clientId(), client.mac) };
     switch (type) {
