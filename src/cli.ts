@@ -9,6 +9,7 @@ import { createBootCounter } from './events/boot-counter.ts';
 import { createStoreService } from './store/service.ts';
 import { validateCommand } from './store/validate.ts';
 import { createTftpService } from './tftp/service.ts';
+import { createDhcpService } from './dhcp/service.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -92,7 +93,7 @@ export function buildConfig(raw: RawOptions): AppConfig {
 }
 
 /** The order matters: the store loads before anything can ask it, DHCP starts last so no client is sent to a service that is not up yet. */
-export const SERVICE_FACTORIES: ServiceFactory[] = [createStoreService, createBootCounter, createHttpService, createTftpService];
+export const SERVICE_FACTORIES: ServiceFactory[] = [createStoreService, createBootCounter, createHttpService, createTftpService, createDhcpService];
 
 async function serve(args: string[]): Promise<number> {
   const { raw, help, version } = readServeOptions(args, process.env);
