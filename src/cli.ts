@@ -8,6 +8,7 @@ import { createHttpService } from './http/service.ts';
 import { createBootCounter } from './events/boot-counter.ts';
 import { createStoreService } from './store/service.ts';
 import { validateCommand } from './store/validate.ts';
+import { explainCommand } from './explain-command.ts';
 import { createTftpService } from './tftp/service.ts';
 import { createDhcpService } from './dhcp/service.ts';
 
@@ -38,6 +39,7 @@ type ServeFlag = Exclude<keyof typeof SERVE_OPTIONS, 'help' | 'version'>;
 
 export const USAGE = `Usage: bootcfg-appliance [serve] [options]
        bootcfg-appliance validate [--data-path DIR]
+       bootcfg-appliance explain --mac MAC [--uuid UUID] [--json] [options]
 
 Boots machines on one network segment: ProxyDHCP or DHCP, TFTP for iPXE firmware,
 and the bootcfg HTTP API. Without --iface it is the plain bootcfg HTTP service.
@@ -151,7 +153,19 @@ async function validate(args: string[]): Promise<number> {
   return validateCommand(args, { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t), env: process.env });
 }
 
-export const COMMANDS: Record<string, Command> = { serve, validate };
+async function explain(args: string[]): Promise<number> {
+  return explainCommand(args, {
+    stdout: (t) => process.stdout.write(t),
+    stderr: (t) => process.stderr.write(t),
+    loadConfig: (serveArgs) => {
+      const { raw, help, version } = readServeOptions(serveArgs, process.env);
+      if (help || version) throw new UsageError('explain: --help and --version come before the command');
+      return buildConfig(raw);
+    },
+  });
+}
+
+export const COMMANDS: Record<string, Command> = { serve, validate, explain };
 
 export async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;

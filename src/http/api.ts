@@ -3,7 +3,10 @@ import { z } from 'zod';
 import type { AppContext } from '../appliance.ts';
 import type { BootEvent, MachineRecord } from '../events/timeline.ts';
 import { assessBoot, DEFAULT_RULES, type BootState, type ProgressRules } from '../events/progress.ts';
-import { parseMac } from '../net/mac.ts';
+import { parseMac, type Mac } from '../net/mac.ts';
+import { parseUuid, type Uuid } from '../net/uuid.ts';
+import { explain } from '../explain.ts';
+import { explainSettings } from '../explain-command.ts';
 import { requestInfo } from './request-log.ts';
 
 export interface EventJson {
@@ -62,6 +65,8 @@ const ListQuery = z.object({
   state: z.enum(['booting', 'stalled', 'failed', 'ignored', 'booted']).optional(),
 });
 
+const ExplainQuery = z.object({ mac: z.string().optional(), uuid: z.string().optional() });
+
 export interface ApiOptions {
   rules?: ProgressRules;
   now?: () => number;
@@ -113,6 +118,46 @@ export function createApiRouter(ctx: AppContext, options: ApiOptions = {}): Rout
       return;
     }
     c.body = describeMachine(machine, now(), rules);
+  });
+
+  router.get('/explain', (c) => {
+    const q = ExplainQuery.safeParse(c.query);
+    if (!q.success) {
+      c.status = 400;
+      c.body = { error: 'mac and uuid must each be given once' };
+      return;
+    }
+    let mac: Mac | undefined;
+    let uuid: Uuid | undefined;
+    if (q.data.mac) {
+      mac = parseMac(q.data.mac);
+      if (!mac) {
+        c.status = 400;
+        c.body = { error: `"${q.data.mac.slice(0, 64)}" is not a MAC address` };
+        return;
+      }
+    }
+    if (q.data.uuid) {
+      uuid = parseUuid(q.data.uuid);
+      if (!uuid) {
+        c.status = 400;
+        c.body = { error: `"${q.data.uuid.slice(0, 64)}" is not a UUID` };
+        return;
+      }
+    }
+    if (!mac && !uuid) {
+      c.status = 400;
+      c.body = { error: 'give mac (and uuid if the machine reports one): /api/explain?mac=aa:bb:cc:dd:ee:ff&uuid=…' };
+      return;
+    }
+    c.body = explain({
+      mac,
+      uuid,
+      store: ctx.store,
+      settings: explainSettings(ctx.config, ctx.firmware),
+      dhcpMode: ctx.config.dhcp.mode,
+      serverAddress: ctx.config.advertisedAddress,
+    });
   });
 
   return router;
