@@ -6,6 +6,7 @@ import { ipxeRouter } from './ipxe.ts';
 import { cloudRouter } from './cloud.ts';
 import { pixiecoreRouter } from './pixiecore.ts';
 import { imagesRouter } from './images.ts';
+import { firmwareRouter } from './firmware.ts';
 import { healthRouter } from './health.ts';
 import { createApiRouter } from './api.ts';
 import { createMetricsRouter } from './metrics.ts';
@@ -30,6 +31,7 @@ export function createHttpApp(ctx: AppContext): Koa {
   app.use(routes(cloudRouter(ctx)));
   app.use(routes(pixiecoreRouter(ctx)));
   app.use(routes(imagesRouter(ctx)));
+  app.use(routes(firmwareRouter(ctx)));
   app.use(routes(healthRouter(ctx)));
   app.use(routes(createApiRouter(ctx)));
   app.use(routes(createMetricsRouter(ctx)));

@@ -215,7 +215,7 @@ export class TftpServer {
     };
     // A size probe and a refused write are normal; an abandoned or failed read is worth a warning.
     const level = r.outcome === 'timeout' || r.outcome === 'error' ? 'warn' : 'info';
-    log[level](line, `tftp ${file} to ${rinfo.address}: ${r.outcome}${r.outcome === 'complete' ? ` (${r.bytes} bytes in ${ms} ms)` : r.detail ? ` (${r.detail})` : ''}`);
+    log[level](line, `tftp ${file} to ${rinfo.address}: ${r.outcome}${r.outcome === 'ok' ? ` (${r.bytes} bytes in ${ms} ms)` : r.detail ? ` (${r.detail})` : ''}`);
     timeline.record({ step: 'tftp.end', ip: rinfo.address, detail: { file, outcome: r.outcome, bytes: r.bytes, ms } });
   }
 }

@@ -6,9 +6,10 @@ import type { Source } from './files.ts';
 
 /** How a transfer ended; used as the `outcome` label of tftp_transfers_total. */
 export type Outcome =
-  | 'complete'
-  /** ERROR 8 (or any error) right after our OACK: OVMF and PXE ROMs asking only for tsize. */
-  | 'probe'
+  /** Every block acknowledged. (The ops progress rules read `ok` as success and anything with "abort" as not a failure.) */
+  | 'ok'
+  /** ERROR 8 (or any error) right after our OACK: OVMF and PXE ROMs asking only for tsize. A normal end. */
+  | 'probe-aborted'
   | 'aborted'
   | 'timeout'
   | 'client-gone'
@@ -176,7 +177,7 @@ export class Session {
     }
     const p = parsed.packet;
     if (p.op === 'error') {
-      this.finish(this.state === 'oack' ? 'probe' : 'aborted', `client error ${p.code}: ${p.message}`);
+      this.finish(this.state === 'oack' ? 'probe-aborted' : 'aborted', `client error ${p.code}: ${p.message}`);
       return;
     }
     if (p.op !== 'ack') return; // A client never sends us anything else mid-transfer; ignore it.
@@ -195,7 +196,7 @@ export class Session {
     this.retries = 0;
     if (this.acked === this.sent) this.sampleRtt();
     if (this.acked >= this.lastBlock) {
-      this.finish('complete');
+      this.finish('ok');
       return;
     }
     this.windowIsRetransmit = false;

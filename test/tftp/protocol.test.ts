@@ -101,8 +101,8 @@ test.serial('OVMF size probe: OACK with tsize, ERROR 8 is a normal end; then win
   t.deepEqual({ ...oack.packet.options }, { blksize: '1468', tsize: String(size), windowsize: '4' });
   c.send(encodeError(8, 'User aborted the transfer'), oack.port);
   await new Promise((r) => setTimeout(r, 100));
-  t.true(srv.logs.some((l) => l.outcome === 'probe' && l.level === 30));
-  t.is(await srv.counter('tftpTransfers', { outcome: 'probe' }), 1);
+  t.true(srv.logs.some((l) => l.outcome === 'probe-aborted' && l.level === 30));
+  t.is(await srv.counter('tftpTransfers', { outcome: 'probe-aborted' }), 1);
 
   c.send(encodeRequest('rrq', 'undionly.kpxe', 'octet', { blksize: '1468', windowsize: '4' }), srv.port);
   const o2 = await c.expect('oack');
@@ -132,7 +132,7 @@ test.serial('OVMF size probe: OACK with tsize, ERROR 8 is a normal end; then win
   c.send(encodeAck(last), o2.port);
   t.is(last, Math.floor(size / 1468) + 1);
   await new Promise((r) => setTimeout(r, 100));
-  t.is(await srv.counter('tftpTransfers', { outcome: 'complete' }), 1);
+  t.is(await srv.counter('tftpTransfers', { outcome: 'ok' }), 1);
 });
 
 test.serial('duplicate ACKs never trigger a resend (no Sorcerer\'s Apprentice)', async (t) => {
