@@ -85,6 +85,7 @@ export class DhcpServer implements Service {
       await this.leases.abandon();
       throw err;
     }
+    if (this.transport) log.info({ iface: this.transport.device, port: SERVER_PORT, address: this.settings.serverAddress }, `${this.name}: listening on UDP ${SERVER_PORT}, bound to ${this.transport.device} (${this.settings.serverAddress}), handing out ${intToIpv4(this.pool.startInt)}-${intToIpv4(this.pool.endInt)}`);
   }
 
   async stop(): Promise<void> {

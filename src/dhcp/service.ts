@@ -6,6 +6,7 @@
  */
 import type { AppContext, Service } from '../appliance.ts';
 import type { BootSettings } from '../boot/decide.ts';
+import { DhcpServer, fullDhcpSettings } from './server.ts';
 import { ProxyDhcpResponder, PxeBootServer, type ResponderDeps } from './proxy.ts';
 import { DhcpTransport, PXE_PORT, SERVER_PORT, type Destination } from './transport.ts';
 
@@ -19,18 +20,12 @@ export function bootSettings(ctx: AppContext): BootSettings {
   };
 }
 
-/**
- * Port 67 in full mode. src/dhcp/server.ts (DhcpServer, a Service that opens its own
- * bound port-67 transport) plugs in here:
- *   full: (ctx, boot) => new DhcpServer(ctx, fullDhcpSettings(ctx, boot)),
- */
+/** Port 67 per mode; full mode is src/dhcp/server.ts (DhcpServer opens its own bound port-67 transport and the lease file). */
 type Port67Factory = (ctx: AppContext, boot: BootSettings) => Service;
 
 const PORT_67: Record<'proxy' | 'full', Port67Factory> = {
   proxy: (ctx, boot) => new ProxyDhcpService(ctx, boot),
-  full: () => {
-    throw new Error('--dhcp full: the full DHCP server is not wired into this build yet');
-  },
+  full: (ctx, boot) => new DhcpServer(ctx, fullDhcpSettings(ctx, boot)),
 };
 
 /** One bound UDP port with a responder behind it. */
