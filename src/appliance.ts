@@ -42,12 +42,15 @@ export class Appliance {
 
   async start(): Promise<void> {
     for (const factory of this.factories) {
-      const service = await factory(this.ctx);
-      if (!service) continue;
+      let service: Service | undefined;
       try {
+        // A factory that throws (bad settings) must also stop what already runs, or its open sockets keep the process alive.
+        service = (await factory(this.ctx)) ?? undefined;
+        if (!service) continue;
         await service.start();
       } catch (err) {
-        this.ctx.log.error({ err, service: service.name }, `${service.name} failed to start`);
+        const name = service?.name ?? (factory.name || 'service');
+        this.ctx.log.error({ err, service: name }, `${name} failed to start`);
         await this.stop();
         throw err;
       }
