@@ -48,9 +48,9 @@ export interface Vm {
   serial(): string;
   /** The last `lines` lines of the console, for failure reports. */
   tail(lines?: number): string;
-  /** Resolves when `re` appears on the console; rejects on timeout or when qemu exits first. */
-  waitFor(re: RegExp, timeoutMs: number): Promise<RegExpMatchArray>;
-  /** Waits for the guest's `BOOTED cmdline=… mac=…` line. */
+  /** Resolves when `re` appears on the console; rejects on timeout, when `failOn` appears first, or when qemu exits first. */
+  waitFor(re: RegExp, timeoutMs: number, failOn?: RegExp): Promise<RegExpMatchArray>;
+  /** Waits for the guest's `BOOTED cmdline=… mac=…` line; fails fast once the firmware has given up or the kernel panicked. */
   waitBooted(timeoutMs: number): Promise<Booted>;
   readonly exited: Promise<number | null>;
   /** SIGTERM, then SIGKILL after 3 s, by PID; frees the VM slot. Safe to call twice. */
@@ -102,6 +102,13 @@ function cleanConsole(text: string): string {
   return text.replace(ESCAPES, '').replace(/\r+\n/g, '\n').replace(/\r/g, '\n');
 }
 
+/**
+ * Console lines after which no boot will follow: SeaBIOS found nothing to boot (iPXE exited),
+ * OVMF's IPv4 PXE boot option failed (what follows, IPv6 PXE and HTTP Boot, is not what these
+ * boots use and costs minutes of timeouts), the guest kernel panicked.
+ */
+export const FIRMWARE_GAVE_UP = /No bootable device|No bootable option or device was found|failed to load Boot[0-9A-F]+ "UEFI PXEv4[^\n]*|Kernel panic[^\n]*/;
+
 const SLOT_DIR = path.join(CACHE_DIR, 'vm-slots');
 
 /** Takes one of VM_SLOTS lock files (holding our PID); stale ones (dead holder) are reclaimed. */
@@ -152,15 +159,21 @@ export async function startVm(o: VmOptions): Promise<Vm> {
     throw err;
   }
   const startedAt = Date.now();
+  // Cleaned as a whole, not per chunk: an escape sequence may straddle two chunks.
+  let raw = '';
   let text = '';
   const waiters = new Set<() => void>();
   const onData = (chunk: Buffer) => {
     out.write(chunk);
-    text += cleanConsole(chunk.toString('latin1'));
+    raw += chunk.toString('latin1');
+    text = cleanConsole(raw);
     for (const w of waiters) w();
   };
   child.stdout!.on('data', onData);
-  child.stderr!.on('data', (chunk: Buffer) => onData(Buffer.from(`[qemu stderr] ${chunk.toString('latin1')}`)));
+  child.stderr!.on('data', (chunk: Buffer) => {
+    const msg = chunk.toString('latin1').replace(/^.*etc\/sercon-port.*should be prefixed with "opt\/"\n?/m, '');
+    if (msg) onData(Buffer.from(`[qemu stderr] ${msg}`));
+  });
   const exited = new Promise<number | null>((resolve) =>
     child.once('exit', (code, signal) => {
       release();
@@ -172,13 +185,17 @@ export async function startVm(o: VmOptions): Promise<Vm> {
   let exitedFlag = false;
   void exited.then(() => (exitedFlag = true));
 
-  const waitFor = (re: RegExp, timeoutMs: number) =>
+  const waitFor = (re: RegExp, timeoutMs: number, failOn?: RegExp) =>
     new Promise<RegExpMatchArray>((resolve, reject) => {
       const check = () => {
         const m = re.exec(text);
+        const dead = failOn ? failOn.exec(text) : null;
         if (m) {
           done();
           resolve(m);
+        } else if (dead) {
+          done();
+          reject(new Error(`VM ${o.name}: the firmware gave up ("${dead[0].trim()}") before ${re} appeared on its console`));
         } else if (exitedFlag || child.exitCode !== null || child.signalCode !== null) {
           done();
           reject(new Error(`VM ${o.name} exited (${child.exitCode ?? child.signalCode}) before ${re} appeared on its console`));
@@ -205,7 +222,7 @@ export async function startVm(o: VmOptions): Promise<Vm> {
     tail: (lines = 40) => text.split('\n').filter((l) => l.trim() !== '').slice(-lines).join('\n'),
     waitFor,
     async waitBooted(timeoutMs) {
-      const m = await waitFor(BOOTED_RE, timeoutMs);
+      const m = await waitFor(BOOTED_RE, timeoutMs, FIRMWARE_GAVE_UP);
       return { cmdline: m[1]!.trim(), mac: m[2]!, seconds: (Date.now() - startedAt) / 1000 };
     },
     exited,
