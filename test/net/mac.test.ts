@@ -19,25 +19,25 @@ const forms: [string, string | undefined][] = [
 
 for (const [input, expected] of forms) {
   test(`parseMac(${JSON.stringify(input)})`, (t) => {
-    t.is<string | undefined>(parseMac(input), expected);
+    t.is(parseMac(input) as string | undefined, expected);
   });
 }
 
 test('macFromBytes renders lowercase colon form', (t) => {
-  t.is<string>(macFromBytes(Buffer.from([0x52, 0x54, 0, 0xab, 0xcd, 0xef])), '52:54:00:ab:cd:ef');
+  t.is(macFromBytes(Buffer.from([0x52, 0x54, 0, 0xab, 0xcd, 0xef])) as string, '52:54:00:ab:cd:ef');
   t.throws(() => macFromBytes(Buffer.alloc(5)));
 });
 
 test('parseUuid accepts any case and the undashed form', (t) => {
-  t.is<string | undefined>(parseUuid('4C4C4544-0042-4E10-8052-B4C04F385A31'), '4c4c4544-0042-4e10-8052-b4c04f385a31');
-  t.is<string | undefined>(parseUuid('4c4c454400424e108052b4c04f385a31'), '4c4c4544-0042-4e10-8052-b4c04f385a31');
-  t.is<string | undefined>(parseUuid('not-a-uuid'), undefined);
+  t.is(parseUuid('4C4C4544-0042-4E10-8052-B4C04F385A31') as string | undefined, '4c4c4544-0042-4e10-8052-b4c04f385a31');
+  t.is(parseUuid('4c4c454400424e108052b4c04f385a31') as string | undefined, '4c4c4544-0042-4e10-8052-b4c04f385a31');
+  t.is(parseUuid('not-a-uuid') as string | undefined, undefined);
 });
 
 test('uuidFromClientGuid undoes the byte swap of the first three fields (option 97)', (t) => {
   // SMBIOS UUID 11223344-5566-7788-99aa-bbccddeeff00 as OVMF and iPXE put it on the wire.
   const wire = Buffer.from('00' + '44332211' + '6655' + '8877' + '99aabbccddeeff00', 'hex');
-  t.is<string | undefined>(uuidFromClientGuid(wire), '11223344-5566-7788-99aa-bbccddeeff00');
-  t.is<string | undefined>(uuidFromClientGuid(wire.subarray(1)), undefined);
-  t.is<string | undefined>(uuidFromClientGuid(Buffer.concat([Buffer.from([1]), wire.subarray(1)])), undefined);
+  t.is(uuidFromClientGuid(wire) as string | undefined, '11223344-5566-7788-99aa-bbccddeeff00');
+  t.is(uuidFromClientGuid(wire.subarray(1)) as string | undefined, undefined);
+  t.is(uuidFromClientGuid(Buffer.concat([Buffer.from([1]), wire.subarray(1)])) as string | undefined, undefined);
 });
