@@ -3,12 +3,24 @@ import type { AppConfig } from './config.ts';
 
 export type { Logger };
 
+/**
+ * One line per protocol step for a person at a terminal: the machine first (a boot is
+ * followed by its MAC), then the message, then the other fields as compact JSON. A
+ * multi-line dump per step would bury a rack's boot in scrolling.
+ */
+export const PRETTY_OPTIONS = {
+  translateTime: 'SYS:HH:MM:ss.l',
+  ignore: 'pid,hostname,mac',
+  messageFormat: '{if mac}{mac} {end}{msg}',
+  singleLine: true,
+} as const;
+
 /** JSON lines for journald and log shippers; pino-pretty when a person is watching a TTY. */
 export function createLogger(log: AppConfig['log'], destination: NodeJS.WritableStream = process.stdout): Logger {
   if (log.format === 'pretty') {
     return pino({
       level: log.level,
-      transport: { target: 'pino-pretty', options: { colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } },
+      transport: { target: 'pino-pretty', options: { ...PRETTY_OPTIONS, colorize: Boolean(process.stdout.isTTY) } },
     });
   }
   return pino({ level: log.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, destination);

@@ -60,7 +60,8 @@ export function requestLog(app: AppContext): Koa.Middleware {
         path: c.path,
         status,
         ip: clientIp(c),
-        mac: info.mac,
+        // Image downloads carry no MAC; the machine that fetched /ipxe from this address did.
+        mac: info.mac ?? app.timeline.macForAddress(clientIp(c)),
         uuid: info.uuid,
         key: info.key,
         file: info.file,

@@ -202,6 +202,8 @@ export class TftpServer {
     if (r.bytes > 0) metrics.tftpBytes.inc(r.bytes);
     const ms = Math.round(r.ms * 10) / 10;
     const line = {
+      // TFTP carries no MAC; the timeline knows which machine holds the address (DHCP bound it).
+      mac: timeline.macForAddress(rinfo.address),
       client: `${rinfo.address}:${rinfo.port}`,
       file,
       options: { ...requested },
