@@ -17,16 +17,17 @@ export function cloudRouter(app: AppContext): Router {
     info.uuid = machine.uuid;
     const result = app.store.cloud(machine);
     noteLookup(c, result);
+    if (result.value) {
+      c.type = 'text/plain';
+      c.body = result.value.text;
+    } else answerNoConfig(c, result, app.store.dataPath);
     app.timeline.record({
       step: 'http.cloud',
       mac: machine.mac,
       uuid: machine.uuid,
       ip: clientIp(c),
-      detail: { found: result.value !== undefined, key: result.decidedBy?.key, file: result.decidedBy?.path },
+      detail: { status: c.status, found: result.value !== undefined, key: result.decidedBy?.key, file: result.decidedBy?.path },
     });
-    if (!result.value) return answerNoConfig(c, result, app.store.dataPath);
-    c.type = 'text/plain';
-    c.body = result.value.text;
   });
   return router;
 }

@@ -40,6 +40,15 @@ export async function sendFile(c: Koa.Context, root: string, urlPath: string): P
   return outcome;
 }
 
+/** The request path as the timeline compares it with the URLs a boot script names (decoded). */
+function decodedPath(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
 function clearHeaders(res: Koa.Context['res']): void {
   for (const name of res.getHeaderNames()) res.removeHeader(name);
 }
@@ -65,7 +74,11 @@ export function imagesRouter(app: AppContext): Router {
       info.reason = why;
     }
     const length = c.res.getHeader('content-length');
-    app.timeline.record({ step: 'http.image', ip: clientIp(c), detail: { path: `/images${rel}`, status: c.status, bytes: length === undefined ? undefined : Number(length), range: c.get('range') || undefined } });
+    app.timeline.record({
+      step: 'http.image',
+      ip: clientIp(c),
+      detail: { path: decodedPath(c.path), status: c.status, bytes: length === undefined ? undefined : Number(length), range: c.get('range') || undefined },
+    });
   });
   return router;
 }

@@ -18,7 +18,7 @@ export function ipxeRouter(app: AppContext): Router {
 
   const bootScript: RouterMiddleware = (c) => {
     requestInfo(c).route = 'boot.ipxe';
-    app.timeline.record({ step: 'http.boot-script', ip: clientIp(c) });
+    app.timeline.record({ step: 'http.boot-script', ip: clientIp(c), detail: { status: 200 } });
     c.type = 'text/plain';
     c.body = BOOT_SCRIPT;
   };
@@ -38,26 +38,27 @@ export function ipxeRouter(app: AppContext): Router {
     if (machine.mac) app.timeline.bindAddress(ip, machine.mac);
     const result = app.store.boot(machine);
     noteLookup(c, result);
+    const config = result.value;
+    if (config) {
+      c.type = 'text/plain';
+      c.body = renderIpxeScript(config, app.config.baseUrl);
+    } else answerNoConfig(c, result, app.store.dataPath);
     app.timeline.record({
       step: 'http.ipxe',
       mac: machine.mac,
       uuid: machine.uuid,
       ip,
       detail: {
-        found: result.value !== undefined,
+        status: c.status,
+        found: config !== undefined,
         key: result.decidedBy?.key,
         file: result.decidedBy?.path,
-        // The files the script names: the boots-completed rule (events/progress.ts) waits for each.
-        ...(result.value
-          ? { kernel: resolveAssetUrl(result.value.kernel, app.config.baseUrl), initrds: result.value.initrd.map((ref) => resolveAssetUrl(ref, app.config.baseUrl)) }
-          : {}),
+        // What the script names, so the timeline can tell when every file was fetched.
+        ...(config ? { kernel: resolveAssetUrl(config.kernel, app.config.baseUrl), initrds: config.initrd.map((i) => resolveAssetUrl(i, app.config.baseUrl)) } : {}),
         ...(query.hostname ? { hostname: query.hostname } : {}),
         ...(query.serial ? { serial: query.serial } : {}),
       },
     });
-    if (!result.value) return answerNoConfig(c, result, app.store.dataPath);
-    c.type = 'text/plain';
-    c.body = renderIpxeScript(result.value, app.config.baseUrl);
   });
 
   return router;

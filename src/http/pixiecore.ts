@@ -20,13 +20,21 @@ export function pixiecoreRouter(app: AppContext): Router {
     info.mac = parsed.mac;
     const result = app.store.boot({ mac: parsed.mac });
     noteLookup(c, result);
+    const body = result.value ? renderPixiecore(result.value, app.config.baseUrl) : undefined;
+    if (body) c.body = body;
+    else answerNoConfig(c, result, app.store.dataPath);
     app.timeline.record({
       step: 'http.pixiecore',
       mac: parsed.mac,
-      detail: { found: result.value !== undefined, key: result.decidedBy?.key, file: result.decidedBy?.path, from: clientIp(c) },
+      detail: {
+        status: c.status,
+        found: body !== undefined,
+        key: result.decidedBy?.key,
+        file: result.decidedBy?.path,
+        from: clientIp(c),
+        ...(body ? { kernel: body.kernel, initrds: body.initrd } : {}),
+      },
     });
-    if (!result.value) return answerNoConfig(c, result, app.store.dataPath);
-    c.body = renderPixiecore(result.value, app.config.baseUrl);
   });
   return router;
 }

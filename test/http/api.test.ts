@@ -159,6 +159,8 @@ test.serial('timeline: /ipxe ties the client address to its MAC, so image downlo
   t.is(image.detail.status, 206);
   t.is(image.detail.path, '/images/os/vmlinuz');
   t.is(s.ctx.timeline.macForAddress('127.0.0.1'), mac);
+  const ipxe = machine!.events.find((e) => e.step === 'http.ipxe')!;
+  t.like(ipxe.detail, { status: 200, found: true, key: 'default', kernel: `${s.url}/images/os/vmlinuz`, initrds: [`${s.url}/images/os/initrd.gz`] });
 
   // Pixiecore asks on behalf of a machine: its own address must not be bound to that MAC.
   const viaPixiecore = parseMac('52:54:00:aa:bb:02')!;
