@@ -160,7 +160,10 @@ export class ProxyDhcpResponder extends BootResponder {
     const { client, request, type } = ex;
     this.deps.log.debug(this.logFields(ex), `proxy: ${type} from ${client.mac} (${client.archName}${client.ipxe ? ', iPXE' : ''})`);
     if (client.arch === undefined) return; // not a PXE client: no timeline for it
-    this.deps.timeline.record({ step: 'dhcp.request', mac: client.mac, uuid: client.uuid, detail: { type, arch: client.archName, ipxe: client.ipxe, xid: request.xid, port: SERVER_PORT } });
+    // The site's server hands out the address; the REQUEST names it (option 50, or ciaddr when
+    // renewing). Binding it ties the TFTP and HTTP steps that follow, which carry no MAC, to this machine.
+    const requested = request.options.requestedIp() ?? (request.ciaddr !== '0.0.0.0' ? request.ciaddr : undefined);
+    this.deps.timeline.record({ step: 'dhcp.request', mac: client.mac, uuid: client.uuid, ip: requested, detail: { type, arch: client.archName, ipxe: client.ipxe, xid: request.xid, port: SERVER_PORT } });
   }
 
   protected async respond(ex: Exchange): Promise<void> {
