@@ -81,7 +81,8 @@ export function request(init: RequestInit): DhcpPacket {
   };
   switch (init.kind) {
     case 'bios':
-      // Legacy PXE ROM (Intel/SeaBIOS-era UNDI 2.1).
+      // Legacy PXE ROM (Intel UNDI 2.1): asks for broadcast replies, having no IP stack to take a unicast.
+      p.flags = FLAG_BROADCAST;
       o.setU16(Opt.MAX_MESSAGE_SIZE, 1260);
       if (init.serverId) o.setIp(Opt.SERVER_ID, init.serverId);
       if (init.requestedIp) o.setIp(Opt.REQUESTED_IP, init.requestedIp);
