@@ -1,0 +1,133 @@
+/**
+ * Full DHCP DORA/s with leases durable before the ACK: the appliance against dnsmasq in
+ * full mode with its lease file (no-ping, per shared/notes/peers.md), same namespaces,
+ * same generator (full-load.ts: DISCOVER/REQUEST from 0.0.0.0:68, one chaddr per
+ * transaction), server pinned to core 0 and generator to core 1. Bounded by count and time.
+ *   sudo node --import tsx bench/dhcp/full.ts [--seconds 6] [--count 60000] [--concurrency 64]
+ * Prints one JSON line per server and round, then the ratio (ours / dnsmasq).
+ */
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { ChildProcess } from 'node:child_process';
+import { Topology, waitFor, isRoot, type Namespace } from '../../test/helpers/netns.ts';
+import { cliArgs, PROJECT_ROOT } from '../../test/helpers/appliance.ts';
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '6' },
+    count: { type: 'string', default: '60000' },
+    concurrency: { type: 'string', default: '64' },
+    rounds: { type: 'string', default: '2' },
+  },
+});
+if (!isRoot) {
+  process.stderr.write('bench/dhcp/full: needs root (network namespaces)\n');
+  process.exit(2);
+}
+
+const GEN = fileURLToPath(new URL('./full-load.ts', import.meta.url));
+const SERVER = '10.40.0.1';
+const RANGE = ['10.40.1.0', '10.40.254.254'] as const;
+
+interface LoadResult {
+  completed: number;
+  lost: number;
+  naks: number;
+  started: number;
+  seconds: number;
+  rate: number;
+  p50: number | null;
+  p99: number | null;
+}
+
+async function waitListening(ns: Namespace, child: ChildProcess, what: string): Promise<void> {
+  await waitFor(`${what} listening on UDP 67`, async () => {
+    if (child.exitCode !== null) throw new Error(`${what} exited (${child.exitCode})`);
+    return (await ns.exec('ss', ['-lun'])).includes(':67 ');
+  }, 30_000, 100);
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+async function load(cli: Namespace, macBase: number): Promise<LoadResult> {
+  const out = await cli.exec('taskset', ['-c', '1', process.execPath, '--import', 'tsx', GEN, '--iface', 'eth0', '--count', values.count!, '--concurrency', values.concurrency!, '--seconds', values.seconds!, '--mac-base', String(macBase)]);
+  return JSON.parse(out.trim().split('\n').at(-1)!) as LoadResult;
+}
+
+
+async function runDnsmasq(srv: Namespace, cli: Namespace, dir: string, round: number): Promise<LoadResult> {
+  // Full mode, lease file on (it rewrites and fsyncs it per lease), no ICMP probe.
+  await mkdir(dir, { recursive: true });
+  const leases = path.join(dir, 'dnsmasq.leases');
+  const conf = path.join(dir, 'dnsmasq.conf');
+  await writeFile(
+    conf,
+    [
+      'interface=br0', 'bind-interfaces', 'port=0', 'user=root',
+      `dhcp-range=${RANGE[0]},${RANGE[1]},255.255.0.0,1h`,
+      `dhcp-leasefile=${leases}`, 'dhcp-lease-max=200000', 'no-ping', 'dhcp-authoritative',
+      'quiet-dhcp', `log-facility=${path.join(dir, 'dnsmasq.log')}`, 'pid-file=',
+    ].join('\n') + '\n',
+  );
+  const dnsmasq = srv.spawn('taskset', ['-c', '0', 'dnsmasq', '-k', `--conf-file=${conf}`]);
+  await waitListening(srv, dnsmasq, 'dnsmasq');
+  const r = await load(cli, round * 0x1000000);
+  await stop(dnsmasq);
+  const inFile = (await readFile(leases, 'utf8')).split('\n').filter(Boolean).length;
+  process.stdout.write(`${JSON.stringify({ round, server: 'dnsmasq', ...r, leasesInFile: inFile })}\n`);
+  return r;
+}
+
+async function runOurs(srv: Namespace, cli: Namespace, dir: string, round: number): Promise<LoadResult> {
+  // Same range, lease file under a fresh data dir; log at warn like dnsmasq's quiet-dhcp.
+  const data = path.join(dir, 'data');
+  const ours = srv.spawn('taskset', ['-c', '0', process.execPath, ...cliArgs([
+    '--iface', 'br0', '--dhcp', 'full', '--dhcp-range', RANGE.join(','), '--address', `${SERVER}:8080`,
+    '--tftp-address', 'off', '--data-path', data, '--firmware-path', path.join(PROJECT_ROOT, 'firmware'),
+    '--log-level', 'warn', '--log-format', 'json',
+  ])], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  ours.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  ours.stdout!.resume();
+  await waitListening(srv, ours, 'appliance').catch((e: Error) => {
+    throw new Error(`${e.message}: ${err.slice(-1000)}`);
+  });
+  const r = await load(cli, round * 0x1000000 + 0x800000);
+  // Before the clean stop: what a crash right now would leave (snapshot + journal).
+  const leaseFile = path.join(data, 'state', 'leases.json');
+  const onDisk = (await readFile(leaseFile, 'utf8')) + (await readFile(`${leaseFile}.journal`, 'utf8'));
+  const durable = new Set([...onDisk.matchAll(/"ip":"([\d.]+)","mac":"[^"]+"[^}]*"state":"bound"/g)].map((m) => m[1])).size;
+  await stop(ours);
+  process.stdout.write(`${JSON.stringify({ round, server: 'bootcfg-appliance', ...r, leasesInFile: durable })}\n`);
+  return r;
+}
+
+const topo = new Topology();
+const dir = await mkdtemp(path.join(tmpdir(), 'bca-bench-full-'));
+try {
+  const srv = await topo.namespace('bsrv');
+  await topo.bridge(srv, 'br0', `${SERVER}/16`);
+  const cli = await topo.namespace('bcli');
+  await topo.veth(cli, 'eth0', srv, 'c0');
+  await topo.enslave(srv, 'c0', 'br0');
+
+  const results: { dnsmasq: LoadResult[]; ours: LoadResult[] } = { dnsmasq: [], ours: [] };
+  // Interleaved rounds: this machine is shared, so load drifts; each pair is compared in its own moment.
+  for (let round = 0; round < Number(values.rounds); round++) {
+    results.dnsmasq.push(await runDnsmasq(srv, cli, path.join(dir, `r${round}`), round));
+    results.ours.push(await runOurs(srv, cli, path.join(dir, `r${round}`), round));
+  }
+  const sum = (rs: LoadResult[]) => rs.reduce((a, r) => a + r.completed, 0) / rs.reduce((a, r) => a + r.seconds, 0);
+  process.stdout.write(`${JSON.stringify({ ratio: Number((sum(results.ours) / Math.max(1, sum(results.dnsmasq))).toFixed(2)), perRound: results.ours.map((r, i) => Number((r.rate / Math.max(1, results.dnsmasq[i]!.rate)).toFixed(2))), oursRate: Math.round(sum(results.ours)), dnsmasqRate: Math.round(sum(results.dnsmasq)), note: 'full DORA/s, leases durable before ACK, ours / dnsmasq with lease file' })}\n`);
+} finally {
+  await topo.destroy();
+  await rm(dir, { recursive: true, force: true });
+}
