@@ -170,9 +170,16 @@ export async function startVm(o: VmOptions): Promise<Vm> {
     for (const w of waiters) w();
   };
   child.stdout!.on('data', onData);
+  // qemu's own messages, line by line; the fw_cfg name warning is expected (SeaBIOS reads exactly etc/sercon-port).
+  let errBuf = '';
   child.stderr!.on('data', (chunk: Buffer) => {
-    const msg = chunk.toString('latin1').replace(/^.*etc\/sercon-port.*should be prefixed with "opt\/"\n?/m, '');
-    if (msg) onData(Buffer.from(`[qemu stderr] ${msg}`));
+    errBuf += chunk.toString('latin1');
+    let nl;
+    while ((nl = errBuf.indexOf('\n')) >= 0) {
+      const line = errBuf.slice(0, nl);
+      errBuf = errBuf.slice(nl + 1);
+      if (!/etc\/sercon-port.*prefixed with "opt\/"/.test(line)) onData(Buffer.from(`\n[qemu] ${line}\n`));
+    }
   });
   const exited = new Promise<number | null>((resolve) =>
     child.once('exit', (code, signal) => {
