@@ -163,8 +163,16 @@ export async function startVm(o: VmOptions): Promise<Vm> {
   let raw = '';
   let text = '';
   const waiters = new Set<() => void>();
+  // A second copy with seconds since qemu's start on every line: where a slow boot spends its time.
+  const timed: WriteStream = createWriteStream(logFile.replace(/\.log$/, '.timed.log'));
+  let atLineStart = true;
   const onData = (chunk: Buffer) => {
     out.write(chunk);
+    const stamp = `[${((Date.now() - startedAt) / 1000).toFixed(2).padStart(7)}] `;
+    let piece = cleanConsole(chunk.toString('latin1'));
+    if (atLineStart && piece) piece = stamp + piece;
+    atLineStart = piece.endsWith('\n');
+    timed.write(piece.replace(/\n(?=.)/g, `\n${stamp}`));
     raw += chunk.toString('latin1');
     text = cleanConsole(raw);
     for (const w of waiters) w();
@@ -185,6 +193,7 @@ export async function startVm(o: VmOptions): Promise<Vm> {
     child.once('exit', (code, signal) => {
       release();
       out.end();
+      timed.end();
       for (const w of waiters) w();
       resolve(code ?? (signal ? -1 : null));
     }),
