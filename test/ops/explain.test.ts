@@ -43,8 +43,8 @@ test('GET /api/explain names the file that answers and the lookups that missed b
   const res = await fetch(`${server.url}/api/explain?mac=525400e00001&uuid=${UUID.toUpperCase()}`);
   t.is(res.status, 200);
   const e = (await res.json()) as Explanation;
-  t.is(e.mac, MAC);
-  t.is(e.uuid, UUID);
+  t.is(String(e.mac), MAC);
+  t.is(String(e.uuid), UUID);
   t.deepEqual(
     e.boot.steps.map((s) => [s.key, s.outcome]),
     [

@@ -1,10 +1,10 @@
 import test from 'ava';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import type { Mac } from '../../src/net/mac.ts';
 import { startOpsServer, type OpsServer } from './lib.ts';
-import { launchChromium } from './browser.ts';
+import { countColour, dataAttrs, launchChromium, waitForTimeline, type BrowserGlobals } from './browser.ts';
 
 const BOOTED = '52:54:00:cc:00:01' as Mac;
 const STALLED = '52:54:00:cc:00:02' as Mac;
@@ -43,27 +43,6 @@ async function feed(server: OpsServer): Promise<void> {
   }
 }
 
-/** Counts pixels of one colour in a PNG, decoded by the browser itself (a blank page, no CSP). */
-async function countColour(page: Page, png: Buffer, rgb: [number, number, number]): Promise<{ width: number; count: number }> {
-  return page.evaluate(
-    async ({ data, rgb }) => {
-      const img = new Image();
-      img.src = `data:image/png;base64,${data}`;
-      await img.decode();
-      const canvas = document.createElement('canvas');
-      canvas.width = img.width;
-      canvas.height = img.height;
-      const g = canvas.getContext('2d')!;
-      g.drawImage(img, 0, 0);
-      const px = g.getImageData(0, 0, img.width, img.height).data;
-      let count = 0;
-      for (let i = 0; i < px.length; i += 4) if (px[i] === rgb[0] && px[i + 1] === rgb[1] && px[i + 2] === rgb[2]) count++;
-      return { width: img.width, count };
-    },
-    { data: png.toString('base64'), rgb },
-  );
-}
-
 test('the machines page lists machines, flags the stalled boot and shows a timeline (headless Chromium)', async (t) => {
   const server = await startOpsServer({ 'boot/default.json': JSON.stringify({ kernel: '/images/vmlinuz', initrd: ['/images/initrd.img'] }) });
   t.teardown(() => server.stop());
@@ -83,7 +62,7 @@ test('the machines page lists machines, flags the stalled boot and shows a timel
 
   const rows = page.locator('#machines tbody tr');
   t.is(await rows.count(), 3);
-  t.deepEqual(await rows.evaluateAll((trs) => trs.map((tr) => (tr as HTMLElement).dataset.mac)), [BOOTED, HOSTILE, STALLED]);
+  t.deepEqual(await dataAttrs(rows, 'data-mac'), [BOOTED, HOSTILE, STALLED]);
 
   const stalledRow = page.locator(`#machines tr[data-mac="${STALLED}"]`);
   t.is(await stalledRow.locator('[data-state]').innerText(), 'stalled');
@@ -98,7 +77,7 @@ test('the machines page lists machines, flags the stalled boot and shows a timel
   await bootedRow.click();
   await page.waitForSelector('#timeline-section:not([hidden]) #timeline tbody tr');
   t.is(await page.locator('#timeline-mac').innerText(), BOOTED);
-  t.deepEqual(await page.locator('#timeline tbody tr').evaluateAll((trs) => trs.map((tr) => (tr as HTMLElement).dataset.step)), [
+  t.deepEqual(await dataAttrs(page.locator('#timeline tbody tr'), 'data-step'), [
     'dhcp.request',
     'dhcp.reply',
     'tftp.start',
@@ -114,9 +93,9 @@ test('the machines page lists machines, flags the stalled boot and shows a timel
   // Network-supplied text is shown as text, never run.
   // Same document, new hash: wait until the page has rendered the other machine's timeline.
   await page.goto(`${server.url}/ui#${HOSTILE}`);
-  await page.waitForFunction((mac) => document.querySelector('#timeline-mac')?.textContent === mac && document.querySelector('#timeline tbody tr') !== null, HOSTILE);
+  await waitForTimeline(page, HOSTILE);
   t.regex(await page.locator('#timeline').innerText(), /hostname=<img src=x onerror=/);
-  t.is(await page.evaluate(() => document.body.dataset.pwned), undefined);
+  t.is(await page.evaluate(() => (globalThis as unknown as BrowserGlobals).document.body.dataset.pwned), undefined);
 
   // The screenshot really shows the machines: the stalled row's amber and the booted badge's green are painted.
   await page.goto(`${server.url}/ui`);
