@@ -10,6 +10,7 @@
 import { parseArgs } from 'node:util';
 import { openDeviceSocket } from '../../src/net/bind-device.ts';
 import { MessageType, Opt } from '../../src/dhcp/options.ts';
+import { macFromBytes } from '../../src/net/mac.ts';
 import { emptyRequest, encodePacket, FLAG_BROADCAST, tryParsePacket } from '../../src/dhcp/packet.ts';
 
 const { values } = parseArgs({
@@ -20,6 +21,8 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     timeout: { type: 'string', default: '2000' },
     'mac-base': { type: 'string', default: '0' },
+    /** Print `ACK <ip> <mac>` per completed transaction (the crash test checks them against the lease file). */
+    'print-acks': { type: 'boolean', default: false },
   },
 });
 const count = Math.min(Number(values.count), 1_000_000);
@@ -101,6 +104,7 @@ socket.on('message', (data) => {
     send(packet(tx.n, tx.xid, MessageType.REQUEST, p.options.serverId(), p.yiaddr));
   } else if (tx.stage === 'ack' && type === MessageType.ACK) {
     completed++;
+    if (values['print-acks']) process.stdout.write(`ACK ${p.yiaddr} ${macFromBytes(p.chaddr.subarray(0, 6))}\n`);
     latencies.push(performance.now() - tx.t0);
     end(tx);
   } else if (type === MessageType.NAK) {
