@@ -29,7 +29,24 @@ export interface Lab {
   destroy(): Promise<void>;
 }
 
+let signalsHooked = false;
+
+/**
+ * A SIGTERM (ava ends a worker that way on its global timeout) or SIGINT would end this process
+ * without 'exit' hooks, leaving daemons and namespaces behind; exiting properly runs Topology's
+ * hook, which kills every child by PID and deletes the namespaces. Callers with their own
+ * handler (the demo) keep theirs.
+ */
+function exitCleanlyOnSignals(): void {
+  if (signalsHooked) return;
+  signalsHooked = true;
+  for (const [sig, code] of [['SIGTERM', 143], ['SIGINT', 130], ['SIGHUP', 129]] as const) {
+    if (process.listenerCount(sig) === 0) process.once(sig, () => process.exit(code));
+  }
+}
+
 export async function createLab(opts: { withSite?: boolean } = {}): Promise<Lab> {
+  exitCleanlyOnSignals();
   const topo = new Topology();
   try {
     const srv = await topo.namespace('srv');

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Namespace } from '../../helpers/netns.ts';
 import { waitFor } from '../../helpers/netns.ts';
+import { orphanSafe } from './qemu.ts';
 
 export interface Daemon {
   child: ChildProcess;
@@ -93,7 +94,7 @@ export async function startDnsmasq(ns: Namespace, o: DnsmasqOptions): Promise<Da
   lines.push(...(o.extra ?? []));
   const conf = path.join(dir, 'dnsmasq.conf');
   writeFileSync(conf, lines.join('\n') + '\n');
-  const child = ns.spawn('dnsmasq', ['-k', `--conf-file=${conf}`, '--pid-file']);
+  const child = ns.spawn(...orphanSafe('dnsmasq', ['-k', `--conf-file=${conf}`, '--pid-file']));
   const log = collect(child);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   await Promise.race([
@@ -137,7 +138,7 @@ http {
 }
 `;
   writeFileSync(path.join(prefix, 'nginx.conf'), conf);
-  const child = ns.spawn('nginx', ['-p', prefix, '-c', path.join(prefix, 'nginx.conf'), '-e', errorLog]);
+  const child = ns.spawn(...orphanSafe('nginx', ['-p', prefix, '-c', path.join(prefix, 'nginx.conf'), '-e', errorLog]));
   const out = collect(child);
   const log = () => out() + (existsSync(errorLog) ? readFileSync(errorLog, 'utf8') : '') + (existsSync(accessLog) ? readFileSync(accessLog, 'utf8') : '');
   const [host, port] = o.listen.split(':') as [string, string];

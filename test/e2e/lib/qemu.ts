@@ -57,6 +57,15 @@ export interface Vm {
   kill(): Promise<void>;
 }
 
+/**
+ * Runs cmd so that it is SIGKILLed when this process dies in a way no exit hook sees (ava
+ * SIGTERMs a worker on its global timeout): a VM left running would hold a core for minutes.
+ * setpriv and ip netns exec both exec, so the child's PID is still the command's own.
+ */
+export function orphanSafe(cmd: string, args: string[]): [string, string[]] {
+  return ['setpriv', ['--pdeathsig', 'KILL', cmd, ...args]];
+}
+
 /** qemu argv for one VM; exported so the demo and bench print the same command. */
 export function qemuArgs(o: VmOptions): string[] {
   const args = [
@@ -153,7 +162,7 @@ export async function startVm(o: VmOptions): Promise<Vm> {
   const out: WriteStream = createWriteStream(logFile);
   let child: ChildProcess;
   try {
-    child = o.ns.spawn('qemu-system-x86_64', qemuArgs(o), { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = o.ns.spawn(...orphanSafe('qemu-system-x86_64', qemuArgs(o)), { stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (err) {
     release();
     throw err;
