@@ -164,9 +164,17 @@ async function build(log: (msg: string) => void): Promise<GuestAssets> {
   mkdirSync(debDir, { recursive: true });
   let deb = readdirSync(debDir).find((f) => /^linux-image-[0-9].*-amd64_.*\.deb$/.test(f));
   if (!deb) {
-    const pkg = kernelPackage(await sh('apt-cache', ['depends', 'linux-image-amd64']));
+    let pkg = kernelPackage(await sh('apt-cache', ['depends', 'linux-image-amd64']));
     log(`downloading ${pkg} (apt-get download; not installed)`);
-    await sh('sh', ['-c', `cd "${debDir}" && apt-get download -q "${pkg}"`]);
+    try {
+      await sh('sh', ['-c', `cd "${debDir}" && apt-get download -q "${pkg}"`]);
+    } catch (err) {
+      // Package lists older than the mirror name a version it no longer has: refresh once.
+      log(`apt-get download failed (${(err as Error).message.split('\n')[0]}); apt-get update and retry`);
+      await sh('apt-get', ['update', '-qq']);
+      pkg = kernelPackage(await sh('apt-cache', ['depends', 'linux-image-amd64']));
+      await sh('sh', ['-c', `cd "${debDir}" && apt-get download -q "${pkg}"`]);
+    }
     deb = readdirSync(debDir).find((f) => /^linux-image-[0-9].*-amd64_.*\.deb$/.test(f));
     if (!deb) throw new Error(`apt-get download ${pkg} left no .deb in ${debDir}`);
   }
