@@ -4,7 +4,7 @@
  */
 import type { DhcpPacket } from '../dhcp/packet.ts';
 import { IpxeSubOpt, Opt } from '../dhcp/options.ts';
-import { macFromBytes, type Mac } from '../net/mac.ts';
+import type { Mac } from '../net/mac.ts';
 import { uuidFromClientGuid, type Uuid } from '../net/uuid.ts';
 
 /** Option 93 values we know (RFC 4578 and the IANA registry), by what they boot. */
@@ -60,6 +60,14 @@ export interface ClientInfo {
   hostname: string | undefined;
 }
 
+const IPXE = Buffer.from('iPXE', 'latin1');
+
+/** Lowercase colon form straight from the bytes: this runs for every packet on the segment. */
+function macOf(chaddr: Buffer): Mac {
+  const h = chaddr.toString('hex', 0, 6);
+  return `${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}:${h.slice(6, 8)}:${h.slice(8, 10)}:${h.slice(10, 12)}` as Mac;
+}
+
 const HTTP_ARCHES = new Set<ArchName>(['http-ia32', 'http-x64', 'http-arm32', 'http-arm64']);
 
 /**
@@ -68,7 +76,7 @@ const HTTP_ARCHES = new Set<ArchName>(['http-ia32', 'http-x64', 'http-arm32', 'h
  */
 export function classifyClient(p: DhcpPacket): ClientInfo | undefined {
   if (p.htype !== 1 || p.hlen !== 6) return undefined;
-  const mac = macFromBytes(p.chaddr.subarray(0, 6));
+  const mac = macOf(p.chaddr);
   const o = p.options;
   const guid = o.clientGuid();
   const arch = o.clientArchitectures()?.[0];
@@ -77,7 +85,7 @@ export function classifyClient(p: DhcpPacket): ClientInfo | undefined {
   const userClass = o.userClass();
   const encap = o.get(Opt.IPXE_ENCAP);
   const features = o.ipxeOptions();
-  const ipxe = (userClass !== undefined && userClass.toString('latin1') === 'iPXE') || o.userClasses().includes('iPXE') || encap !== undefined;
+  const ipxe = encap !== undefined || (userClass !== undefined && (userClass.equals(IPXE) || o.userClasses().includes('iPXE')));
   return {
     mac,
     uuid: guid ? uuidFromClientGuid(guid) : undefined,

@@ -111,7 +111,7 @@ export class OptionError extends Error {}
  * buffer is an error. A repeated code is concatenated (RFC 3396), in order.
  * `sawEnd` tells whether an End option was seen.
  */
-export function parseTlv(buf: Uint8Array, into: Map<number, Buffer> = new Map(), what = 'options'): { options: Map<number, Buffer>; sawEnd: boolean } {
+export function parseTlv(buf: Buffer, into: Map<number, Buffer> = new Map(), what = 'options'): { options: Map<number, Buffer>; sawEnd: boolean } {
   let i = 0;
   while (i < buf.length) {
     const code = buf[i]!;
@@ -125,7 +125,8 @@ export function parseTlv(buf: Uint8Array, into: Map<number, Buffer> = new Map(),
     const start = i + 2;
     const end = start + len;
     if (end > buf.length) throw new OptionError(`${what}: option ${code} at offset ${i} claims ${len} bytes, ${buf.length - start} left`);
-    const value = Buffer.from(buf.subarray(start, end));
+    // A view, not a copy: parsePacket copies the datagram once and every value points into it.
+    const value = buf.subarray(start, end);
     const prev = into.get(code);
     into.set(code, prev ? Buffer.concat([prev, value]) : value);
     i = end;
@@ -135,31 +136,59 @@ export function parseTlv(buf: Uint8Array, into: Map<number, Buffer> = new Map(),
 
 /** Encodes code/length/value entries, splitting values longer than 255 bytes into consecutive instances (RFC 3396). */
 export function encodeTlv(entries: Iterable<[number, Uint8Array]>, withEnd: boolean): Buffer {
-  const parts: Buffer[] = [];
-  for (const [code, value] of entries) {
+  const list = [...entries];
+  let size = withEnd ? 1 : 0;
+  for (const [code, value] of list) {
     if (!Number.isInteger(code) || code <= Opt.PAD || code >= Opt.END) throw new OptionError(`option code ${code} cannot carry a value`);
+    size += value.length === 0 ? 2 : value.length + 2 * Math.ceil(value.length / 255);
+  }
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const [code, value] of list) {
     if (value.length === 0) {
-      parts.push(Buffer.from([code, 0]));
+      out[at++] = code;
+      out[at++] = 0;
       continue;
     }
     for (let off = 0; off < value.length; off += 255) {
-      const chunk = value.subarray(off, off + 255);
-      parts.push(Buffer.from([code, chunk.length]), Buffer.from(chunk));
+      const n = Math.min(255, value.length - off);
+      out[at++] = code;
+      out[at++] = n;
+      out.set(value.subarray(off, off + n), at);
+      at += n;
     }
   }
-  if (withEnd) parts.push(Buffer.from([Opt.END]));
-  return Buffer.concat(parts);
+  if (withEnd) out[at++] = Opt.END;
+  return out;
+}
+
+/** Writes a dotted-quad IPv4 into `out` at `offset`; throws OptionError when it is not one. */
+export function writeIpv4(ip: string, out: Uint8Array, offset: number): void {
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i <= ip.length; i++) {
+    const c = i < ip.length ? ip.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (digits === 0 || part > 3) throw new OptionError(`not an IPv4 address: "${ip}"`);
+      out[offset + part] = value;
+      part += 1;
+      value = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      value = value * 10 + (c - 48);
+      digits += 1;
+      if (value > 255) throw new OptionError(`not an IPv4 address: "${ip}"`);
+    } else {
+      throw new OptionError(`not an IPv4 address: "${ip}"`);
+    }
+  }
+  if (part !== 4) throw new OptionError(`not an IPv4 address: "${ip}"`);
 }
 
 export function ipv4Bytes(ip: string): Buffer {
-  const parts = ip.split('.');
-  if (parts.length !== 4) throw new OptionError(`not an IPv4 address: "${ip}"`);
   const out = Buffer.alloc(4);
-  parts.forEach((p, i) => {
-    const n = Number(p);
-    if (!/^\d{1,3}$/.test(p) || n > 255) throw new OptionError(`not an IPv4 address: "${ip}"`);
-    out[i] = n;
-  });
+  writeIpv4(ip, out, 0);
   return out;
 }
 
@@ -224,9 +253,10 @@ export class DhcpOptions {
     return this.map.has(code);
   }
 
+  /** Takes the value as given (a Buffer is not copied: do not change it afterwards). */
   set(code: number, value: Uint8Array): this {
     if (!Number.isInteger(code) || code <= Opt.PAD || code >= Opt.END) throw new OptionError(`option code ${code} cannot carry a value`);
-    this.map.set(code, Buffer.from(value));
+    this.map.set(code, Buffer.isBuffer(value) ? value : Buffer.from(value));
     return this;
   }
 

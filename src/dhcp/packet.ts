@@ -3,7 +3,7 @@
  * Parsing checks every length against the buffer before reading, so a hostile or broken
  * packet becomes a MalformedPacketError, never an out-of-range read or a crash.
  */
-import { DhcpOptions, encodeTlv, ipv4Bytes, ipv4FromBytes, Opt, OptionError, parseTlv } from './options.ts';
+import { DhcpOptions, encodeTlv, ipv4FromBytes, Opt, OptionError, parseTlv, writeIpv4 } from './options.ts';
 
 export const BOOTREQUEST = 1;
 export const BOOTREPLY = 2;
@@ -49,17 +49,20 @@ export class MalformedPacketError extends Error {}
 
 export type ParseResult = { ok: true; packet: DhcpPacket } | { ok: false; reason: string };
 
-function cstring(buf: Uint8Array, offset: number, length: number): string {
-  const field = buf.subarray(offset, offset + length);
-  const nul = field.indexOf(0);
-  return Buffer.from(nul < 0 ? field : field.subarray(0, nul)).toString('latin1');
+function cstring(buf: Buffer, offset: number, length: number): string {
+  let end = offset;
+  const limit = offset + length;
+  while (end < limit && buf[end] !== 0) end += 1;
+  return buf.toString('latin1', offset, end);
 }
 
 /** Parses one UDP payload. Throws MalformedPacketError with a short reason. */
 export function parsePacket(input: Uint8Array): DhcpPacket {
   if (input.length < OPTIONS_OFFSET) throw new MalformedPacketError(`too short: ${input.length} bytes, need at least ${OPTIONS_OFFSET}`);
   if (input.length > MAX_INPUT_LENGTH) throw new MalformedPacketError(`too long: ${input.length} bytes`);
-  const buf = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  // One copy of the datagram; option values and chaddr are views into it, so a caller
+  // reusing its receive buffer cannot change a parsed packet.
+  const buf = Buffer.from(input);
   const op = buf[0]!;
   if (op !== BOOTREQUEST && op !== BOOTREPLY) throw new MalformedPacketError(`op ${op} is neither BOOTREQUEST nor BOOTREPLY`);
   const hlen = buf[2]!;
@@ -104,10 +107,10 @@ export function parsePacket(input: Uint8Array): DhcpPacket {
     yiaddr: ipv4FromBytes(buf, 16),
     siaddr: ipv4FromBytes(buf, 20),
     giaddr: ipv4FromBytes(buf, 24),
-    chaddr: Buffer.from(buf.subarray(28, 44)),
+    chaddr: buf.subarray(28, 44),
     sname: overload & 2 ? '' : cstring(buf, SNAME_OFFSET, SNAME_LENGTH),
     file: overload & 1 ? '' : cstring(buf, FILE_OFFSET, FILE_LENGTH),
-    options: DhcpOptions.fromMap(map),
+    options: overload ? DhcpOptions.fromMap(map) : options,
   };
 }
 
@@ -133,6 +136,7 @@ export interface EncodeOptions {
 }
 
 function writeCString(buf: Buffer, offset: number, length: number, value: string, what: string): void {
+  if (value.length === 0) return;
   const bytes = Buffer.from(value, 'latin1');
   if (bytes.length >= length) throw new RangeError(`${what} "${value.slice(0, 40)}…" is ${bytes.length} bytes; the field holds ${length - 1}`);
   bytes.copy(buf, offset);
@@ -143,33 +147,31 @@ function writeCString(buf: Buffer, offset: number, length: number, value: string
  * insertion order, End, then zero padding up to 300 bytes.
  */
 export function encodePacket(p: DhcpPacket, opts: EncodeOptions = {}): Buffer {
-  const header = Buffer.alloc(OPTIONS_OFFSET);
-  header[0] = p.op;
-  header[1] = p.htype;
   if (p.hlen > 16) throw new RangeError(`hlen ${p.hlen} exceeds 16`);
-  header[2] = p.hlen;
-  header[3] = p.hops;
-  header.writeUInt32BE(p.xid >>> 0, 4);
-  header.writeUInt16BE(p.secs & 0xffff, 8);
-  header.writeUInt16BE(p.flags & 0xffff, 10);
-  ipv4Bytes(p.ciaddr).copy(header, 12);
-  ipv4Bytes(p.yiaddr).copy(header, 16);
-  ipv4Bytes(p.siaddr).copy(header, 20);
-  ipv4Bytes(p.giaddr).copy(header, 24);
-  p.chaddr.subarray(0, 16).copy(header, 28);
-  writeCString(header, SNAME_OFFSET, SNAME_LENGTH, p.sname, 'sname');
-  writeCString(header, FILE_OFFSET, FILE_LENGTH, p.file, 'file');
-  header.writeUInt32BE(MAGIC_COOKIE, HEADER_LENGTH);
-
   const entries = p.options.entries();
-  const first = entries.filter(([code]) => code === Opt.MESSAGE_TYPE);
-  const rest = entries.filter(([code]) => code !== Opt.MESSAGE_TYPE && code !== Opt.OVERLOAD);
-  const options = encodeTlv([...first, ...rest], true);
+  const ordered: [number, Buffer][] = [];
+  for (const e of entries) if (e[0] === Opt.MESSAGE_TYPE) ordered.push(e);
+  for (const e of entries) if (e[0] !== Opt.MESSAGE_TYPE && e[0] !== Opt.OVERLOAD) ordered.push(e);
+  const options = encodeTlv(ordered, true);
   const length = Math.max(MIN_PACKET_LENGTH, OPTIONS_OFFSET + options.length);
   const max = opts.maxLength ?? Number.POSITIVE_INFINITY;
   if (length > max) throw new RangeError(`reply is ${length} bytes, client accepts ${max}`);
   const out = Buffer.alloc(length);
-  header.copy(out, 0);
+  out[0] = p.op;
+  out[1] = p.htype;
+  out[2] = p.hlen;
+  out[3] = p.hops;
+  out.writeUInt32BE(p.xid >>> 0, 4);
+  out.writeUInt16BE(p.secs & 0xffff, 8);
+  out.writeUInt16BE(p.flags & 0xffff, 10);
+  writeIpv4(p.ciaddr, out, 12);
+  writeIpv4(p.yiaddr, out, 16);
+  writeIpv4(p.siaddr, out, 20);
+  writeIpv4(p.giaddr, out, 24);
+  p.chaddr.copy(out, 28, 0, 16);
+  writeCString(out, SNAME_OFFSET, SNAME_LENGTH, p.sname, 'sname');
+  writeCString(out, FILE_OFFSET, FILE_LENGTH, p.file, 'file');
+  out.writeUInt32BE(MAGIC_COOKIE, HEADER_LENGTH);
   options.copy(out, OPTIONS_OFFSET);
   return out;
 }

@@ -93,6 +93,7 @@ abstract class BootResponder {
   /** A packet left unanswered for a protocol reason (wrong server, wrong type). */
   protected ignore(reason: ProtocolIgnoreReason, ex: Exchange | undefined, why: string, from: Peer): void {
     this.deps.metrics.dhcpIgnored.inc({ reason });
+    if (!this.deps.log.isLevelEnabled('debug')) return;
     this.deps.log.debug({ ...(ex ? this.logFields(ex) : { from: `${from.address}:${from.port}`, port: this.port }), reason }, `${this.mode}: not answering: ${why}`);
   }
 
@@ -101,12 +102,12 @@ abstract class BootResponder {
     const target: BootTarget = resolveBootTarget(ex.client, this.deps.settings);
     if (target.action !== 'ignore') return target;
     this.deps.metrics.dhcpIgnored.inc({ reason: target.code });
-    const fields = { ...this.logFields(ex), reason: target.code, detail: target.reason };
     if (target.code === 'not-pxe') {
       // Every laptop and phone on the segment lands here in proxy mode: not worth an info line or a timeline.
-      this.deps.log.debug(fields, `${this.mode}: not answering ${ex.client.mac}: ${target.reason}`);
+      if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ ...this.logFields(ex), reason: target.code, detail: target.reason }, `${this.mode}: not answering ${ex.client.mac}: ${target.reason}`);
       return undefined;
     }
+    const fields = { ...this.logFields(ex), reason: target.code, detail: target.reason };
     this.deps.log.info(fields, `${this.mode}: not answering ${ex.client.mac} (${ex.client.archName}${ex.client.ipxe ? ', iPXE' : ''}): ${target.reason}`);
     this.deps.timeline.record({ step: 'dhcp.ignored', mac: ex.client.mac, uuid: ex.client.uuid, detail: { reason: target.code, detail: target.reason, arch: ex.client.archName, port: this.port } });
     return undefined;
@@ -158,7 +159,7 @@ export class ProxyDhcpResponder extends BootResponder {
 
   protected recordRequest(ex: Exchange): void {
     const { client, request, type } = ex;
-    this.deps.log.debug(this.logFields(ex), `proxy: ${type} from ${client.mac} (${client.archName}${client.ipxe ? ', iPXE' : ''})`);
+    if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug(this.logFields(ex), `proxy: ${type} from ${client.mac} (${client.archName}${client.ipxe ? ', iPXE' : ''})`);
     if (client.arch === undefined) return; // not a PXE client: no timeline for it
     // The site's server hands out the address; the REQUEST names it (option 50, or ciaddr when
     // renewing). Binding it ties the TFTP and HTTP steps that follow, which carry no MAC, to this machine.
@@ -215,7 +216,7 @@ export class PxeBootServer extends BootResponder {
   protected recordRequest(ex: Exchange): void {
     const { client, request, type } = ex;
     const ip = this.clientIp(ex);
-    this.deps.log.debug({ ...this.logFields(ex), ip }, `bootserver: ${type} from ${client.mac} at ${ip ?? 'no address'}`);
+    if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ ...this.logFields(ex), ip }, `bootserver: ${type} from ${client.mac} at ${ip ?? 'no address'}`);
     if (ip) this.deps.timeline.bindAddress(ip, client.mac);
     this.deps.timeline.record({ step: 'pxe.request', mac: client.mac, uuid: client.uuid, ip, detail: { type, arch: client.archName, ipxe: client.ipxe, xid: request.xid, port: PXE_PORT, from: `${ex.from.address}:${ex.from.port}` } });
   }
