@@ -116,8 +116,8 @@ export class DhcpServer implements Service {
     const arch = client?.archName ?? 'none';
     this.ctx.metrics.dhcpRequests.inc({ type: typeName, mode: 'full', arch });
     if (!client) return this.ignore('not-ethernet', req, undefined, typeName);
-    this.ctx.timeline.record({ step: 'dhcp.request', mac: client.mac, uuid: client.uuid, ip: req.ciaddr, detail: { type: typeName, mode: 'full', arch, xid: req.xid } });
-    this.ctx.log.debug({ mac: client.mac, xid: req.xid, type: typeName, arch, ciaddr: req.ciaddr, requested: req.options.requestedIp(), serverId: req.options.serverId(), giaddr: req.giaddr }, `DHCP ${typeName}`);
+    if (booting(client)) this.ctx.timeline.record({ step: 'dhcp.request', mac: client.mac, uuid: client.uuid, ip: req.ciaddr, detail: { type: typeName, mode: 'full', arch, ipxe: client.ipxe, xid: req.xid, port: SERVER_PORT } });
+    if (this.ctx.log.isLevelEnabled('debug')) this.ctx.log.debug({ mac: client.mac, xid: req.xid, type: typeName, arch, ciaddr: req.ciaddr, requested: req.options.requestedIp(), serverId: req.options.serverId(), giaddr: req.giaddr }, `DHCP ${typeName}`);
     if (req.giaddr !== '0.0.0.0' && !this.onSubnet(req.giaddr)) return this.ignore('relay-other-subnet', req, client, typeName);
     const who: LeaseClient = { mac: client.mac, clientId: normalizeClientId(req.options.clientId(), client.mac) };
     switch (type) {
@@ -248,7 +248,7 @@ export class DhcpServer implements Service {
     const target = resolveBootTarget(client, this.settings.boot);
     const file = this.applyBoot(reply, client, target);
     const to = replyDestination(req);
-    this.sent(client, type === MessageType.OFFER ? 'OFFER' : 'ACK', to, { yiaddr, file, state, boot: target.action === 'ignore' ? target.reason : undefined });
+    this.sent(client, type === MessageType.OFFER ? 'OFFER' : 'ACK', to, { yiaddr, file, state, action: target.action, reason: target.reason });
     return { packet: reply, to };
   }
 
@@ -266,14 +266,14 @@ export class DhcpServer implements Service {
 
   private sent(client: ClientInfo, type: 'OFFER' | 'ACK' | 'NAK', to: Destination, detail: Record<string, unknown>): void {
     this.ctx.metrics.dhcpReplies.inc({ type, mode: 'full', arch: client.archName });
-    this.ctx.timeline.record({ step: 'dhcp.reply', mac: client.mac, uuid: client.uuid, ip: typeof detail.yiaddr === 'string' ? detail.yiaddr : undefined, detail: { type, mode: 'full', ...detail } });
+    if (booting(client)) this.ctx.timeline.record({ step: 'dhcp.reply', mac: client.mac, uuid: client.uuid, ip: typeof detail.yiaddr === 'string' ? detail.yiaddr : undefined, detail: { type, mode: 'full', ...detail, to: `${to.address}:${to.port}` } });
     this.ctx.log.info({ mac: client.mac, type, to: `${to.address}:${to.port}`, via: to.via, ...detail }, `DHCP ${type}`);
   }
 
   private ignore(reason: FullIgnoreReason, req: DhcpPacket, client: ClientInfo | undefined, type: string, detail: Record<string, unknown> = {}): undefined {
     this.ctx.metrics.dhcpIgnored.inc({ reason });
-    if (client) this.ctx.timeline.record({ step: 'dhcp.ignored', mac: client.mac, uuid: client.uuid, detail: { type, mode: 'full', reason, ...detail } });
-    this.ctx.log.info({ mac: client?.mac, xid: req.xid, type, reason, ...detail }, `DHCP ${type} not answered: ${reason}`);
+    if (client && booting(client)) this.ctx.timeline.record({ step: 'dhcp.ignored', mac: client.mac, uuid: client.uuid, detail: { type, mode: 'full', reason, ...detail } });
+    if (this.ctx.log.isLevelEnabled('debug')) this.ctx.log.debug({ mac: client?.mac, xid: req.xid, type, reason, ...detail }, `DHCP ${type} not answered: ${reason}`);
     return undefined;
   }
 
@@ -285,6 +285,15 @@ export class DhcpServer implements Service {
   leaseOf(mac: Mac): Lease | undefined {
     return this.pool.find({ mac });
   }
+}
+
+/**
+ * Only PXE clients (option 93) get a boot timeline. Laptops, phones and the booted OS's own
+ * DHCP client get addresses too, but a timeline for them would show every one as a stalled
+ * boot; their address is still tied to the MAC (bindAddress) for later HTTP steps.
+ */
+function booting(client: ClientInfo): boolean {
+  return client.arch !== undefined;
 }
 
 function defaultTransport(ctx: AppContext) {

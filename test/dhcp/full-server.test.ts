@@ -185,6 +185,12 @@ test('metrics and timeline: requests and replies counted with mode full, the ACK
   t.regex(text, /bootcfg_dhcp_replies_total\{type="ACK",mode="full",arch="bios"\} 1/);
   t.is(ctx.timeline.macForAddress(offer.yiaddr), mac(7));
   t.deepEqual(ctx.timeline.get(mac(7))!.events.map((e) => e.step), ['dhcp.request', 'dhcp.reply', 'dhcp.request', 'dhcp.reply']);
+  t.is(ctx.timeline.get(mac(7))!.events[3]!.detail.file, 'undionly.kpxe', 'the boot file, where the progress rules read it');
+  // A plain host (no option 93) gets its address tied to its MAC, but no boot timeline.
+  const plain = (await ask(s, { kind: 'udhcpc', mac: mac(8), xid: 3 }))!.packet;
+  await ask(s, { kind: 'udhcpc', mac: mac(8), xid: 4, type: MessageType.REQUEST, serverId: US, requestedIp: plain.yiaddr });
+  t.is(ctx.timeline.get(mac(8)), undefined);
+  t.is(ctx.timeline.macForAddress(plain.yiaddr), mac(8));
 });
 
 test('leases survive a restart of the server on the same lease file', async (t) => {
