@@ -143,6 +143,9 @@ function expectationAfter(last: BootEvent, pending: Set<string> | undefined): Ex
     case 'tftp.start':
       return { expected: ['tftp.end'], stalled: `TFTP transfer${bootFile ? ` of ${bootFile}` : ''} started and never finished` };
     case 'tftp.end':
+      if (str(last.detail.outcome) === 'not-found') {
+        return { expected: ['tftp.start', 'dhcp.request', ...HTTP_STEPS], stalled: `TFTP had no ${bootFile ?? 'file'} for it, and nothing followed` };
+      }
       return {
         expected: ['tftp.start', 'dhcp.request', ...HTTP_STEPS],
         stalled: `${bootFile ?? 'the firmware'} was sent over TFTP, but the machine never came back (no DHCP request from iPXE, no HTTP)`,
@@ -162,8 +165,9 @@ function expectationAfter(last: BootEvent, pending: Set<string> | undefined): Ex
 
 function tftpFailed(e: BootEvent): boolean {
   const outcome = str(e.detail.outcome);
-  // Firmware probes the size first and aborts on purpose (wire.md): that is not a failure.
-  return outcome !== undefined && outcome !== 'ok' && !/abort/i.test(outcome);
+  // Firmware probes the size first and aborts on purpose, and iPXE and GRUB ask for optional
+  // files (autoexec.ipxe, grub.cfg-<mac>) expecting a miss (wire.md): neither is a failure.
+  return outcome !== undefined && outcome !== 'ok' && outcome !== 'not-found' && !/abort/i.test(outcome);
 }
 
 /**

@@ -140,3 +140,11 @@ test('a --base-url with a path prefix still matches the image paths the server s
   ];
   t.deepEqual(completedBoots(events), [2]);
 });
+
+test('an optional file TFTP does not have (autoexec.ipxe) is not a failure, only a stall if nothing follows', (t) => {
+  const events = [...fullBoot.slice(0, 4), ev('tftp.start', 800, { file: 'autoexec.ipxe' }), ev('tftp.end', 801, { file: 'autoexec.ipxe', outcome: 'not-found' })];
+  t.is(assessBoot(events, 900).state, 'booting');
+  const p = assessBoot(events, 801 + 2 * MIN);
+  t.is(p.state, 'stalled');
+  t.regex(p.reason, /TFTP had no autoexec\.ipxe for it/);
+});
