@@ -37,10 +37,14 @@ export interface BootProgress {
 
 /** The files a boot script names, as request paths, so `/images/x` and `http://host:8080/images/x` match. */
 export function filePath(urlOrPath: string): string {
+  // The common cases without the URL parser: /api/machines judges every event of every machine.
+  const m = /^(?:[a-z][a-z0-9+.-]*:\/\/[^/?#]*)?(\/[^?#]*)?/i.exec(urlOrPath);
+  const path = m?.[1] ?? (m?.[0] ? '/' : `/${urlOrPath.replace(/[?#].*$/, '')}`);
+  if (!path.includes('%') && !path.includes('/.')) return path;
   try {
     return decodeURIComponent(new URL(urlOrPath, 'http://appliance.invalid/').pathname);
   } catch {
-    return urlOrPath;
+    return path;
   }
 }
 
@@ -177,11 +181,20 @@ function tftpFailed(e: BootEvent): boolean {
 export function assessBoot(events: readonly BootEvent[], now: number, rules: ProgressRules = DEFAULT_RULES): BootProgress {
   const last = events.at(-1);
   if (!last) return { state: 'booting', lastStep: undefined, lastAt: undefined, reason: 'no steps recorded', expected: [], missingFiles: [] };
+  // A served script resets what the boot waits for, so only events from the last one on can
+  // decide completion: scanning from there gives the same verdict without walking the whole
+  // history (the API judges every machine on every request).
+  let from = 0;
+  for (let i = events.length - 1; i >= 0; i--) {
+    const e = events[i]!;
+    if ((e.step === 'http.ipxe' || e.step === 'http.pixiecore') && !failedHttp(e)) {
+      from = i;
+      break;
+    }
+  }
   const state = newCompletionState();
   let completedAt = -1;
-  events.forEach((e, i) => {
-    if (advanceCompletion(state, e)) completedAt = i;
-  });
+  for (let i = from; i < events.length; i++) if (advanceCompletion(state, events[i]!)) completedAt = i;
   const base = { lastStep: last.step, lastAt: last.at, missingFiles: state.pending ? [...state.pending] : [] };
   const status = httpStatus(last);
 
