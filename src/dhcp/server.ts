@@ -204,6 +204,8 @@ export class DhcpServer implements Service {
   /** DHCPINFORM: configuration only, no address, no lease (RFC 2131 §3.4). */
   private inform(req: DhcpPacket, client: ClientInfo): Reply | undefined {
     if (req.ciaddr === '0.0.0.0') return this.ignore('no-address', req, client, 'INFORM');
+    // Our router, DNS and mask are only right for hosts on our subnet (a relay's giaddr was checked already).
+    if (req.giaddr === '0.0.0.0' && !this.onSubnet(req.ciaddr)) return this.ignore('not-ours', req, client, 'INFORM', { ciaddr: req.ciaddr });
     return this.reply(req, client, MessageType.ACK, '0.0.0.0', undefined, 'inform');
   }
 

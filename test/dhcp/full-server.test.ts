@@ -174,6 +174,7 @@ test('INFORM: an ACK with configuration, no address and no lease time, to ciaddr
   t.truthy(r.packet.options.get(Opt.ROUTER));
   t.deepEqual(r.to, { address: '10.20.0.30', port: 68, via: 'unicast' });
   t.is(s.pool.find({ mac: mac(1) }), undefined, 'no lease');
+  t.is(await ask(s, { kind: 'dhclient', mac: mac(1), xid: 2, type: MessageType.INFORM, ciaddr: '192.168.9.9' }), undefined, 'a host of another subnet: our options are not its');
 });
 
 test('metrics and timeline: requests and replies counted with mode full, the ACKed address tied to the MAC', async (t) => {
