@@ -8,7 +8,7 @@ import type { Source } from './files.ts';
 export type Outcome =
   /** Every block acknowledged. (The ops progress rules read `ok` as success and anything with "abort" as not a failure.) */
   | 'ok'
-  /** ERROR 8 (or any error) right after our OACK: OVMF and PXE ROMs asking only for tsize. A normal end. */
+  /** An ERROR right after our OACK to a request with tsize: OVMF and PXE ROMs asking only for the size. A normal end. */
   | 'probe-aborted'
   | 'aborted'
   | 'timeout'
@@ -31,7 +31,14 @@ export interface RetransmitPolicy {
   maxRetries: number;
 }
 
-export const DEFAULT_RETRANSMIT: RetransmitPolicy = { minRtoMs: 100, initialRtoMs: 300, maxRtoMs: 2000, maxRetries: 10 };
+/**
+ * The backoff must be allowed to grow past the clients' own timeouts (1-5 s): atftp, with a
+ * window, ignores duplicate DATA without re-ACKing and restarts its timer on each one, so
+ * when both of its ACKs for a window are lost it only speaks again after a silence longer
+ * than its timeout. 100 ms doubling to 8 s, 8 tries: about 21 s without progress before
+ * a transfer is abandoned.
+ */
+export const DEFAULT_RETRANSMIT: RetransmitPolicy = { minRtoMs: 100, initialRtoMs: 300, maxRtoMs: 8000, maxRetries: 8 };
 
 export interface SessionResult {
   outcome: Outcome;
@@ -177,13 +184,16 @@ export class Session {
     }
     const p = parsed.packet;
     if (p.op === 'error') {
-      this.finish(this.state === 'oack' ? 'probe-aborted' : 'aborted', `client error ${p.code}: ${p.message}`);
+      // A size probe asks for tsize and stops at the OACK; any other stop is the client giving up.
+      const probe = this.state === 'oack' && this.terms.oack.tsize !== undefined;
+      this.finish(probe ? 'probe-aborted' : 'aborted', `client error ${p.code}: ${p.message}`);
       return;
     }
     if (p.op !== 'ack') return; // A client never sends us anything else mid-transfer; ignore it.
     if (this.state === 'oack') {
       if (p.block !== 0) return;
-      this.sampleRtt();
+      if (this.retries === 0) this.sampleRtt();
+      else this.rto = this.clampRto(this.policy.initialRtoMs);
       this.state = 'data';
       this.retries = 0;
       this.pump();
@@ -194,7 +204,10 @@ export class Session {
     if (delta === 0 || delta > this.sent - this.acked) return;
     this.acked += delta;
     this.retries = 0;
-    if (this.acked === this.sent) this.sampleRtt();
+    // Progress proves the client alive: drop the backoff (as TCP does on new data), or a
+    // lossy link ratchets the timeout up window after window.
+    if (this.acked === this.sent && !this.windowIsRetransmit) this.sampleRtt();
+    else this.rto = this.clampRto(this.srtt === undefined ? this.policy.initialRtoMs : this.srtt + 4 * this.rttvar);
     if (this.acked >= this.lastBlock) {
       this.finish('ok');
       return;
@@ -203,9 +216,8 @@ export class Session {
     this.pump();
   }
 
-  /** RFC 6298 estimator, fed only by windows that were not retransmitted (Karn). */
+  /** RFC 6298 estimator; callers feed it only windows that were not retransmitted (Karn). */
   private sampleRtt(): void {
-    if (this.windowIsRetransmit) return;
     const r = performance.now() - this.windowSentAt;
     if (this.srtt === undefined) {
       this.srtt = r;
