@@ -126,7 +126,11 @@ try {
     results.ours.push(await runOurs(srv, cli, path.join(dir, `r${round}`), round));
   }
   const sum = (rs: LoadResult[]) => rs.reduce((a, r) => a + r.completed, 0) / rs.reduce((a, r) => a + r.seconds, 0);
-  process.stdout.write(`${JSON.stringify({ ratio: Number((sum(results.ours) / Math.max(1, sum(results.dnsmasq))).toFixed(2)), perRound: results.ours.map((r, i) => Number((r.rate / Math.max(1, results.dnsmasq[i]!.rate)).toFixed(2))), oursRate: Math.round(sum(results.ours)), dnsmasqRate: Math.round(sum(results.dnsmasq)), note: 'full DORA/s, leases durable before ACK, ours / dnsmasq with lease file' })}\n`);
+  const summary = { ratio: Number((sum(results.ours) / Math.max(1, sum(results.dnsmasq))).toFixed(2)), perRound: results.ours.map((r, i) => Number((r.rate / Math.max(1, results.dnsmasq[i]!.rate)).toFixed(2))), oursRate: Math.round(sum(results.ours)), dnsmasqRate: Math.round(sum(results.dnsmasq)), note: 'full DORA/s, leases durable before ACK, ours / dnsmasq with lease file' };
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+  const out = path.join(PROJECT_ROOT, 'bench', 'results', `dhcp-full-${new Date().toISOString().replaceAll(':', '-')}.json`);
+  await mkdir(path.dirname(out), { recursive: true });
+  await writeFile(out, `${JSON.stringify({ summary, results, args: values }, null, 2)}\n`);
 } finally {
   await topo.destroy();
   await rm(dir, { recursive: true, force: true });
