@@ -6,6 +6,7 @@
  *   leases.json.journal   changes since the snapshot, one JSON line each, appended + fdatasync
  *   leases.json.prev      the snapshot before the last compaction (last good copy)
  *   leases.json.journal.prev  the journal that the last compaction folded in
+ *   leases.json.lock      the pid of the process using the file
  *
  * Why a journal: rewriting the whole file per commit costs O(leases) CPU and would cap a
  * busy segment well below dnsmasq (which rewrites and fsyncs its file per lease). Here one
@@ -13,7 +14,7 @@
  * line is a record's full state, so replaying a line twice is harmless (crash between
  * snapshot and journal rotation).
  */
-import { link, mkdir, open, readFile, rename, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { isIPv4 } from 'node:net';
 import { z } from 'zod';
@@ -59,11 +60,25 @@ export interface LeaseFileOpenResult {
   problems: string[];
 }
 
+/** Another live process has the lease file: two servers on one file would hand one address to two clients. */
+export class LeaseFileLockedError extends Error {}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export class LeaseFile {
   readonly journalPath: string;
   readonly prevPath: string;
   readonly prevJournalPath: string;
+  readonly lockPath: string;
   private readonly dir: string;
+  private locked = false;
   private readonly compactBytes: number;
   private journal: FileHandle | undefined;
   private journalBytes = 0;
@@ -85,6 +100,7 @@ export class LeaseFile {
     this.journalPath = `${file}.journal`;
     this.prevPath = `${file}.prev`;
     this.prevJournalPath = `${file}.journal.prev`;
+    this.lockPath = `${file}.lock`;
     this.dir = path.dirname(file);
     this.compactBytes = options.compactBytes ?? 8 * 1024 * 1024;
   }
@@ -92,12 +108,20 @@ export class LeaseFile {
   /** Loads what is on disk into the pool (recovering from a broken snapshot), then starts a fresh snapshot + journal. */
   async open(): Promise<LeaseFileOpenResult> {
     await mkdir(this.dir, { recursive: true });
-    const problems: string[] = [];
-    const records = await this.recover(problems);
-    const { loaded, outside } = this.pool.load(records.values());
-    this.pool.takeChanges();
-    await this.compactNow();
-    return { loaded, outside, problems };
+    await this.lock();
+    try {
+      const problems: string[] = [];
+      const records = await this.recover(problems);
+      const { loaded, outside } = this.pool.load(records.values());
+      this.pool.takeChanges();
+      await this.compactNow();
+      return { loaded, outside, problems };
+    } catch (err) {
+      await this.journal?.close();
+      this.journal = undefined;
+      await this.unlock();
+      throw err;
+    }
   }
 
   /**
@@ -129,7 +153,42 @@ export class LeaseFile {
     } finally {
       await this.journal?.close();
       this.journal = undefined;
+      await this.unlock();
     }
+  }
+
+  /**
+   * Takes `<file>.lock` (our pid). A lock whose process is gone (kill -9, power loss) is
+   * stale and taken over; so is one holding our own pid (a container restarted as pid 1).
+   */
+  private async lock(): Promise<void> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const fh = await open(this.lockPath, 'wx', 0o600);
+        try {
+          await fh.writeFile(`${process.pid}\n`);
+        } finally {
+          await fh.close();
+        }
+        this.locked = true;
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const pid = Number((await readFile(this.lockPath, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+        throw new LeaseFileLockedError(`${this.file} is in use by process ${pid} (${this.lockPath}); refusing to share it: two servers on one lease file would hand one address to two clients`);
+      }
+      this.log.warn({ path: this.lockPath, pid: pid || undefined }, 'stale lease file lock (its process is gone): taking it over');
+      await unlink(this.lockPath).catch(() => undefined);
+    }
+    throw new LeaseFileLockedError(`could not take ${this.lockPath}`);
+  }
+
+  private async unlock(): Promise<void> {
+    if (!this.locked) return;
+    this.locked = false;
+    await unlink(this.lockPath).catch(() => undefined);
   }
 
   /** Closes the journal without writing anything more: what a crash leaves behind (tests), or a start that failed. */
@@ -138,6 +197,7 @@ export class LeaseFile {
     await this.tail.catch(() => undefined);
     await this.journal?.close();
     this.journal = undefined;
+    await this.unlock();
   }
 
   private async write(): Promise<void> {

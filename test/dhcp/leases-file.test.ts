@@ -1,11 +1,11 @@
 import test from 'ava';
-import { spawn } from 'node:child_process';
-import { appendFile, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { appendFile, access, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { LeaseFile } from '../../src/dhcp/lease-file.ts';
+import { LeaseFile, LeaseFileLockedError } from '../../src/dhcp/lease-file.ts';
 import { LeasePool } from '../../src/dhcp/leases.ts';
 import { parseMac, type Mac } from '../../src/net/mac.ts';
 import { cliArgs, PROJECT_ROOT } from '../helpers/appliance.ts';
@@ -202,4 +202,22 @@ test('kill -9 mid-load, three times: no acknowledged lease is lost, no address i
   const owners = pool.all().filter((l) => l.mac && pool.isActive(l)).map((l) => l.mac);
   t.is(new Set(owners).size, owners.length, 'no client holds two addresses');
   await lf.close();
+});
+
+test('a lease file in use by a live process is refused; a lock left by a dead one is taken over', async (t) => {
+  const file = path.join(await scratch(t), 'leases.json');
+  const sleeper = spawn('sleep', ['30']);
+  t.teardown(() => {
+    sleeper.kill('SIGKILL');
+  });
+  await writeFile(`${file}.lock`, `${sleeper.pid}\n`);
+  const err = await t.throwsAsync(openFile(file), { instanceOf: LeaseFileLockedError });
+  t.regex(err!.message, new RegExp(`in use by process ${sleeper.pid}`));
+  // A process that has exited: its pid is free (kill -9, power loss).
+  const dead = spawnSync('true').pid;
+  await writeFile(`${file}.lock`, `${dead}\n`);
+  const { lf } = await openFile(file);
+  t.is((await readFile(`${file}.lock`, 'utf8')).trim(), String(process.pid));
+  await lf.close();
+  await t.throwsAsync(access(`${file}.lock`), undefined, 'a clean close removes the lock');
 });
