@@ -6,6 +6,7 @@ import { InterfaceError, lookupInterface } from './net/interface.ts';
 import { Appliance, createContext, type ServiceFactory } from './appliance.ts';
 import { createHttpService } from './http/service.ts';
 import { createBootCounter } from './events/boot-counter.ts';
+import { createStallWatch } from './events/stall-watch.ts';
 import { createStoreService } from './store/service.ts';
 import { validateCommand } from './store/validate.ts';
 import { explainCommand } from './explain-command.ts';
@@ -95,7 +96,7 @@ export function buildConfig(raw: RawOptions): AppConfig {
 }
 
 /** The order matters: the store loads before anything can ask it, DHCP starts last so no client is sent to a service that is not up yet. */
-export const SERVICE_FACTORIES: ServiceFactory[] = [createStoreService, createBootCounter, createHttpService, createTftpService, createDhcpService];
+export const SERVICE_FACTORIES: ServiceFactory[] = [createStoreService, createBootCounter, createStallWatch, createHttpService, createTftpService, createDhcpService];
 
 async function serve(args: string[]): Promise<number> {
   const { raw, help, version } = readServeOptions(args, process.env);

@@ -16,6 +16,7 @@ export class Metrics {
   readonly tftpRetransmissions = new Counter({ name: 'bootcfg_tftp_retransmissions_total', help: 'TFTP DATA packets sent again after a timeout', registers: [this.registry] });
   readonly httpRequests = new Counter({ name: 'bootcfg_http_requests_total', help: 'HTTP requests, by route and status', labelNames: ['route', 'status'] as const, registers: [this.registry] });
   readonly bootsCompleted = new Counter({ name: 'bootcfg_boots_completed_total', help: 'Machines that fetched their boot script and every file it names', registers: [this.registry] });
+  readonly bootsStalled = new Counter({ name: 'bootcfg_boots_stalled_total', help: 'Boots that went a minute without the step that should follow their last one (see /ui)', registers: [this.registry] });
   readonly storeReloads = new Counter({ name: 'bootcfg_store_reloads_total', help: 'FileStore reloads, by kind of data', labelNames: ['kind'] as const, registers: [this.registry] });
   readonly storeErrors = new Counter({ name: 'bootcfg_store_errors_total', help: 'Data files rejected on load (the last good version keeps serving)', labelNames: ['kind'] as const, registers: [this.registry] });
 
