@@ -73,6 +73,12 @@ test('the machines page lists machines, flags the stalled boot and shows a timel
   t.regex(await bootedRow.innerText(), /http\.image/);
   t.regex(await page.locator('#summary').innerText(), /3 machines · 2 stalled · 1 booted/);
 
+  // The filter box narrows the list as one types.
+  await page.fill('#filter', 'STALLED 5254.00cc.0002');
+  t.deepEqual(await dataAttrs(rows, 'data-mac'), [STALLED]);
+  await page.fill('#filter', '');
+  t.is(await rows.count(), 3);
+
   // The booted machine's timeline, opened by clicking its row.
   await bootedRow.click();
   await page.waitForSelector('#timeline-section:not([hidden]) #timeline tbody tr');

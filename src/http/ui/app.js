@@ -41,7 +41,17 @@ function detailText(detail) {
     .join('  ');
 }
 
+/** Rows matching every word of the filter box (MAC in any case and separator, UUID, IP, state, last step). */
+function matchesFilter(m) {
+  const words = $('#filter').value.toLowerCase().split(/\s+/).filter(Boolean);
+  if (!words.length) return true;
+  const hay = [m.mac, m.mac.replaceAll(':', ''), m.mac.replaceAll(':', '-'), m.uuid ?? '', m.ip ?? '', m.state, m.lastStep ?? '', m.reason].join(' ').toLowerCase();
+  return words.every((w) => hay.includes(w.replaceAll('.', '')) || hay.includes(w));
+}
+
+let lastList;
 function renderMachines(data) {
+  lastList = data;
   const body = $('#machines tbody');
   const selected = selectedMac();
   const counts = {};
@@ -52,7 +62,7 @@ function renderMachines(data) {
   $('#stall-after').textContent = String(data.stallAfterSeconds);
   $('#empty').hidden = data.machines.length > 0;
   body.replaceChildren(
-    ...data.machines.map((m) => {
+    ...data.machines.filter(matchesFilter).map((m) => {
       const row = el(
         'tr',
         { class: `row-${m.state}${m.mac === selected ? ' selected' : ''}`, 'data-mac': m.mac },
@@ -129,5 +139,8 @@ async function refresh() {
 }
 
 window.addEventListener('hashchange', refresh);
+$('#filter').addEventListener('input', () => {
+  if (lastList) renderMachines(lastList);
+});
 refresh();
 setInterval(refresh, POLL_MS);
