@@ -159,8 +159,12 @@ export class ProxyDhcpResponder extends BootResponder {
 
   protected recordRequest(ex: Exchange): void {
     const { client, request, type } = ex;
-    if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug(this.logFields(ex), `proxy: ${type} from ${client.mac} (${client.archName}${client.ipxe ? ', iPXE' : ''})`);
-    if (client.arch === undefined) return; // not a PXE client: no timeline for it
+    if (client.arch === undefined) {
+      // Not a PXE client (every laptop on the segment in proxy mode): a debug line, no timeline.
+      if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug(this.logFields(ex), `proxy: ${type} from ${client.mac} (not PXE)`);
+      return;
+    }
+    this.deps.log.info(this.logFields(ex), `proxy: ${type} from ${client.mac} (${client.archName}${client.ipxe ? ', iPXE' : ''})`);
     // The site's server hands out the address; the REQUEST names it (option 50, or ciaddr when
     // renewing). Binding it ties the TFTP and HTTP steps that follow, which carry no MAC, to this machine.
     const requested = request.options.requestedIp() ?? (request.ciaddr !== '0.0.0.0' ? request.ciaddr : undefined);
@@ -216,7 +220,7 @@ export class PxeBootServer extends BootResponder {
   protected recordRequest(ex: Exchange): void {
     const { client, request, type } = ex;
     const ip = this.clientIp(ex);
-    if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ ...this.logFields(ex), ip }, `bootserver: ${type} from ${client.mac} at ${ip ?? 'no address'}`);
+    this.deps.log.info({ ...this.logFields(ex), ip }, `bootserver: ${type} from ${client.mac} (${client.archName}${client.ipxe ? ', iPXE' : ''}) at ${ip ?? 'no address'}`);
     if (ip) this.deps.timeline.bindAddress(ip, client.mac);
     this.deps.timeline.record({ step: 'pxe.request', mac: client.mac, uuid: client.uuid, ip, detail: { type, arch: client.archName, ipxe: client.ipxe, xid: request.xid, port: PXE_PORT, from: `${ex.from.address}:${ex.from.port}` } });
   }
