@@ -178,3 +178,16 @@ maybe('proxy: metrics count requests, replies and ignores by label (needs root)'
   t.regex(text, /bootcfg_dhcp_ignored_total\{reason="other-server"\} [1-9]/);
   t.regex(text, /bootcfg_dhcp_ignored_total\{reason="not-pxe"\} [1-9]/);
 });
+
+maybe('proxy: the HTTP Boot URL handed out answers HEAD and GET as an EFI program (needs root)', async (t) => {
+  const mac = testMac();
+  const replies = await runPxeClient(lan.clients[0]!, { kind: 'httpboot16', mac, xid: nextXid(), type: MessageType.DISCOVER, iface: 'eth0', waitMs: 3000, maxReplies: 1 });
+  t.is(replies.length, 1);
+  const url = replies[0]!.packet.options.bootfileName()!;
+  t.is(url, `${BASE}/firmware/ipxe.efi`);
+  // As the firmware does: HEAD first, then GET; the file must be there and typed application/efi.
+  const head = await lan.srv.exec('curl', ['-sfI', url]);
+  t.regex(head, /^HTTP\/1\.1 200/m);
+  t.regex(head, /content-type: application\/efi/i);
+  t.regex(head, /content-length: \d+/i);
+});
