@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { ChildProcess } from 'node:child_process';
-import { Topology, waitFor, isRoot, type Namespace } from '../../test/helpers/netns.ts';
+import { Topology, isRoot, type Namespace } from '../../test/helpers/netns.ts';
+import { cpuMs, ratio, stopChild, waitListening } from './lib.ts';
 import { cliArgs, PROJECT_ROOT } from '../../test/helpers/appliance.ts';
 
 const { values } = parseArgs({
@@ -41,20 +41,8 @@ interface LoadResult {
   rate: number;
   p50: number | null;
   p99: number | null;
-}
-
-async function waitListening(ns: Namespace, child: ChildProcess, what: string): Promise<void> {
-  await waitFor(`${what} listening on UDP 67`, async () => {
-    if (child.exitCode !== null) throw new Error(`${what} exited (${child.exitCode})`);
-    return (await ns.exec('ss', ['-lun'])).includes(':67 ');
-  }, 30_000, 100);
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
+  /** Server user+sys CPU per completed DORA (from /proc), the figure least moved by other load. */
+  cpuUsPerDora?: number | null;
 }
 
 async function load(cli: Namespace, macBase: number): Promise<LoadResult> {
@@ -79,8 +67,10 @@ async function runDnsmasq(srv: Namespace, cli: Namespace, dir: string, round: nu
   );
   const dnsmasq = srv.spawn('taskset', ['-c', '0', 'dnsmasq', '-k', `--conf-file=${conf}`]);
   await waitListening(srv, dnsmasq, 'dnsmasq');
+  const cpu0 = cpuMs(dnsmasq.pid!);
   const r = await load(cli, round * 0x1000000);
-  await stop(dnsmasq);
+  r.cpuUsPerDora = r.completed ? Math.round(((cpuMs(dnsmasq.pid!) - cpu0) * 1000) / r.completed) : null;
+  await stopChild(dnsmasq);
   const inFile = (await readFile(leases, 'utf8')).split('\n').filter(Boolean).length;
   process.stdout.write(`${JSON.stringify({ round, server: 'dnsmasq', ...r, leasesInFile: inFile })}\n`);
   return r;
@@ -100,12 +90,14 @@ async function runOurs(srv: Namespace, cli: Namespace, dir: string, round: numbe
   await waitListening(srv, ours, 'appliance').catch((e: Error) => {
     throw new Error(`${e.message}: ${err.slice(-1000)}`);
   });
+  const cpu0 = cpuMs(ours.pid!);
   const r = await load(cli, round * 0x1000000 + 0x800000);
+  r.cpuUsPerDora = r.completed ? Math.round(((cpuMs(ours.pid!) - cpu0) * 1000) / r.completed) : null;
   // Before the clean stop: what a crash right now would leave (snapshot + journal).
   const leaseFile = path.join(data, 'state', 'leases.json');
   const onDisk = (await readFile(leaseFile, 'utf8')) + (await readFile(`${leaseFile}.journal`, 'utf8'));
   const durable = new Set([...onDisk.matchAll(/"ip":"([\d.]+)","mac":"[^"]+"[^}]*"state":"bound"/g)].map((m) => m[1])).size;
-  await stop(ours);
+  await stopChild(ours);
   process.stdout.write(`${JSON.stringify({ round, server: 'bootcfg-appliance', ...r, leasesInFile: durable })}\n`);
   return r;
 }
@@ -126,7 +118,7 @@ try {
     results.ours.push(await runOurs(srv, cli, path.join(dir, `r${round}`), round));
   }
   const sum = (rs: LoadResult[]) => rs.reduce((a, r) => a + r.completed, 0) / rs.reduce((a, r) => a + r.seconds, 0);
-  const summary = { ratio: Number((sum(results.ours) / Math.max(1, sum(results.dnsmasq))).toFixed(2)), perRound: results.ours.map((r, i) => Number((r.rate / Math.max(1, results.dnsmasq[i]!.rate)).toFixed(2))), oursRate: Math.round(sum(results.ours)), dnsmasqRate: Math.round(sum(results.dnsmasq)), note: 'full DORA/s, leases durable before ACK, ours / dnsmasq with lease file' };
+  const summary = { ratio: ratio(sum(results.ours), Math.max(1, sum(results.dnsmasq))), perRound: results.ours.map((r, i) => ratio(r.rate, Math.max(1, results.dnsmasq[i]!.rate))), oursRate: Math.round(sum(results.ours)), dnsmasqRate: Math.round(sum(results.dnsmasq)), note: 'full DORA/s, leases durable before ACK, ours / dnsmasq with lease file' };
   process.stdout.write(`${JSON.stringify(summary)}\n`);
   const out = path.join(PROJECT_ROOT, 'bench', 'results', `dhcp-full-${new Date().toISOString().replaceAll(':', '-')}.json`);
   await mkdir(path.dirname(out), { recursive: true });
