@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { parseMac, type Mac } from './mac.ts';
 
@@ -16,6 +17,11 @@ export function lookupInterface(name: string): InterfaceInfo {
   const entries = all[name];
   if (!entries) {
     const known = Object.keys(all).join(', ') || 'none';
+    // Node lists only interfaces that are up and running: one that exists but is down or
+    // has no carrier (cable out, peer down) must not be reported as missing.
+    if (/^[^/\0]{1,15}$/.test(name) && name !== '.' && name !== '..' && existsSync(`/sys/class/net/${name}`)) {
+      throw new InterfaceError(`interface ${name} exists but is down or has no carrier (interfaces up: ${known}); bring it up, or start after the network is online`);
+    }
     throw new InterfaceError(`interface ${name} does not exist (known: ${known})`);
   }
   const v4 = entries.find((e) => e.family === 'IPv4');
