@@ -17,7 +17,7 @@ import { ensureGuestAssets } from '../../test/e2e/lib/assets.ts';
 import { createLab } from '../../test/e2e/lib/lab.ts';
 import type { Firmware } from '../../test/e2e/lib/qemu.ts';
 import { startReference } from '../../test/e2e/lib/reference.ts';
-import { bootOnce, guestConfig, parseCmdline, randomMac, startOurs, token } from '../../test/e2e/lib/scenario.ts';
+import { bootOnce, GUEST_ARGS, guestConfig, parseCmdline, randomMac, startOurs, token } from '../../test/e2e/lib/scenario.ts';
 
 const { values, positionals } = parseArgs({
   options: { runs: { type: 'string', default: '1' }, firmware: { type: 'string', default: 'bios,uefi' } },
@@ -44,7 +44,7 @@ async function bootWith(server: Server, firmware: Firmware, run: number): Promis
     let logs: () => string;
     let stop: () => Promise<void>;
     if (server === 'dnsmasq+nginx') {
-      const ref = await startReference(lab, guest, `console=ttyS0 quiet bca.token=${tok}`);
+      const ref = await startReference(lab, guest, `${GUEST_ARGS} bca.token=${tok}`);
       logs = ref.log;
       stop = ref.stop;
     } else {

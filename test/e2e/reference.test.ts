@@ -10,7 +10,7 @@ import { ensureGuestAssets } from './lib/assets.ts';
 import { createLab } from './lib/lab.ts';
 import type { Firmware } from './lib/qemu.ts';
 import { startReference } from './lib/reference.ts';
-import { bootOnce, parseCmdline, randomMac, token } from './lib/scenario.ts';
+import { bootOnce, GUEST_ARGS, parseCmdline, randomMac, token } from './lib/scenario.ts';
 
 const maybe = isRoot ? test.serial : test.skip;
 
@@ -22,7 +22,7 @@ for (const firmware of ['bios', 'uefi'] as Firmware[]) {
     t.teardown(() => lab.destroy());
     const tok = token();
     const mac = randomMac();
-    const ref = await startReference(lab, guest, `console=ttyS0 quiet bca.token=${tok}`);
+    const ref = await startReference(lab, guest, `${GUEST_ARGS} bca.token=${tok}`);
     const booted = await bootOnce({ lab, firmware, mac, name: `reference-${firmware}`, logs: ref.log });
     t.log(`${firmware}: booted in ${booted.seconds.toFixed(1)} s`);
     t.is(parseCmdline(booted.cmdline).get('bca.token'), tok);
