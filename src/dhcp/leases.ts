@@ -56,7 +56,8 @@ export type BindResult = { ok: true; lease: Lease } | { ok: false; reason: strin
  * (no 61), iPXE and the installed OS (01+MAC), which would otherwise take three.
  */
 export function normalizeClientId(option61: Uint8Array | undefined, mac: Mac): string | undefined {
-  if (!option61 || option61.length === 0) return undefined;
+  // Longer than one option (RFC 3396 concatenation) is no client id anyone sends; the MAC is a safer key than a value the lease file would refuse.
+  if (!option61 || option61.length === 0 || option61.length > 255) return undefined;
   const hex = Buffer.from(option61).toString('hex');
   if (hex === `01${mac.replaceAll(':', '')}`) return undefined;
   return hex;
@@ -285,7 +286,9 @@ export class LeasePool {
     }
     const there = this.byIp.get(n);
     if (there) this.unlink(there);
-    const lease: Lease = { ip, mac: client.mac, clientId: client.clientId, hostname: hostname ?? (there === mine ? there?.hostname : undefined), state, expires };
+    // Option 12 can be concatenated past 255 bytes; the lease file keeps at most 255 (what a DNS label chain allows).
+    const name = (hostname ?? (there === mine ? there?.hostname : undefined))?.slice(0, 255);
+    const lease: Lease = { ip, mac: client.mac, clientId: client.clientId, hostname: name, state, expires };
     this.byIp.set(n, lease);
     this.link(lease);
     if (durable || (there && there !== mine)) this.changed.add(n);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { LeaseFile, LeaseFileLockedError } from '../../src/dhcp/lease-file.ts';
-import { LeasePool } from '../../src/dhcp/leases.ts';
+import { LeasePool, normalizeClientId } from '../../src/dhcp/leases.ts';
 import { parseMac, type Mac } from '../../src/net/mac.ts';
 import { cliArgs, PROJECT_ROOT } from '../helpers/appliance.ts';
 
@@ -220,4 +220,21 @@ test('a lease file in use by a live process is refused; a lock left by a dead on
   t.is((await readFile(`${file}.lock`, 'utf8')).trim(), String(process.pid));
   await lf.close();
   await t.throwsAsync(access(`${file}.lock`), undefined, 'a clean close removes the lock');
+});
+
+test('whatever a client sends (long hostname, long client id) is written in a form that reads back', async (t) => {
+  const file = path.join(await scratch(t), 'leases.json');
+  const a = await openFile(file);
+  const longId = normalizeClientId(Buffer.alloc(300, 7), mac(1));
+  t.is(longId, undefined, 'a 300-byte client id is not used as a key');
+  const c = { mac: mac(1), clientId: normalizeClientId(Buffer.from('ff' + 'ab'.repeat(254), 'hex'), mac(1)) };
+  t.true(a.pool.bind(c, '10.0.0.7', 'h'.repeat(600) + '\u0000\n"\\').ok);
+  await a.lf.commit();
+  await a.lf.abandon();
+  const b = await openFile(file);
+  t.deepEqual(b.result.problems, []);
+  t.is(b.pool.get('10.0.0.7')?.mac, mac(1));
+  t.is(b.pool.get('10.0.0.7')?.hostname?.length, 255);
+  t.is(b.pool.find(c)?.ip, '10.0.0.7');
+  await b.lf.close();
 });
