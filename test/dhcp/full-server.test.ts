@@ -206,3 +206,42 @@ test('leases survive a restart of the server on the same lease file', async (t) 
   t.is((await ask(again, { kind: 'udhcpc', mac: mac(8), xid: 4 }))!.packet.yiaddr, offer.yiaddr, 'the old client its own');
   await again.stop();
 });
+
+test('30,000 mutated real-shaped packets through the full server: nothing throws, the pool stays consistent, a valid client is still served', async (t) => {
+  const { mutate, rng } = await import('./mutate.ts');
+  const { seedCorpus } = await import('./fixtures.ts');
+  const dir = await mkdtemp(path.join(tmpdir(), 'bca-full-fuzz-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const config = resolveConfig(
+    { iface: 'br0', dhcp: 'full', 'dhcp-range': '10.20.1.0,10.20.255.254', 'data-path': dir },
+    { lookupInterface: () => ({ address: US, netmask: '255.255.0.0' }), isTty: false },
+  );
+  const ctx = { config, log: pino({ level: 'silent' }), metrics: new Metrics(), timeline: new BootTimeline() } as unknown as AppContext;
+  const sent: Buffer[] = [];
+  const transport = { device: 'br0', send: async (b: Buffer) => void sent.push(b), close: async () => undefined };
+  const s = new DhcpServer(ctx, fullDhcpSettings(ctx, { baseUrl: config.baseUrl, efiFirmware: 'ipxe.efi', firmware: { has: () => true } }), async () => transport as never);
+  await s.start();
+  t.teardown(() => s.stop());
+  const seeds = seedCorpus();
+  const rand = rng(0xf011);
+  let thrown = 0;
+  for (let i = 0; i < 30_000; i++) {
+    try {
+      await s.onPacket(mutate(seeds[i % seeds.length]!, rand), { address: '0.0.0.0', port: 68 });
+    } catch {
+      thrown++;
+    }
+  }
+  t.is(thrown, 0);
+  t.true(sent.length > 0, 'the packets that still parse as requests were answered');
+  for (const b of sent) t.notThrows(() => parsePacket(b));
+  const active = s.pool.all().filter((l) => l.mac && s.pool.isActive(l));
+  t.is(new Set(active.map((l) => l.mac)).size, active.length, 'no client holds two addresses');
+  const before = sent.length;
+  await s.onPacket(encodePacket(request({ kind: 'uefi7', mac: mac(0xfe), xid: 0xabc })), { address: '0.0.0.0', port: 68 });
+  t.is(sent.length, before + 1);
+  const offer = parsePacket(sent.at(-1)!);
+  t.is(offer.options.messageType(), MessageType.OFFER);
+  t.is(offer.file, 'ipxe.efi');
+  t.regex(await ctx.metrics.registry.metrics(), /bootcfg_malformed_packets_total\{protocol="dhcp"\} [1-9]/);
+});
