@@ -5,46 +5,31 @@ import type { MachineQuery } from '../store/store.ts';
 
 export const MAC_FORMS = '52:54:00:12:34:56, 52-54-00-12-34-56, 5254.0012.3456 or 525400123456';
 
-/** A query parameter given once; iPXE sends `uuid=` when it knows none, so empty means absent. */
-function single(name: string) {
-  return z
-    .union([z.string(), z.array(z.string())])
-    .optional()
-    .refine((v) => !Array.isArray(v), `${name} given more than once`)
-    .transform((v) => (typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined));
+/**
+ * A query parameter given once (Koa hands a repeated one over as an array, which the
+ * string check refuses); at most 255 characters, which no MAC, UUID or hostname exceeds.
+ */
+const param = z.string({ error: (issue) => (Array.isArray(issue.input) ? 'given more than once' : 'must be text') }).max(255, 'longer than 255 characters').optional();
+
+/** iPXE sends `uuid=` when it knows none, so an empty value means absent. */
+function present(v: string | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  const t = v.trim();
+  return t === '' ? undefined : t;
 }
 
-export const macField = single('mac').transform((v, ctx): Mac | undefined => {
-  if (v === undefined) return undefined;
-  const mac = parseMac(v);
-  if (!mac) {
-    ctx.addIssue({ code: 'custom', message: `"${v}" is not a MAC address (accepted forms: ${MAC_FORMS})` });
-    return z.NEVER;
-  }
-  return mac;
-});
-
-export const uuidField = single('uuid').transform((v, ctx): Uuid | undefined => {
-  if (v === undefined) return undefined;
-  const uuid = parseUuid(v);
-  if (!uuid) {
-    ctx.addIssue({ code: 'custom', message: `"${v}" is not a UUID (e.g. 1cff2cd8-f00a-42c8-9426-f55e6a1847f6)` });
-    return z.NEVER;
-  }
-  return uuid;
-});
-
-const label = (name: string) =>
-  single(name).refine((v) => v === undefined || v.length <= 255, `${name} is longer than 255 characters`);
-
 /** What /ipxe and /cloud accept; other parameters are ignored (boot scripts in the wild add their own). */
-export const MachineQuerySchema = z.object({
-  uuid: uuidField,
-  mac: macField,
-  hostname: label('hostname'),
-  domain: label('domain'),
-  serial: label('serial'),
-});
+export const MachineQuerySchema = z
+  .object({ uuid: param, mac: param, hostname: param, domain: param, serial: param })
+  .transform((q, ctx) => {
+    const macText = present(q.mac);
+    const uuidText = present(q.uuid);
+    const mac: Mac | undefined = macText === undefined ? undefined : parseMac(macText);
+    const uuid: Uuid | undefined = uuidText === undefined ? undefined : parseUuid(uuidText);
+    if (macText !== undefined && !mac) ctx.addIssue({ code: 'custom', path: ['mac'], message: `"${macText}" is not a MAC address (accepted forms: ${MAC_FORMS})` });
+    if (uuidText !== undefined && !uuid) ctx.addIssue({ code: 'custom', path: ['uuid'], message: `"${uuidText}" is not a UUID (e.g. 1cff2cd8-f00a-42c8-9426-f55e6a1847f6)` });
+    return { uuid, mac, hostname: present(q.hostname), domain: present(q.domain), serial: present(q.serial) };
+  });
 
 export type ParsedMachineQuery = z.output<typeof MachineQuerySchema>;
 

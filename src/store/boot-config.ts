@@ -89,6 +89,17 @@ export function initrdName(index: number): string {
  * so it is always added rather than guessing the platform.
  */
 export function renderIpxeScript(config: BootConfig, baseUrl: string): string {
+  // Configs are immutable once loaded (a reload makes new objects), so the text is rendered once per base URL.
+  const cached = scriptCache.get(config);
+  if (cached?.baseUrl === baseUrl) return cached.script;
+  const script = buildIpxeScript(config, baseUrl);
+  scriptCache.set(config, { baseUrl, script });
+  return script;
+}
+
+const scriptCache = new WeakMap<BootConfig, { baseUrl: string; script: string }>();
+
+function buildIpxeScript(config: BootConfig, baseUrl: string): string {
   const args = renderCmdline(config.cmdline, baseUrl);
   const initrds = config.initrd.map((ref) => resolveAssetUrl(ref, baseUrl));
   const initrdArgs = namesInitrd(config.cmdline) ? [] : initrds.map((_, i) => `initrd=${initrdName(i)}`);

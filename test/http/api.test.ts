@@ -93,7 +93,7 @@ test('/ipxe and /cloud reject bad query strings with 400 saying why', async (t) 
   const bad: [string, RegExp][] = [
     ['/ipxe?mac=52:54:00:zz:00:01', /mac: "52:54:00:zz:00:01" is not a MAC address/],
     ['/ipxe?uuid=not-a-uuid', /uuid: "not-a-uuid" is not a UUID/],
-    ['/ipxe?mac=525400c7b664&mac=525400c7b665', /mac given more than once/],
+    ['/ipxe?mac=525400c7b664&mac=525400c7b665', /mac: given more than once/],
     ['/cloud?mac=1', /mac: "1" is not a MAC/],
   ];
   for (const [p, reason] of bad) {
