@@ -178,11 +178,12 @@ export class ProxyDhcpResponder extends BootResponder {
     if (msgType === MessageType.DISCOVER) {
       replyType = MessageType.OFFER;
     } else if (msgType === MessageType.REQUEST) {
-      // Some Intel ROMs want their REQUEST to the proxy answered (Pixiecore issue 21), but a
-      // REQUEST for the site's server, or one naming no server, is none of our business.
+      // Some Intel ROMs want their REQUEST answered (Pixiecore issue 21): a PXE client's
+      // REQUEST naming us, or naming no server, gets an ACK with the boot info and no
+      // address. One naming another server is that server's: never an ACK or NAK from us.
       const sid = request.options.serverId();
-      if (sid !== this.deps.serverAddress) {
-        this.ignore('other-server', ex, sid ? `REQUEST is for server ${sid}` : 'REQUEST names no server (renewal or init-reboot with the site server)', ex.from);
+      if (sid !== undefined && sid !== this.deps.serverAddress) {
+        this.ignore('other-server', ex, `REQUEST is for server ${sid}`, ex.from);
         return;
       }
       replyType = MessageType.ACK;

@@ -68,16 +68,23 @@ test('DISCOVER from UEFI → one broadcast OFFER; request, reply, metrics and ti
   t.is(h.deps.timeline.get(MAC)!.uuid as string | undefined, '8e8d6c3f-2a1b-4c5d-9e0f-112233445566');
 });
 
-test('REQUEST: ACK only when option 54 names us', async (t) => {
+test('REQUEST: ACK when option 54 names us or no server, never when it names another', async (t) => {
   const h = harness();
   await h.proxy.handle(requestBytes({ kind: 'bios', mac: MAC, xid: 1, type: MessageType.REQUEST, serverId: '10.0.0.9' }), CLIENT);
-  await h.proxy.handle(requestBytes({ kind: 'bios', mac: MAC, xid: 2, type: MessageType.REQUEST }), CLIENT);
   t.is(h.sent.length, 0);
   await h.proxy.handle(requestBytes({ kind: 'bios', mac: MAC, xid: 3, type: MessageType.REQUEST, serverId: US }), CLIENT);
   t.is(h.sent.length, 1);
   t.is(h.sent[0]!.packet.options.messageType(), MessageType.ACK);
   t.deepEqual(h.sent[0]!.packet.options.get(Opt.VENDOR_SPECIFIC), Buffer.from('060108ff', 'hex'));
-  t.regex(await metric(h.deps.metrics, 'bootcfg_dhcp_ignored_total'), /reason="other-server"\} 2/);
+  // No option 54 at all (Intel ROMs): answered too, never with an address.
+  await h.proxy.handle(requestBytes({ kind: 'bios', mac: MAC, xid: 2, type: MessageType.REQUEST, requestedIp: '10.0.0.50' }), CLIENT);
+  t.is(h.sent.length, 2);
+  t.is(h.sent[1]!.packet.options.messageType(), MessageType.ACK);
+  t.is(h.sent[1]!.packet.yiaddr, '0.0.0.0');
+  // A non-PXE client's REQUEST naming no server is still not ours.
+  await h.proxy.handle(requestBytes({ kind: 'udhcpc', mac: MAC, xid: 4, type: MessageType.REQUEST, requestedIp: '10.0.0.50' }), CLIENT);
+  t.is(h.sent.length, 2);
+  t.regex(await metric(h.deps.metrics, 'bootcfg_dhcp_ignored_total'), /reason="other-server"\} 1/);
 });
 
 test('other message types on 67 (RELEASE, DECLINE, INFORM) and BOOTREPLYs are not answered', async (t) => {
