@@ -1,4 +1,4 @@
-import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
  * Every counter the appliance exports, in one place so names and labels stay consistent
@@ -19,6 +19,19 @@ export class Metrics {
   readonly bootsStalled = new Counter({ name: 'bootcfg_boots_stalled_total', help: 'Boots that went a minute without the step that should follow their last one (see /ui)', registers: [this.registry] });
   readonly storeReloads = new Counter({ name: 'bootcfg_store_reloads_total', help: 'FileStore reloads, by kind of data', labelNames: ['kind'] as const, registers: [this.registry] });
   readonly storeErrors = new Counter({ name: 'bootcfg_store_errors_total', help: 'Data files rejected on load (the last good version keeps serving)', labelNames: ['kind'] as const, registers: [this.registry] });
+  /** Full DHCP: what the pool holds, counted at scrape time from `leaseCounts` (set by the full DHCP server). */
+  leaseCounts: (() => Record<'bound' | 'offered' | 'declined' | 'free', number>) | undefined;
+  readonly dhcpLeases = new Gauge({
+    name: 'bootcfg_dhcp_leases',
+    help: 'Full DHCP pool addresses by state (bound, offered, declined = quarantined, free)',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const counts = this.leaseCounts?.();
+      if (counts) for (const [state, n] of Object.entries(counts)) this.dhcpLeases.set({ state }, n);
+    },
+  });
+  readonly dhcpLeaseWriteFailures = new Counter({ name: 'bootcfg_dhcp_lease_write_failures_total', help: 'Full DHCP requests left without an ACK because their lease could not be written to the lease file', registers: [this.registry] });
 
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry });

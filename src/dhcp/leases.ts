@@ -258,6 +258,15 @@ export class LeasePool {
     return this.changed.size;
   }
 
+  /** Addresses by state right now (for /metrics): expired and released records count as free. */
+  counts(): Record<'bound' | 'offered' | 'declined' | 'free', number> {
+    const now = this.now();
+    const out = { bound: 0, offered: 0, declined: 0, free: 0 };
+    for (const l of this.byIp.values()) if (this.isActive(l, now)) out[l.state as 'bound' | 'offered' | 'declined']++;
+    out.free = this.size - this.excluded.size - out.bound - out.offered - out.declined;
+    return out;
+  }
+
   /** Every record, for the tests' invariant checks and the operator's view. */
   all(): Lease[] {
     return [...this.byIp.values()];

@@ -79,6 +79,7 @@ export class DhcpServer implements Service {
       `leases loaded: ${active} active of ${opened.loaded}`,
     );
     for (const l of this.pool.all()) if (l.mac && l.state === 'bound' && this.pool.isActive(l)) this.ctx.timeline.bindAddress(l.ip, l.mac);
+    this.ctx.metrics.leaseCounts = () => this.pool.counts();
     try {
       this.transport = await this.openTransport((data, from) => this.onPacket(data, from));
     } catch (err) {
@@ -215,6 +216,7 @@ export class DhcpServer implements Service {
       await this.leases.commit();
       return ACKED_OK;
     } catch (err) {
+      this.ctx.metrics.dhcpLeaseWriteFailures.inc();
       this.ctx.log.error({ err, mac: client.mac, xid: req.xid, leaseFile: this.leases.file }, 'lease could not be written: no ACK sent');
       this.ignore('lease-write-failed', req, client, 'REQUEST');
       return undefined;

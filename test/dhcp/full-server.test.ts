@@ -184,6 +184,8 @@ test('metrics and timeline: requests and replies counted with mode full, the ACK
   const text = await ctx.metrics.registry.metrics();
   t.regex(text, /bootcfg_dhcp_requests_total\{type="DISCOVER",mode="full",arch="bios"\} 1/);
   t.regex(text, /bootcfg_dhcp_replies_total\{type="ACK",mode="full",arch="bios"\} 1/);
+  t.regex(text, /bootcfg_dhcp_leases\{state="bound"\} 1\n/);
+  t.regex(text, /bootcfg_dhcp_leases\{state="free"\} 9\n/);
   t.is(ctx.timeline.macForAddress(offer.yiaddr), mac(7));
   t.deepEqual(ctx.timeline.get(mac(7))!.events.map((e) => e.step), ['dhcp.request', 'dhcp.reply', 'dhcp.request', 'dhcp.reply']);
   t.is(ctx.timeline.get(mac(7))!.events[3]!.detail.file, 'undionly.kpxe', 'the boot file, where the progress rules read it');
@@ -244,4 +246,25 @@ test('30,000 mutated real-shaped packets through the full server: nothing throws
   t.is(offer.options.messageType(), MessageType.OFFER);
   t.is(offer.file, 'ipxe.efi');
   t.regex(await ctx.metrics.registry.metrics(), /bootcfg_malformed_packets_total\{protocol="dhcp"\} [1-9]/);
+});
+
+test('a lease that cannot be written gets no ACK (counted); the retry after the file recovers does', async (t) => {
+  const { s, ctx } = await server(t);
+  const offer = (await ask(s, { kind: 'udhcpc', mac: mac(1), xid: 1 }))!.packet;
+  // The journal's descriptor goes bad under the server (as on EIO): the append fails.
+  await (s.leases as unknown as { journal: { close(): Promise<void> } }).journal.close();
+  t.is(await ask(s, { kind: 'udhcpc', mac: mac(1), xid: 2, type: MessageType.REQUEST, serverId: US, requestedIp: offer.yiaddr }), undefined, 'no ACK for a lease not on disk');
+  t.regex(await ctx.metrics.registry.metrics(), /bootcfg_dhcp_lease_write_failures_total 1\n/);
+  t.is(s.pool.get(offer.yiaddr)?.mac, mac(1), 'the address stays reserved for this client meanwhile');
+  // The client asks again; the next write starts a fresh snapshot + journal.
+  const ack = await ask(s, { kind: 'udhcpc', mac: mac(1), xid: 3, type: MessageType.REQUEST, serverId: US, requestedIp: offer.yiaddr });
+  t.is(ack?.packet.options.messageType(), MessageType.ACK);
+  await s.leases.abandon();
+  const { LeaseFile } = await import('../../src/dhcp/lease-file.ts');
+  const { LeasePool } = await import('../../src/dhcp/leases.ts');
+  const pool = new LeasePool({ start: '10.20.0.100', end: '10.20.0.109', leaseTime: 3600 });
+  const lf = new LeaseFile(s.leases.file, pool, pino({ level: 'silent' }));
+  await lf.open();
+  t.is(pool.get(offer.yiaddr)?.state, 'bound', 'on disk after the retry');
+  await lf.close();
 });
