@@ -79,6 +79,7 @@ export class TftpServer {
 
   async stop(): Promise<void> {
     const socket = this.socket;
+    // From here no request is read and no new transfer starts (serve() checks this.socket).
     this.socket = undefined;
     const pending = [...this.active.values()].map((a) => {
       a.session?.abort('shutdown', 'Server shutting down');
@@ -104,6 +105,7 @@ export class TftpServer {
   }
 
   private onRequest(msg: Buffer, rinfo: RemoteInfo): void {
+    if (!this.socket) return; // stopping
     const parsed = parsePacket(msg);
     if (!parsed.ok) return this.malformed(parsed.reason, rinfo);
     const p = parsed.packet;
@@ -151,9 +153,10 @@ export class TftpServer {
       return;
     }
     const resolution = await resolveRequest(filename, { root: this.opts.root, catalog: this.opts.catalog, serveOtherFiles: this.opts.serveOtherFiles });
-    if (this.active.get(key) !== entry) {
-      // Superseded while we looked the file up.
+    if (this.active.get(key) !== entry || !this.socket) {
+      // Superseded, or the server stopped, while we looked the file up.
       if (resolution.kind !== 'refused') await resolution.source.close();
+      release();
       return;
     }
     if (resolution.kind === 'refused') {

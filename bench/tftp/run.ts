@@ -1,0 +1,244 @@
+/**
+ * TFTP benchmark: this appliance against tftpd-hpa, dnsmasq and atftpd, in one run so the
+ * ratios compare like with like (shared/notes/peers.md: ±30 % between runs here).
+ *
+ *   - 64 MiB of random bytes at blksize 512 / 1468 / 8192, without and with windowsize 16
+ *     (atftp client; tftpd-hpa and dnsmasq do not acknowledge windowsize, so atftp falls back
+ *     to lock-step with them, which is what a client meets there)
+ *   - 200 concurrent undionly.kpxe transfers in one curl (--parallel, blksize 1468):
+ *     wall time and failures
+ *
+ * Each server in turn listens on 10.70.0.1:69 in a namespace this script creates, pinned to
+ * CPU 0; the clients run in a second namespace, on CPU 1, across a veth (dnsmasq has no
+ * TFTP port option and tftpd-hpa will not start with only `lo`). tftpd-hpa and atftpd come
+ * from `apt-get download` + `dpkg-deb -x` into .cache/ (never installed, never a service).
+ * Every byte is checked by sha256. Bounded: each client run is killed after 60 s
+ * (TFTP_BENCH_TIMEOUT_S) and counted as a failure; results print as they come.
+ *
+ * Usage (root): node --import tsx bench/tftp/run.ts
+ */
+import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isRoot, Topology, type Namespace } from '../../test/helpers/netns.ts';
+
+const PROJECT = fileURLToPath(new URL('../../', import.meta.url));
+const CACHE = path.join(PROJECT, '.cache', 'bench-tftp');
+const PEERS = path.join(CACHE, 'peers');
+const ROOT = path.join(CACHE, 'root');
+const OUT = path.join(CACHE, 'out');
+const SERVER_IP = '10.70.0.1';
+const CLIENT_IP = '10.70.0.2';
+const BIG = 64 * 1024 * 1024;
+const CONCURRENT = 200;
+const CLIENT_TIMEOUT_S = Number(process.env.TFTP_BENCH_TIMEOUT_S ?? 60);
+
+if (!isRoot) {
+  process.stderr.write('bench/tftp: needs root (network namespaces)\n');
+  process.exit(2);
+}
+const cpus = Number(execFileSync('nproc', { encoding: 'utf8' }).trim());
+const SERVER_CPU = '0';
+const CLIENT_CPU = cpus >= 2 ? '1' : '0';
+
+function sha256(file: string): string {
+  return createHash('sha256').update(readFileSync(file)).digest('hex');
+}
+
+/** tftpd-hpa and atftpd (with the libwrap0 they link) unpacked under .cache/, not installed. */
+function ensurePeers(): void {
+  if (existsSync(path.join(PEERS, 'usr/sbin/in.tftpd')) && existsSync(path.join(PEERS, 'usr/sbin/atftpd')) && existsSync(path.join(PEERS, 'usr/lib/x86_64-linux-gnu/libwrap.so.0'))) return;
+  const debs = path.join(CACHE, 'debs');
+  mkdirSync(debs, { recursive: true });
+  execFileSync('apt-get', ['download', 'tftpd-hpa', 'atftpd', 'libwrap0'], { cwd: debs, stdio: ['ignore', 'ignore', 'inherit'] });
+  for (const deb of readdirSync(debs).filter((f) => f.endsWith('.deb'))) execFileSync('dpkg-deb', ['-x', path.join(debs, deb), PEERS]);
+}
+
+/** The served folder: world-readable, since tftpd-hpa, atftpd and dnsmasq drop to nobody. */
+function ensureRoot(): Record<string, string> {
+  mkdirSync(ROOT, { recursive: true });
+  chmodSync(ROOT, 0o755);
+  copyFileSync(path.join(PROJECT, 'firmware', 'undionly.kpxe'), path.join(ROOT, 'undionly.kpxe'));
+  const big = path.join(ROOT, 'big.bin');
+  if (!existsSync(big) || statSync(big).size !== BIG) writeFileSync(big, randomBytes(BIG));
+  for (const f of readdirSync(ROOT)) chmodSync(path.join(ROOT, f), 0o644);
+  const sums = { 'undionly.kpxe': sha256(path.join(ROOT, 'undionly.kpxe')), 'big.bin': sha256(big) };
+  writeFileSync(path.join(ROOT, 'SHA256SUMS'), `${sums['undionly.kpxe']}  undionly.kpxe\n`);
+  return sums;
+}
+
+interface Server {
+  name: string;
+  windowsize: boolean;
+  start(ns: Namespace, log: number): ChildProcess;
+}
+
+const peerEnv = { ...process.env, LD_LIBRARY_PATH: path.join(PEERS, 'usr/lib/x86_64-linux-gnu') };
+
+const SERVERS: Server[] = [
+  {
+    name: 'ours',
+    windowsize: true,
+    start: (ns, log) =>
+      ns.spawn('taskset', ['-c', SERVER_CPU, process.execPath, '--import', 'tsx', path.join(PROJECT, 'src/main.ts'), '--tftp-address', `${SERVER_IP}:69`, '--address', `${SERVER_IP}:18080`, '--firmware-path', ROOT, '--log-format', 'json', '--log-level', 'info'], {
+        cwd: PROJECT,
+        stdio: ['ignore', log, log],
+      }),
+  },
+  {
+    name: 'tftpd-hpa',
+    windowsize: false,
+    start: (ns, log) => ns.spawn('taskset', ['-c', SERVER_CPU, path.join(PEERS, 'usr/sbin/in.tftpd'), '-L', '-a', `${SERVER_IP}:69`, '-s', ROOT], { env: peerEnv, stdio: ['ignore', log, log] }),
+  },
+  {
+    name: 'dnsmasq',
+    windowsize: false,
+    start: (ns, log) =>
+      ns.spawn('taskset', ['-c', SERVER_CPU, 'dnsmasq', '-k', '--conf-file=/dev/null', '--port=0', '--enable-tftp', `--tftp-root=${ROOT}`, `--listen-address=${SERVER_IP}`, '--bind-interfaces', `--tftp-max=${CONCURRENT + 100}`, '--pid-file', '--log-facility=-'], {
+        stdio: ['ignore', log, log],
+      }),
+  },
+  {
+    name: 'atftpd',
+    windowsize: true,
+    start: (ns, log) =>
+      ns.spawn('taskset', ['-c', SERVER_CPU, path.join(PEERS, 'usr/sbin/atftpd'), '--daemon', '--no-fork', '--port', '69', '--bind-address', SERVER_IP, '--maxthread', String(CONCURRENT + 100), '--logfile', '-', ROOT], {
+        env: peerEnv,
+        stdio: ['ignore', log, log],
+      }),
+  },
+];
+
+function runIn(ns: Namespace, cmd: string, args: string[]): Promise<{ ok: boolean; ms: number; err: string }> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    execFile('ip', ['netns', 'exec', ns.name, 'timeout', String(CLIENT_TIMEOUT_S), 'taskset', '-c', CLIENT_CPU, cmd, ...args], { maxBuffer: 64 * 1024 * 1024 }, (err, _out, stderr) => {
+      resolve({ ok: !err, ms: performance.now() - started, err: err ? `${err.message} ${String(stderr).slice(-300)}` : '' });
+    });
+  });
+}
+
+async function waitReady(cli: Namespace): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  const probe = path.join(OUT, 'ready.kpxe');
+  while (Date.now() < deadline) {
+    const r = await runIn(cli, 'curl', ['-s', '--max-time', '1', '-o', probe, `tftp://${SERVER_IP}/undionly.kpxe`]);
+    if (r.ok) return;
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  throw new Error('server did not answer within 20 s');
+}
+
+interface Row {
+  case: string;
+  results: Record<string, { seconds: number; failures: number; note?: string }>;
+}
+
+async function main(): Promise<void> {
+  ensurePeers();
+  const sums = ensureRoot();
+  mkdirSync(OUT, { recursive: true });
+  const topo = new Topology();
+  const onSignal = () => {
+    topo.destroySync();
+    report(rows);
+    process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const rows: Row[] = [];
+  const row = (name: string): Row => {
+    let r = rows.find((x) => x.case === name);
+    if (!r) rows.push((r = { case: name, results: {} }));
+    return r;
+  };
+  try {
+    const srv = await topo.namespace('bsrv');
+    const cli = await topo.namespace('bcli');
+    await topo.veth(srv, 'eth0', cli, 'eth0', `${SERVER_IP}/24`, `${CLIENT_IP}/24`);
+
+    for (const server of SERVERS) {
+      const log = openSync(path.join(CACHE, `${server.name}.log`), 'w');
+      const child = server.start(srv, log);
+      try {
+        await waitReady(cli);
+        for (const blksize of [512, 1468, 8192]) {
+          for (const windowsize of [1, 16]) {
+            const name = `64 MiB blksize ${blksize}${windowsize > 1 ? ` windowsize ${windowsize}` : ''}`;
+            const out = path.join(OUT, 'big.bin');
+            rmSync(out, { force: true });
+            const opts = ['--option', `blksize ${blksize}`, ...(windowsize > 1 ? ['--option', `windowsize ${windowsize}`] : [])];
+            const r = await runIn(cli, 'atftp', [...opts, '-g', '-r', 'big.bin', '-l', out, SERVER_IP, '69']);
+            const intact = r.ok && existsSync(out) && sha256(out) === sums['big.bin'];
+            row(name).results[server.name] = {
+              seconds: r.ms / 1000,
+              failures: intact ? 0 : 1,
+              ...(windowsize > 1 && !server.windowsize ? { note: 'windowsize not supported: lock-step' } : {}),
+              ...(intact ? {} : { note: r.err || 'checksum mismatch' }),
+            };
+            const x = row(name).results[server.name]!;
+            process.stderr.write(`  ${server.name.padEnd(10)} ${name.padEnd(36)} ${x.seconds.toFixed(2)} s${x.failures ? ` FAILED ${x.note ?? ''}` : ''}\n`);
+          }
+        }
+        const par = path.join(OUT, 'par');
+        rmSync(par, { recursive: true, force: true });
+        mkdirSync(par);
+        const args = ['-sS', '--parallel', '--parallel-max', String(CONCURRENT), '--tftp-blksize', '1468'];
+        for (let i = 0; i < CONCURRENT; i++) args.push('-o', path.join(par, `p${i}`), `tftp://${SERVER_IP}/undionly.kpxe`);
+        const r = await runIn(cli, 'curl', args);
+        let failures = 0;
+        for (let i = 0; i < CONCURRENT; i++) {
+          const f = path.join(par, `p${i}`);
+          if (!existsSync(f) || sha256(f) !== sums['undionly.kpxe']) failures++;
+        }
+        row(`${CONCURRENT} concurrent undionly.kpxe (curl, blksize 1468)`).results[server.name] = { seconds: r.ms / 1000, failures, ...(r.ok ? {} : { note: r.err.slice(0, 200) }) };
+        process.stderr.write(`  ${server.name.padEnd(10)} ${CONCURRENT} concurrent: ${(r.ms / 1000).toFixed(2)} s, ${failures} failed\n`);
+      } finally {
+        if (child.exitCode === null) {
+          child.kill('SIGTERM');
+          await Promise.race([new Promise((res) => child.once('exit', res)), new Promise((res) => setTimeout(res, 3000))]);
+          if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        }
+      }
+    }
+  } finally {
+    await topo.destroy();
+  }
+
+  report(rows);
+}
+
+function report(rows: Row[]): void {
+  const peers = SERVERS.map((s) => s.name).filter((n) => n !== 'ours');
+  const pad = (s: string, n: number) => s.padEnd(n);
+  const lines: string[] = [];
+  lines.push(`${pad('case', 48)}${['ours', ...peers].map((n) => pad(n, 14)).join('')}`);
+  for (const r of rows) {
+    lines.push(
+      `${pad(r.case, 48)}${['ours', ...peers]
+        .map((n) => {
+          const x = r.results[n];
+          return pad(x ? `${x.seconds.toFixed(2)}s${x.failures ? ` ${x.failures}F` : ''}${x.note?.startsWith('windowsize') ? '*' : ''}` : '-', 14);
+        })
+        .join('')}`,
+    );
+  }
+  lines.push('');
+  lines.push('speed ratio = peer seconds / our seconds (above 1: we are faster)');
+  lines.push(`${pad('case', 48)}${peers.map((n) => pad(`vs ${n}`, 16)).join('')}`);
+  for (const r of rows) {
+    const ours = r.results.ours;
+    lines.push(`${pad(r.case, 48)}${peers.map((n) => pad(ours && r.results[n] ? `${(r.results[n]!.seconds / ours.seconds).toFixed(2)}x` : '-', 16)).join('')}`);
+  }
+  lines.push('* the peer does not acknowledge windowsize; atftp fell back to lock-step');
+  const failed = rows.flatMap((r) => Object.entries(r.results).filter(([, x]) => x.failures).map(([n, x]) => `${r.case} / ${n}: ${x.failures} failed ${x.note ?? ''}`));
+  if (failed.length) lines.push('', 'failures:', ...failed);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  const results = path.join(PROJECT, 'bench', 'results');
+  mkdirSync(results, { recursive: true });
+  writeFileSync(path.join(results, `tftp-${new Date().toISOString().replaceAll(':', '-')}.json`), JSON.stringify({ cpus, rows }, null, 2));
+}
+
+await main();
