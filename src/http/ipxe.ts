@@ -1,6 +1,6 @@
 import Router, { type RouterMiddleware } from '@koa/router';
 import type { AppContext } from '../appliance.ts';
-import { renderIpxeScript, resolveAssetUrl } from '../store/boot-config.ts';
+import { renderBoot } from '../store/boot-config.ts';
 import { parseMachineQuery } from './machine-query.ts';
 import { answerBadRequest, answerNoConfig, noteLookup } from './lookup-response.ts';
 import { clientIp, requestInfo } from './request-log.ts';
@@ -38,10 +38,10 @@ export function ipxeRouter(app: AppContext): Router {
     if (machine.mac) app.timeline.bindAddress(ip, machine.mac);
     const result = app.store.boot(machine);
     noteLookup(c, result);
-    const config = result.value;
-    if (config) {
+    const rendered = result.value ? renderBoot(result.value, app.config.baseUrl) : undefined;
+    if (rendered) {
       c.type = 'text/plain';
-      c.body = renderIpxeScript(config, app.config.baseUrl);
+      c.body = rendered.script;
     } else answerNoConfig(c, result, app.store.dataPath);
     app.timeline.record({
       step: 'http.ipxe',
@@ -50,11 +50,11 @@ export function ipxeRouter(app: AppContext): Router {
       ip,
       detail: {
         status: c.status,
-        found: config !== undefined,
+        found: rendered !== undefined,
         key: result.decidedBy?.key,
         file: result.decidedBy?.path,
         // What the script names, so the timeline can tell when every file was fetched.
-        ...(config ? { kernel: resolveAssetUrl(config.kernel, app.config.baseUrl), initrds: config.initrd.map((i) => resolveAssetUrl(i, app.config.baseUrl)) } : {}),
+        ...(rendered ? { kernel: rendered.kernelUrl, initrds: rendered.initrdUrls } : {}),
         ...(query.hostname ? { hostname: query.hostname } : {}),
         ...(query.serial ? { serial: query.serial } : {}),
       },

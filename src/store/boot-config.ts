@@ -118,15 +118,30 @@ export function initrdName(index: number): string {
  * so it is always added rather than guessing the platform.
  */
 export function renderIpxeScript(config: BootConfig, baseUrl: string): string {
-  // Configs are immutable once loaded (a reload makes new objects), so the text is rendered once per base URL.
-  const cached = scriptCache.get(config);
-  if (cached?.baseUrl === baseUrl) return cached.script;
-  const script = buildIpxeScript(config, baseUrl);
-  scriptCache.set(config, { baseUrl, script });
-  return script;
+  return renderBoot(config, baseUrl).script;
 }
 
-const scriptCache = new WeakMap<BootConfig, { baseUrl: string; script: string }>();
+/** The iPXE script and the absolute URLs it names (the timeline checks downloads against them). */
+export interface RenderedBoot {
+  script: string;
+  kernelUrl: string;
+  initrdUrls: string[];
+}
+
+/** Configs are immutable once loaded (a reload makes new objects), so each is rendered once per base URL. */
+export function renderBoot(config: BootConfig, baseUrl: string): RenderedBoot {
+  const cached = renderCache.get(config);
+  if (cached?.baseUrl === baseUrl) return cached.rendered;
+  const rendered: RenderedBoot = {
+    script: buildIpxeScript(config, baseUrl),
+    kernelUrl: resolveAssetUrl(config.kernel, baseUrl),
+    initrdUrls: config.initrd.map((ref) => resolveAssetUrl(ref, baseUrl)),
+  };
+  renderCache.set(config, { baseUrl, rendered });
+  return rendered;
+}
+
+const renderCache = new WeakMap<BootConfig, { baseUrl: string; rendered: RenderedBoot }>();
 
 function buildIpxeScript(config: BootConfig, baseUrl: string): string {
   const args = renderCmdline(config.cmdline, baseUrl);
