@@ -13,13 +13,13 @@ import { isRoot } from '../helpers/netns.ts';
 import { ensureGuestAssets } from './lib/assets.ts';
 import { createLab } from './lib/lab.ts';
 import type { Firmware } from './lib/qemu.ts';
-import { bootOnce, guestConfig, parseCmdline, randomMac, startOurs, token } from './lib/scenario.ts';
+import { bootOnce, guestConfig, machineView, parseCmdline, randomMac, startOurs, token } from './lib/scenario.ts';
 
 const maybe = isRoot ? test.serial : test.skip;
 
 for (const firmware of ['bios', 'uefi'] as Firmware[]) {
   maybe(`full DHCP: ${firmware} VM boots the FileStore's default entry (needs root)`, async (t) => {
-    t.timeout(360_000);
+    t.timeout(firmware === 'uefi' ? 480_000 : 360_000);
     const guest = await ensureGuestAssets((m) => t.log(m));
     const lab = await createLab();
     t.teardown(() => lab.destroy());
@@ -32,6 +32,12 @@ for (const firmware of ['bios', 'uefi'] as Firmware[]) {
     const args = parseCmdline(booted.cmdline);
     t.is(args.get('bca.token'), tok, booted.cmdline);
     t.is(booted.mac, mac);
+    // The operator's view of the same boot: every protocol step recorded under this MAC.
+    const view = await machineView(lab, mac);
+    t.log(`timeline: ${view.steps.join(' → ')} (${view.state})`);
+    const expected = firmware === 'uefi' ? ['dhcp.reply', 'tftp.end', 'http.boot-script', 'http.ipxe', 'http.image'] : ['dhcp.reply', 'http.boot-script', 'http.ipxe', 'http.image'];
+    for (const step of expected) t.true(view.steps.includes(step), `${step} not in the timeline of ${mac}: ${view.steps.join(', ')}`);
+    t.is(view.state, 'booted');
   });
 }
 

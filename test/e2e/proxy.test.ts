@@ -11,13 +11,13 @@ import { ensureGuestAssets } from './lib/assets.ts';
 import { createLab, LAB } from './lib/lab.ts';
 import { startDnsmasq } from './lib/peers.ts';
 import type { Firmware } from './lib/qemu.ts';
-import { bootOnce, guestConfig, parseCmdline, randomMac, startOurs, token } from './lib/scenario.ts';
+import { bootOnce, guestConfig, machineView, parseCmdline, randomMac, startOurs, token } from './lib/scenario.ts';
 
 const maybe = isRoot ? test.serial : test.skip;
 
 for (const firmware of ['bios', 'uefi'] as Firmware[]) {
   maybe(`proxy DHCP beside dnsmasq: ${firmware} VM boots the FileStore's mac/ entry (needs root)`, async (t) => {
-    t.timeout(360_000);
+    t.timeout(firmware === 'uefi' ? 480_000 : 360_000);
     const guest = await ensureGuestAssets((m) => t.log(m));
     const lab = await createLab({ withSite: true });
     t.teardown(() => lab.destroy());
@@ -38,5 +38,11 @@ for (const firmware of ['bios', 'uefi'] as Firmware[]) {
     t.is(booted.mac, mac);
     // The site's server, not the appliance, gave the address.
     t.regex(site.log(), new RegExp(`DHCPACK\\(eth0\\) 10\\.77\\.0\\.\\d+ ${mac}`));
+    // The operator's view: UEFI went through the 4011 boot server and our TFTP before iPXE's HTTP.
+    const view = await machineView(lab, mac);
+    t.log(`timeline: ${view.steps.join(' → ')} (${view.state})`);
+    const expected = firmware === 'uefi' ? ['dhcp.reply', 'pxe.reply', 'tftp.end', 'http.ipxe', 'http.image'] : ['dhcp.reply', 'http.ipxe', 'http.image'];
+    for (const step of expected) t.true(view.steps.includes(step), `${step} not in the timeline of ${mac}: ${view.steps.join(', ')}`);
+    t.is(view.state, 'booted');
   });
 }

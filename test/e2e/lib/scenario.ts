@@ -14,10 +14,10 @@ import { LAB, type Lab } from './lab.ts';
 import { startVm, type Booted, type Firmware, type Vm } from './qemu.ts';
 import { FIRMWARE_DIR } from './reference.ts';
 
-/** Per-boot budgets; a TCG boot here takes ~30 s (BIOS) to ~40 s (UEFI) with no other load. */
+/** Per-boot budgets; a TCG boot here takes ~30 s (BIOS) to ~40 s (UEFI) idle, and up to ~3× that on a loaded machine. */
 export const BOOT_TIMEOUT_MS: Record<Firmware, number> = {
-  bios: Number(process.env.BCA_BIOS_TIMEOUT_MS ?? 150_000),
-  uefi: Number(process.env.BCA_UEFI_TIMEOUT_MS ?? 210_000),
+  bios: Number(process.env.BCA_BIOS_TIMEOUT_MS ?? 180_000),
+  uefi: Number(process.env.BCA_UEFI_TIMEOUT_MS ?? 300_000),
 };
 
 export function token(): string {
@@ -149,4 +149,19 @@ export function parseCmdline(cmdline: string): Map<string, string> {
     out.set(eq < 0 ? word : word.slice(0, eq), eq < 0 ? '' : word.slice(eq + 1));
   }
   return out;
+}
+
+export interface MachineView {
+  state: string;
+  steps: string[];
+}
+
+/** What the appliance's operator API (/api/machines/:mac) recorded for one machine, read from inside the lab. */
+export async function machineView(lab: Lab, mac: string): Promise<MachineView> {
+  const body = await lab.srv.exec('curl', ['-sS', '--max-time', '5', `http://${LAB.server}:${LAB.httpPort}/api/machines/${mac}`]);
+  const json = JSON.parse(body) as { state?: unknown; events?: { step?: unknown }[] };
+  return {
+    state: String(json.state),
+    steps: (json.events ?? []).map((e) => String(e.step)),
+  };
 }
