@@ -6,6 +6,12 @@ export interface OptionLimits {
   maxBlksize: number;
   /** Largest windowsize granted (RFC 7440). */
   maxWindowsize: number;
+  /**
+   * Largest window in bytes: the window is sent as one burst, and a burst bigger than the
+   * receiver's socket buffer (or a firmware's few receive descriptors) is partly dropped
+   * and must be sent again. With blksize 8192, windowsize 16 is cut to 8.
+   */
+  maxWindowBytes: number;
 }
 
 /** The terms of one transfer, after negotiation. */
@@ -53,7 +59,7 @@ export function negotiate(requested: TftpOptions, fileSize: number, limits: Opti
   if (decimal(requested.tsize) !== undefined) oack.tsize = String(fileSize);
   const w = decimal(requested.windowsize);
   if (w !== undefined && w >= 1 && w <= 65535) {
-    windowsize = Math.min(w, limits.maxWindowsize);
+    windowsize = Math.max(1, Math.min(w, limits.maxWindowsize, Math.floor(limits.maxWindowBytes / blksize)));
     oack.windowsize = String(windowsize);
   }
   return { blksize, windowsize, timeoutMs, oack };

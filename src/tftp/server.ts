@@ -27,7 +27,7 @@ export interface TftpServerOptions {
   timeline: BootTimeline;
 }
 
-export const DEFAULT_LIMITS: OptionLimits = { maxBlksize: 8192, maxWindowsize: 64 };
+export const DEFAULT_LIMITS: OptionLimits = { maxBlksize: 8192, maxWindowsize: 64, maxWindowBytes: 64 * 1024 };
 export const DEFAULT_MAX_TRANSFERS = 1000;
 
 /** Malformed datagrams are logged at most this often; the counter has the total. */

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { negotiate } from '../../src/tftp/options.ts';
 
-const limits = { maxBlksize: 8192, maxWindowsize: 64 };
+const limits = { maxBlksize: 8192, maxWindowsize: 64, maxWindowBytes: 1024 * 1024 };
 
 const cases: [string, Record<string, string>, number, { blksize: number; windowsize: number; timeoutMs: number | undefined; oack: Record<string, string> }][] = [
   ['no options: RFC 1350 defaults, no OACK', {}, 100, { blksize: 512, windowsize: 1, timeoutMs: undefined, oack: {} }],
@@ -27,5 +27,14 @@ for (const [name, requested, size, want] of cases) {
 }
 
 test('negotiate: an MTU-derived limit of 1468 caps blksize 8192', (t) => {
-  t.is(negotiate({ blksize: '8192' }, 1, { maxBlksize: 1468, maxWindowsize: 64 }).blksize, 1468);
+  t.is(negotiate({ blksize: '8192' }, 1, { maxBlksize: 1468, maxWindowsize: 64, maxWindowBytes: 65536 }).blksize, 1468);
+});
+
+test('negotiate: a window is kept within maxWindowBytes, and never below 1', (t) => {
+  const l = { maxBlksize: 65464, maxWindowsize: 64, maxWindowBytes: 65536 };
+  t.deepEqual(negotiate({ blksize: '8192', windowsize: '16' }, 1, l).oack, { blksize: '8192', windowsize: '8' });
+  t.is(negotiate({ blksize: '1468', windowsize: '16' }, 1, l).windowsize, 16);
+  t.is(negotiate({ blksize: '1468', windowsize: '64' }, 1, l).windowsize, 44);
+  t.is(negotiate({ blksize: '65464', windowsize: '4' }, 1, l).windowsize, 1);
+  t.is(negotiate({ windowsize: '200' }, 1, l).windowsize, 64);
 });
