@@ -3,6 +3,7 @@
 # (shared/notes/peers.md: figures swing ±30 % between runs on this machine; only same-run ratios count).
 #   1. requests/s of GET /ipxe?mac=…  vs a bare Koa 3 + router app returning the same script (wrk -t2 -c64)
 #   2. MB/s of one 64 MiB image download, and of 20 in parallel, vs nginx (sendfile) serving the same file
+# Each is also given as server CPU time per request or per MiB, steadier than rates on a shared machine.
 # Servers are pinned to CPU 0, load generators to CPU 1; everything listens on 127.0.0.1 only and is
 # stopped by PID on exit. Bounded: about a minute in total. Usage: bash bench/http/run.sh [SECONDS_PER_WRK_RUN]
 set -euo pipefail
@@ -49,13 +50,15 @@ wait_http() { # url
 # The appliance as users run it (JSON logs at info, one line per request, to /dev/null).
 taskset -c $SERVER_CPU node --import tsx src/main.ts --address 127.0.0.1:$APP_PORT --base-url http://127.0.0.1:$APP_PORT \
   --data-path "$WORK/data" --images-path "$WORK/images" --log-format json >/dev/null 2>"$WORK/app.err" &
-PIDS+=($!)
+APP_PID=$!
+PIDS+=($APP_PID)
 wait_http "http://127.0.0.1:$APP_PORT/healthz"
 IPXE_PATH="/ipxe?mac=$MAC"
 curl -fs "http://127.0.0.1:$APP_PORT$IPXE_PATH" >"$WORK/script.ipxe"
 
 taskset -c $SERVER_CPU node --import tsx bench/http/bare-koa.ts $KOA_PORT "$WORK/script.ipxe" >/dev/null &
-PIDS+=($!)
+KOA_PID=$!
+PIDS+=($KOA_PID)
 wait_http "http://127.0.0.1:$KOA_PORT/ipxe"
 cmp -s "$WORK/script.ipxe" <(curl -fs "http://127.0.0.1:$KOA_PORT$IPXE_PATH") || { echo "bench/http: peer body differs" >&2; exit 1; }
 
@@ -83,47 +86,66 @@ http {
 }
 CONF
 taskset -c $SERVER_CPU "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" &
-PIDS+=($!)
+NGINX_PID=$!
+PIDS+=($NGINX_PID)
 wait_http "http://127.0.0.1:$NGINX_PORT/images/os/vmlinuz"
 
-wrk_rps() { # url → requests/s of one run
-  taskset -c $CLIENT_CPU wrk -t2 -c64 -d"${DURATION}s" "$1" | awk '/^Requests\/sec:/ {print $2}'
+TCK=$(getconf CLK_TCK)
+# CPU ticks (user+sys) of a server process and its children (nginx's worker): the cost per request
+# or per MiB is steadier than throughput when other work shares the machine.
+ticks() { local t=0 p; for p in $1 $(pgrep -P "$1" || true); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
+
+# Each measurement prints "<rate> <server CPU per unit>".
+wrk_run() { # pid url → requests/s and CPU µs per request
+  local t0 t1 out
+  t0=$(ticks "$1")
+  out=$(taskset -c $CLIENT_CPU wrk -t2 -c64 -d"${DURATION}s" "$2")
+  t1=$(ticks "$1")
+  awk -v t0="$t0" -v t1="$t1" -v hz="$TCK" '/requests in/ {n = $1} /^Requests\/sec:/ {r = $2} END {printf "%s %.1f\n", r, (t1 - t0) / hz * 1e6 / n}' <<<"$out"
 }
 
-max() { printf '%s\n' "$@" | sort -g | tail -1; }
-
-single_mbs() { # url → median MB/s of 3 downloads (curl's average speed, bytes/s → MB/s)
-  for _ in 1 2 3; do
-    taskset -c $CLIENT_CPU curl -fs -o /dev/null -w '%{speed_download}\n' "$1"
-  done | sort -n | sed -n 2p | awk '{printf "%.0f", $1 / 1e6}'
+single_run() { # pid url → median MB/s of 3 downloads and CPU ms per MiB
+  local t0 t1 speed
+  t0=$(ticks "$1")
+  speed=$(for _ in 1 2 3; do taskset -c $CLIENT_CPU curl -fs -o /dev/null -w '%{speed_download}\n' "$2"; done | sort -n | sed -n 2p)
+  t1=$(ticks "$1")
+  awk -v b="$speed" -v t0="$t0" -v t1="$t1" -v hz="$TCK" 'BEGIN {printf "%.0f %.2f\n", b / 1e6, (t1 - t0) / hz * 1e3 / (3 * 64)}'
 }
 
-parallel_mbs() { # url → aggregate MB/s of 20 simultaneous downloads (wall clock)
-  local args=() start end
-  for i in $(seq 1 20); do args+=(-o /dev/null "$1?n=$i"); done
-  start=$(date +%s.%N)
+parallel_run() { # pid url → aggregate MB/s of 20 simultaneous downloads (wall clock) and CPU ms per MiB
+  local args=() start end t0 t1 i
+  for i in $(seq 1 20); do args+=(-o /dev/null "$2?n=$i"); done
+  t0=$(ticks "$1"); start=$(date +%s.%N)
   taskset -c $CLIENT_CPU curl -fs --no-progress-meter --parallel --parallel-max 20 "${args[@]}" 2>/dev/null
-  end=$(date +%s.%N)
-  awk -v s="$start" -v e="$end" 'BEGIN { printf "%.0f", 20 * 64 * 1048576 / (e - s) / 1e6 }'
+  end=$(date +%s.%N); t1=$(ticks "$1")
+  awk -v s="$start" -v e="$end" -v t0="$t0" -v t1="$t1" -v hz="$TCK" 'BEGIN {printf "%.0f %.2f\n", 20 * 64 * 1048576 / (e - s) / 1e6, (t1 - t0) / hz * 1e3 / (20 * 64)}'
+}
+
+# Alternates app, peer, peer, app and keeps each side's best rate and lowest CPU cost: other work
+# on a shared machine then hurts both sides alike instead of whichever ran during it.
+best_of_two() { # fn app_pid app_url peer_pid peer_url → "app_rate app_cpu peer_rate peer_cpu"
+  local a1 p1 p2 a2
+  a1=$($1 "$2" "$3"); p1=$($1 "$4" "$5"); p2=$($1 "$4" "$5"); a2=$($1 "$2" "$3")
+  printf '%s\n%s\n' "$a1" "$a2" | awk '{ if ($1 > r) r = $1; if (c == "" || $2 < c) c = $2 } END {printf "%s %s ", r, c}'
+  printf '%s\n%s\n' "$p1" "$p2" | awk '{ if ($1 > r) r = $1; if (c == "" || $2 < c) c = $2 } END {printf "%s %s\n", r, c}'
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 echo "bench/http: $(date -u +%FT%TZ), $(nproc) CPUs, servers on CPU $SERVER_CPU, clients on CPU $CLIENT_CPU, wrk ${DURATION}s -t2 -c64"
-# Warm both up (JIT, connections), then alternate app/peer twice and keep each one's best run:
-# other work on a shared machine then hurts both sides alike instead of whichever ran during it.
-taskset -c $CLIENT_CPU wrk -t2 -c64 -d1s "http://127.0.0.1:$APP_PORT$IPXE_PATH" >/dev/null
-taskset -c $CLIENT_CPU wrk -t2 -c64 -d1s "http://127.0.0.1:$KOA_PORT$IPXE_PATH" >/dev/null
-A1=$(wrk_rps "http://127.0.0.1:$APP_PORT$IPXE_PATH"); K1=$(wrk_rps "http://127.0.0.1:$KOA_PORT$IPXE_PATH")
-K2=$(wrk_rps "http://127.0.0.1:$KOA_PORT$IPXE_PATH"); A2=$(wrk_rps "http://127.0.0.1:$APP_PORT$IPXE_PATH")
-APP_RPS=$(max "$A1" "$A2") KOA_RPS=$(max "$K1" "$K2")
-printf '%-44s %10s req/s   bare Koa %10s req/s   ratio %s\n' "GET /ipxe?mac= ($(wc -c <"$WORK/script.ipxe") B script)" "$APP_RPS" "$KOA_RPS" "$(ratio "$APP_RPS" "$KOA_RPS")"
+echo "  rate ratio = app/peer (higher is better); CPU ratio = peer/app server CPU per request or MiB (>1: app is cheaper)"
+APP=http://127.0.0.1:$APP_PORT KOA=http://127.0.0.1:$KOA_PORT NGX=http://127.0.0.1:$NGINX_PORT
+taskset -c $CLIENT_CPU wrk -t2 -c64 -d1s "$APP$IPXE_PATH" >/dev/null # warm-up (JIT, connections)
+taskset -c $CLIENT_CPU wrk -t2 -c64 -d1s "$KOA$IPXE_PATH" >/dev/null
+read -r AR AC KR KC <<<"$(best_of_two wrk_run "$APP_PID" "$APP$IPXE_PATH" "$KOA_PID" "$KOA$IPXE_PATH")"
+printf '%-34s app %7s req/s %6s µs CPU | bare Koa %7s req/s %6s µs CPU | rate ratio %s, CPU ratio %s\n' \
+  "GET /ipxe?mac= ($(wc -c <"$WORK/script.ipxe") B script)" "$AR" "$AC" "$KR" "$KC" "$(ratio "$AR" "$KR")" "$(ratio "$KC" "$AC")"
 
 IMG=/images/os/initrd.img
-cmp -s "$WORK/images/os/initrd.img" <(curl -fs "http://127.0.0.1:$APP_PORT$IMG") || { echo "bench/http: image differs" >&2; exit 1; }
-APP_ONE=$(single_mbs "http://127.0.0.1:$APP_PORT$IMG")
-NGX_ONE=$(single_mbs "http://127.0.0.1:$NGINX_PORT$IMG")
-printf '%-44s %10s MB/s    nginx    %10s MB/s    ratio %s\n' "64 MiB image, one download" "$APP_ONE" "$NGX_ONE" "$(ratio "$APP_ONE" "$NGX_ONE")"
-APP_PAR=$(parallel_mbs "http://127.0.0.1:$APP_PORT$IMG")
-NGX_PAR=$(parallel_mbs "http://127.0.0.1:$NGINX_PORT$IMG")
-printf '%-44s %10s MB/s    nginx    %10s MB/s    ratio %s\n' "64 MiB image, 20 in parallel (aggregate)" "$APP_PAR" "$NGX_PAR" "$(ratio "$APP_PAR" "$NGX_PAR")"
+cmp -s "$WORK/images/os/initrd.img" <(curl -fs "$APP$IMG") || { echo "bench/http: image differs" >&2; exit 1; }
+read -r AR AC NR NC <<<"$(best_of_two single_run "$APP_PID" "$APP$IMG" "$NGINX_PID" "$NGX$IMG")"
+printf '%-34s app %7s MB/s %6s ms/MiB | nginx   %7s MB/s %6s ms/MiB | rate ratio %s, CPU ratio %s\n' \
+  "64 MiB image, one download" "$AR" "$AC" "$NR" "$NC" "$(ratio "$AR" "$NR")" "$(ratio "$NC" "$AC")"
+read -r AR AC NR NC <<<"$(best_of_two parallel_run "$APP_PID" "$APP$IMG" "$NGINX_PID" "$NGX$IMG")"
+printf '%-34s app %7s MB/s %6s ms/MiB | nginx   %7s MB/s %6s ms/MiB | rate ratio %s, CPU ratio %s\n' \
+  "64 MiB image, 20 in parallel" "$AR" "$AC" "$NR" "$NC" "$(ratio "$AR" "$NR")" "$(ratio "$NC" "$AC")"
