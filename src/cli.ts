@@ -145,6 +145,10 @@ async function serve(args: string[]): Promise<number> {
     },
     `ready: iPXE clients are sent to ${config.baseUrl}/boot.ipxe`,
   );
+  if (!raw['base-url'] && /^http:\/\/(127\.|\[::1\])/.test(config.baseUrl)) {
+    // Without --iface nothing says which address machines reach us on; loopback URLs would boot nothing remote.
+    log.warn({ baseUrl: config.baseUrl }, `scripts point at ${config.baseUrl}, which only this host can reach: set --base-url (or --iface) for remote machines`);
+  }
   return -1; // keep running until a signal
 }
 
