@@ -104,7 +104,6 @@ function serconPortFile(): string {
 }
 
 // Firmware output is full of cursor movement and colour; tests grep text.
-// eslint-disable-next-line no-control-regex
 const ESCAPES = /\x1b(\[[0-9;?]*[A-Za-z]|[()][A-Za-z0-9]|[=>cDEHMNOZ78])/g;
 
 function cleanConsole(text: string): string {
