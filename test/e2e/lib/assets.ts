@@ -113,6 +113,26 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
+/**
+ * Whether a lock file (holding its owner's PID) can be taken over: its owner is dead, or it has
+ * stayed empty for seconds (the owner died between creating it and writing its PID; a fresh
+ * empty file is a lock being taken right now).
+ */
+export function lockIsStale(file: string): boolean {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8').trim();
+  } catch {
+    return false; // gone already: the next attempt to create it decides
+  }
+  if (text) return !pidAlive(Number(text));
+  try {
+    return Date.now() - statSync(file).mtimeMs > 10_000;
+  } catch {
+    return false;
+  }
+}
+
 /** A lock file so two test processes never build the cache at the same time. */
 async function withBuildLock<T>(fn: () => Promise<T>): Promise<T> {
   mkdirSync(CACHE_DIR, { recursive: true });
@@ -125,12 +145,11 @@ async function withBuildLock<T>(fn: () => Promise<T>): Promise<T> {
       closeSync(fd);
       break;
     } catch {
-      const holder = Number(readFileSync(lock, 'utf8') || '0');
-      if (!pidAlive(holder)) {
+      if (lockIsStale(lock)) {
         rmSync(lock, { force: true });
         continue;
       }
-      if (Date.now() > deadline) throw new Error(`asset build lock ${lock} held by ${holder} for too long`);
+      if (Date.now() > deadline) throw new Error(`asset build lock ${lock} held for too long`);
       await new Promise((r) => setTimeout(r, 500));
     }
   }

@@ -7,10 +7,10 @@
  * At most VM_SLOTS VMs run at once on this machine, across every test process (lock files).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
+import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import type { Namespace } from '../../helpers/netns.ts';
-import { BOOTED_RE, CACHE_DIR, pidAlive } from './assets.ts';
+import { BOOTED_RE, CACHE_DIR, lockIsStale } from './assets.ts';
 
 export type Firmware = 'bios' | 'uefi';
 
@@ -137,13 +137,7 @@ export async function acquireVmSlot(timeoutMs = 15 * 60_000): Promise<() => void
           rmSync(f, { force: true });
         };
       } catch {
-        let holder = 0;
-        try {
-          holder = Number(readFileSync(f, 'utf8'));
-        } catch {
-          continue;
-        }
-        if (holder && !pidAlive(holder)) rmSync(f, { force: true });
+        if (lockIsStale(f)) rmSync(f, { force: true });
       }
     }
     if (Date.now() > deadline) throw new Error(`no free VM slot (of ${VM_SLOTS}) within ${timeoutMs} ms`);
