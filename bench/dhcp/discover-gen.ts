@@ -1,7 +1,8 @@
 /**
  * Bounded DHCP load generator: PXE DISCOVERs broadcast from 0.0.0.0:68 on one interface of
  * a client namespace, the way PXE ROMs send them (perfdhcp always acts as a relay, which
- * is not the path firmware uses). Each DISCOVER is a new machine (own MAC and xid).
+ * is not the path firmware uses). Each DISCOVER has its own xid; MACs cycle through `macs`
+ * machines (0: a new machine every time).
  *   node --import tsx bench/dhcp/discover-gen.ts '{"iface":"eth0","mode":"rate","rate":1000,"seconds":5}'
  * mode rate:   paced at `rate`/s for `seconds`; latency percentiles of the answered ones.
  * mode closed: `window` DISCOVERs outstanding at all times for `seconds` (a lost one is
@@ -23,9 +24,12 @@ interface GenScript {
   kind?: ClientKind;
   /** Only count replies from this server address (dnsmasq and we may both be up in other setups). */
   server?: string;
+  /** How many distinct machines (MACs) the DISCOVERs cycle through; 0 = a new MAC every time. */
+  macs?: number;
 }
 
 const s = JSON.parse(process.argv[2] ?? '{}') as GenScript;
+s.macs = Math.max(0, Math.min(s.macs ?? 0, 1 << 24));
 const seconds = Math.min(Math.max(s.seconds, 1), 30);
 const kind = s.kind ?? 'bios';
 const { socket } = await openDeviceSocket({ device: s.iface, port: 68, reuseAddr: true, recvBufferSize: 8 * 1024 * 1024 });
@@ -37,9 +41,10 @@ let sent = 0;
 let answered = 0;
 let stray = 0;
 
-function packetFor(i: number): Buffer {
+function packetFor(n: number): Buffer {
+  const i = s.macs ? n % s.macs : n;
   const mac = `02:b0:${((i >> 24) & 255).toString(16).padStart(2, '0')}:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}` as Mac;
-  return encodePacket(request({ kind, mac, xid: (XID_BASE + i) >>> 0, type: MessageType.DISCOVER }));
+  return encodePacket(request({ kind, mac, xid: (XID_BASE + n) >>> 0, type: MessageType.DISCOVER }));
 }
 
 let onAnswer: () => void = () => undefined;

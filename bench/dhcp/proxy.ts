@@ -9,7 +9,7 @@
  *   sudo node --import tsx bench/dhcp/proxy.ts [--seconds 5] [--rounds 2] [--rate 1000]
  * Prints one JSON line per server and round, then the ratios (ours / dnsmasq).
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +25,14 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '2' },
     rate: { type: 'string', default: '500' },
     window: { type: 'string', default: '64' },
+    /** on: both log every exchange (ours JSON at info, dnsmasq its DHCP lines); off: ours at warn, dnsmasq quiet-dhcp. */
+    logs: { type: 'string', default: 'on' },
+    /**
+     * Distinct machines the DISCOVERs come from. 2000 is a large site rebooting at once and
+     * stays under the boot timeline's 4,096-machine bound; 0 makes every DISCOVER a new
+     * machine, which also measures the timeline's eviction on every packet.
+     */
+    macs: { type: 'string', default: '2000' },
   },
 });
 if (!isRoot) {
@@ -46,7 +54,7 @@ interface GenResult {
 }
 
 async function generate(cli: Namespace, script: Record<string, unknown>): Promise<GenResult> {
-  const out = await cli.exec('nice', ['-n', '-10', 'taskset', '-c', '1', process.execPath, '--import', 'tsx', GEN, JSON.stringify({ iface: 'eth0', server: SERVER, kind: 'bios', ...script })]);
+  const out = await cli.exec('nice', ['-n', '-10', 'taskset', '-c', '1', process.execPath, '--import', 'tsx', GEN, JSON.stringify({ iface: 'eth0', server: SERVER, kind: 'bios', macs: Number(values.macs), ...script })]);
   return JSON.parse(out.trim().split('\n').at(-1)!) as GenResult;
 }
 
@@ -69,7 +77,7 @@ try {
   const conf = path.join(scratch, 'dnsmasq.conf');
   await writeFile(
     conf,
-    ['interface=eth0', 'bind-interfaces', `dhcp-range=${SERVER.replace(/\.1$/, '.0')},proxy,255.255.255.0`, 'pxe-service=x86PC,"Network boot",undionly', `log-facility=${path.join(scratch, 'dnsmasq.log')}`, 'user=root', ''].join('\n'),
+    ['interface=eth0', 'bind-interfaces', `dhcp-range=${SERVER.replace(/\.1$/, '.0')},proxy,255.255.255.0`, 'pxe-service=x86PC,"Network boot",undionly', `log-facility=${path.join(scratch, 'dnsmasq.log')}`, 'user=root', ...(values.logs === 'off' ? ['quiet-dhcp'] : []), ''].join('\n'),
   );
   const dataDir = path.join(scratch, 'data');
 
@@ -78,7 +86,7 @@ try {
     ours: () =>
       srv.spawn(
         'nice',
-        ['-n', '-10', 'taskset', '-c', '0', process.execPath, ...cliArgs(['--iface', 'eth0', '--dhcp', 'proxy', '--address', `${SERVER}:8080`, '--tftp-address', 'off', '--data-path', dataDir, '--firmware-path', path.join(PROJECT_ROOT, 'firmware'), '--log-format', 'json'])],
+        ['-n', '-10', 'taskset', '-c', '0', process.execPath, ...cliArgs(['--iface', 'eth0', '--dhcp', 'proxy', '--address', `${SERVER}:8080`, '--tftp-address', 'off', '--data-path', dataDir, '--firmware-path', path.join(PROJECT_ROOT, 'firmware'), '--log-format', 'json', '--log-level', values.logs === 'off' ? 'warn' : 'info'])],
         { cwd: PROJECT_ROOT, stdio: 'ignore' },
       ),
     dnsmasq: () => srv.spawn('nice', ['-n', '-10', 'taskset', '-c', '0', 'dnsmasq', '-k', `--conf-file=${conf}`, '--port=0', `--pid-file=${path.join(scratch, 'dnsmasq.pid')}`], { stdio: 'ignore' }),
@@ -116,7 +124,7 @@ const ours = summarize(results.ours);
 const peer = summarize(results.dnsmasq);
 process.stdout.write(
   `${JSON.stringify({
-    summary: 'ProxyDHCP DISCOVER→OFFER, medians over rounds',
+    summary: `ProxyDHCP DISCOVER→OFFER, medians over rounds, logs ${values.logs}, ${values.macs === '0' ? 'a new MAC per DISCOVER' : `${values.macs} machines`}`,
     ours,
     dnsmasq: peer,
     ratio: { offersPerSecond: r(ours.perSecond, peer.perSecond), p50Latency: r(ours.p50, peer.p50), p99Latency: r(ours.p99, peer.p99), cpuPerOffer: r(ours.cpuUsPerOffer, peer.cpuUsPerOffer) },
@@ -127,3 +135,6 @@ process.stdout.write(
     `latency at ${values.rate}/s p50 ${ours.p50.toFixed(3)} vs ${peer.p50.toFixed(3)} ms (${r(ours.p50, peer.p50)}x), p99 ${ours.p99.toFixed(3)} vs ${peer.p99.toFixed(3)} ms (${r(ours.p99, peer.p99)}x); ` +
     `CPU per offer ${ours.cpuUsPerOffer} vs ${peer.cpuUsPerOffer} µs (${r(ours.cpuUsPerOffer, peer.cpuUsPerOffer)}x)\n`,
 );
+const resultsDir = path.join(PROJECT_ROOT, 'bench', 'results');
+await mkdir(resultsDir, { recursive: true });
+await writeFile(path.join(resultsDir, `dhcp-proxy-${new Date().toISOString().replaceAll(':', '-')}.json`), `${JSON.stringify({ ours, dnsmasq: peer, results, args: values }, null, 2)}\n`);
