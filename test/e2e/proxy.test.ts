@@ -22,6 +22,7 @@ for (const firmware of ['bios', 'uefi'] as Firmware[]) {
     const lab = await createLab({ withSite: true });
     t.teardown(() => lab.destroy());
     const site = await startDnsmasq(lab.site!, { iface: 'eth0', range: LAB.range });
+    t.teardown(() => site.stop());
     const mac = randomMac();
     const tok = token();
     const ours = await startOurs(lab, guest, 'proxy', {

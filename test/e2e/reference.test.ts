@@ -23,6 +23,7 @@ for (const firmware of ['bios', 'uefi'] as Firmware[]) {
     const tok = token();
     const mac = randomMac();
     const ref = await startReference(lab, guest, `${GUEST_ARGS} bca.token=${tok}`);
+    t.teardown(() => ref.stop());
     const booted = await bootOnce({ lab, firmware, mac, name: `reference-${firmware}`, logs: ref.log });
     t.log(`${firmware}: booted in ${booted.seconds.toFixed(1)} s`);
     t.is(parseCmdline(booted.cmdline).get('bca.token'), tok);

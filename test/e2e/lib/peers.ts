@@ -7,7 +7,7 @@
  * Both run in the foreground as children of the Topology (ended by PID when it is destroyed).
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Namespace } from '../../helpers/netns.ts';
@@ -102,8 +102,18 @@ export async function startDnsmasq(ns: Namespace, o: DnsmasqOptions): Promise<Da
     exited.then(() => {
       throw new Error(`dnsmasq exited: ${log()}`);
     }),
-  ]);
-  return { child, log, stop: () => stopChild(child) };
+  ]).catch((err: unknown) => {
+    void stopChild(child).then(() => rmSync(dir, { recursive: true, force: true }));
+    throw err;
+  });
+  return {
+    child,
+    log,
+    async stop() {
+      await stopChild(child);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** nginx serving `root` on `listen` (ADDR:PORT) from a throwaway prefix; single process, foreground. */
@@ -142,7 +152,7 @@ http {
   const out = collect(child);
   const log = () => out() + (existsSync(errorLog) ? readFileSync(errorLog, 'utf8') : '') + (existsSync(accessLog) ? readFileSync(accessLog, 'utf8') : '');
   const [host, port] = o.listen.split(':') as [string, string];
-  await waitFor(
+  const listening = waitFor(
     'nginx to listen',
     async () => {
       if (child.exitCode !== null) throw new Error(`nginx exited: ${log()}`);
@@ -151,5 +161,17 @@ http {
     10_000,
     100,
   );
-  return { child, log, stop: () => stopChild(child) };
+  await listening.catch(async (err: unknown) => {
+    await stopChild(child);
+    rmSync(prefix, { recursive: true, force: true });
+    throw err;
+  });
+  return {
+    child,
+    log,
+    async stop() {
+      await stopChild(child);
+      rmSync(prefix, { recursive: true, force: true });
+    },
+  };
 }

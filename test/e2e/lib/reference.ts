@@ -5,7 +5,7 @@
  * it proves the harness (firmware, guest, taps) independently of our code and is the peer of
  * bench/boot.
  */
-import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../../helpers/appliance.ts';
@@ -33,7 +33,13 @@ export async function startReference(lab: Lab, guest: GuestAssets, cmdline: stri
   symlinkSync(guest.kernel, path.join(root, 'vmlinuz'));
   symlinkSync(guest.initrd, path.join(root, 'initrd.gz'));
   writeFileSync(path.join(root, 'boot.ipxe'), referenceScript(base, cmdline));
-  const nginx = await startNginx(lab.srv, { root, listen: `${LAB.server}:${LAB.httpPort}` });
+  let nginx: Daemon;
+  try {
+    nginx = await startNginx(lab.srv, { root, listen: `${LAB.server}:${LAB.httpPort}` });
+  } catch (err) {
+    rmSync(root, { recursive: true, force: true });
+    throw err;
+  }
   let dnsmasq: Daemon;
   try {
     dnsmasq = await startDnsmasq(lab.srv, {
@@ -43,6 +49,7 @@ export async function startReference(lab: Lab, guest: GuestAssets, cmdline: stri
     });
   } catch (err) {
     await nginx.stop();
+    rmSync(root, { recursive: true, force: true });
     throw err;
   }
   return {
@@ -52,6 +59,7 @@ export async function startReference(lab: Lab, guest: GuestAssets, cmdline: stri
     async stop() {
       await dnsmasq.stop();
       await nginx.stop();
+      rmSync(root, { recursive: true, force: true });
     },
   };
 }
