@@ -1,7 +1,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Negotiated } from './options.ts';
-import { dataHeader, encodeError, encodeOack, ERR, parsePacket } from './packet.ts';
+import { dataHeader, encodeError, encodeOack, ERR, OP, parsePacket } from './packet.ts';
 import type { Source } from './files.ts';
 
 /** How a transfer ended; used as the `outcome` label of tftp_transfers_total. */
@@ -152,8 +152,16 @@ export class Session {
     this.arm();
   }
 
+  private armedRto = 0;
+
   private arm(): void {
+    // Re-arming the same delay restarts the existing timer instead of allocating one per window.
+    if (this.timer && this.armedRto === this.rto) {
+      this.timer.refresh();
+      return;
+    }
     if (this.timer) clearTimeout(this.timer);
+    this.armedRto = this.rto;
     this.timer = setTimeout(() => this.onTimeout(), this.rto);
   }
 
@@ -177,6 +185,11 @@ export class Session {
 
   private onMessage(msg: Buffer): void {
     if (this.state === 'done') return;
+    // The hot path of a transfer: one ACK per window, read in place.
+    if (this.state === 'data' && msg.length === 4 && msg[0] === 0 && msg[1] === OP.ACK) {
+      this.onAck(msg.readUInt16BE(2));
+      return;
+    }
     const parsed = parsePacket(msg);
     if (!parsed.ok) {
       this.hooks.malformed(parsed.reason);
@@ -199,8 +212,12 @@ export class Session {
       this.pump();
       return;
     }
+    this.onAck(p.block);
+  }
+
+  private onAck(block: number): void {
     // Map the 16-bit ACK onto the window we sent; anything outside it is old or bogus.
-    const delta = (p.block - (this.acked & 0xffff)) & 0xffff;
+    const delta = (block - (this.acked & 0xffff)) & 0xffff;
     if (delta === 0 || delta > this.sent - this.acked) return;
     this.acked += delta;
     this.retries = 0;
