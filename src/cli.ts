@@ -12,6 +12,7 @@ import { validateCommand } from './store/validate.ts';
 import { explainCommand } from './explain-command.ts';
 import { createTftpService } from './tftp/service.ts';
 import { createDhcpService } from './dhcp/service.ts';
+import { createRaQuenchService } from './net/ra-quench.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -30,6 +31,7 @@ const SERVE_OPTIONS = {
   'lease-time': { type: 'string' },
   'lease-file': { type: 'string' },
   'tftp-address': { type: 'string' },
+  'ipv6-ra-quench': { type: 'boolean' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -60,6 +62,8 @@ Options (each also read from the environment variable shown):
   --lease-time SECONDS     lease time in full mode (default 3600)                 BOOTCFG_LEASE_TIME
   --lease-file PATH        lease database (default <data-path>/state/leases.json) BOOTCFG_LEASE_FILE
   --tftp-address HOST:PORT|off  TFTP listen address (default <iface IPv4>:69 with --iface, off without)  BOOTCFG_TFTP_ADDRESS
+  --ipv6-ra-quench         answer IPv6 router solicitations with router lifetime 0 so iPXE
+                           stops waiting for IPv6 (~13 s); full mode only, needs CAP_NET_RAW  BOOTCFG_IPV6_RA_QUENCH=1
   --log-level LEVEL        trace|debug|info|warn|error|fatal|silent (default info) BOOTCFG_LOG_LEVEL
   --log-format json|pretty (default pretty on a TTY, json otherwise)              BOOTCFG_LOG_FORMAT
   -h, --help               show this help
@@ -86,6 +90,7 @@ export function readServeOptions(args: string[], env: NodeJS.ProcessEnv): { raw:
     const fromFlag = values[flag as ServeFlag];
     const fromEnv = env[envName(flag)];
     if (typeof fromFlag === 'string') raw[flag] = fromFlag;
+    else if (fromFlag === true) raw[flag] = 'true';
     else if (fromEnv !== undefined && fromEnv !== '') raw[flag] = fromEnv;
   }
   return { raw: raw as RawOptions, help: values.help === true, version: values.version === true };
@@ -96,7 +101,7 @@ export function buildConfig(raw: RawOptions): AppConfig {
 }
 
 /** The order matters: the store loads before anything can ask it, DHCP starts last so no client is sent to a service that is not up yet. */
-export const SERVICE_FACTORIES: ServiceFactory[] = [createStoreService, createBootCounter, createStallWatch, createHttpService, createTftpService, createDhcpService];
+export const SERVICE_FACTORIES: ServiceFactory[] = [createStoreService, createBootCounter, createStallWatch, createHttpService, createTftpService, createDhcpService, createRaQuenchService];
 
 async function serve(args: string[]): Promise<number> {
   const { raw, help, version } = readServeOptions(args, process.env);

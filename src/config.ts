@@ -37,6 +37,8 @@ export interface AppConfig {
   efiFirmware: EfiFirmware;
   dhcp: DhcpSettings;
   tftp: HostPort | undefined;
+  /** --ipv6-ra-quench: answer IPv6 router solicitations with router lifetime 0 (full mode only). */
+  ipv6RaQuench: boolean;
   log: { level: LogLevel; format: 'json' | 'pretty' };
 }
 
@@ -87,6 +89,7 @@ export const RawOptionsSchema = z
     'lease-time': z.coerce.number().int().min(60).max(31_536_000).default(3600),
     'lease-file': z.string().optional(),
     'tftp-address': z.string().optional(),
+    'ipv6-ra-quench': z.enum(['1', 'true', '0', 'false'], { message: 'expected 1, true, 0 or false' }).optional(),
     'log-level': z.enum(LOG_LEVELS).default('info'),
     'log-format': z.enum(['json', 'pretty']).optional(),
   })
@@ -148,6 +151,13 @@ export function resolveConfig(raw: RawOptions, env: ResolveEnvironment): AppConf
     }
   } else if (iface) tftp = { host: iface.address, port: 69 };
 
+  const ipv6RaQuench = o['ipv6-ra-quench'] === '1' || o['ipv6-ra-quench'] === 'true';
+  if (ipv6RaQuench && mode !== 'full') {
+    throw new ConfigError(
+      `--ipv6-ra-quench: only with --dhcp full (this is --dhcp ${mode}): a router advertisement reaches every host on the segment, and on a segment with another DHCP server it is not ours to send`,
+    );
+  }
+
   const advertised = iface?.address;
   const urlHost = advertised ?? (http.host === '0.0.0.0' || http.host === '::' ? '127.0.0.1' : http.host);
   const baseUrl = (o['base-url'] ?? `http://${urlHost.includes(':') ? `[${urlHost}]` : urlHost}:${http.port}`).replace(/\/+$/, '');
@@ -172,6 +182,7 @@ export function resolveConfig(raw: RawOptions, env: ResolveEnvironment): AppConf
       leaseFile: path.resolve(o['lease-file'] ?? path.join(dataPath, 'state', 'leases.json')),
     },
     tftp,
+    ipv6RaQuench,
     log: { level: o['log-level'], format: o['log-format'] ?? (env.isTty ? 'pretty' : 'json') },
   };
 }

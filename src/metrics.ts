@@ -31,6 +31,7 @@ export class Metrics {
       if (counts) for (const [state, n] of Object.entries(counts)) this.dhcpLeases.set({ state }, n);
     },
   });
+  readonly ipv6RouterAdverts = new Counter({ name: 'bootcfg_ipv6_router_adverts_total', help: 'IPv6 router advertisements (lifetime 0) sent by --ipv6-ra-quench, by trigger', labelNames: ['trigger'] as const, registers: [this.registry] });
   readonly dhcpLeaseWriteFailures = new Counter({ name: 'bootcfg_dhcp_lease_write_failures_total', help: 'Full DHCP requests left without an ACK because their lease could not be written to the lease file', registers: [this.registry] });
 
   constructor(options: { processMetrics?: boolean } = {}) {
