@@ -22,6 +22,7 @@ TEST_PKGS=(
   busybox-static isc-dhcp-client        # udhcpc and dhclient; busybox also builds the test initrd
   cpio xz-utils zstd                    # unpacking Debian's kernel, packing the initrd
   tcpdump iptables iputils-ping         # captures and reachability checks when a test fails
+  ndisc6                                # rdisc6: the IPv6 router solicitation client (--ipv6-ra-quench)
   nginx-light wrk kea-admin             # benchmark peers and load (kea-admin brings perfdhcp)
   chromium                              # machines page test
   systemd                               # systemd-analyze verify
