@@ -1,6 +1,7 @@
 /**
  * Real firmware against the appliance as the only DHCP server on its segment (--dhcp full):
- * - BIOS: SeaBIOS + iPXE ROM → DHCP (iPXE) → /boot.ipxe → /ipxe → kernel + initrd over HTTP.
+ * - BIOS: SeaBIOS + iPXE ROM → DHCP (iPXE) → /boot.ipxe → /ipxe → kernel + initrd over HTTP,
+ *   with --ipv6-ra-quench (iPXE's IPv6 autoconf answered by our RA of router lifetime 0).
  * - UEFI: OVMF native PXE → DHCP (arch 7) → TFTP ipxe.efi → iPXE → DHCP → HTTP.
  * - Machine-specific: two VMs with different MACs get their own mac/ entries; a VM with a
  *   known SMBIOS UUID gets its uuid/ entry, ahead of a mac/ entry for its MAC.
@@ -24,7 +25,8 @@ for (const firmware of ['bios', 'uefi'] as Firmware[]) {
     const lab = await createLab();
     t.teardown(() => lab.destroy());
     const tok = token();
-    const ours = await startOurs(lab, guest, 'full', { default: guestConfig(tok) });
+    // BIOS also runs with --ipv6-ra-quench (one scenario only): iPXE's IPv6 wait ends at our RA.
+    const ours = await startOurs(lab, guest, 'full', { default: guestConfig(tok) }, firmware === 'bios' ? ['--ipv6-ra-quench'] : []);
     t.teardown(() => ours.stop());
     const mac = randomMac();
     const booted = await bootOnce({ lab, firmware, mac, name: `full-${firmware}`, logs: ours.log });
@@ -38,6 +40,12 @@ for (const firmware of ['bios', 'uefi'] as Firmware[]) {
     const expected = firmware === 'uefi' ? ['dhcp.reply', 'tftp.end', 'http.boot-script', 'http.ipxe', 'http.image'] : ['dhcp.reply', 'http.boot-script', 'http.ipxe', 'http.image'];
     for (const step of expected) t.true(view.steps.includes(step), `${step} not in the timeline of ${mac}: ${view.steps.join(', ')}`);
     t.is(view.state, 'booted');
+    if (firmware === 'bios') {
+      const adverts = ours.app.lines.filter((l) => l.step === 'ipv6.router-advert');
+      // iPXE sends its first router solicitation as "Configuring" starts; it must have been answered.
+      t.true(adverts.some((l) => l.trigger === 'solicitation'), `iPXE's router solicitation was answered: ${JSON.stringify(adverts)}`);
+      t.log(`RAs sent: ${adverts.map((l) => String(l.trigger)).join(', ')}; solicitations: ${ours.app.lines.filter((l) => l.step === 'ipv6.router-solicitation').length}`);
+    }
   });
 }
 
