@@ -64,6 +64,7 @@ export class RaQuenchService implements Service {
   private lastSent = -Infinity;
   private lastDiscover = -Infinity;
   private sendFailures = 0;
+  private recvFailures = 0;
 
   constructor(
     private readonly ctx: AppContext,
@@ -114,9 +115,11 @@ export class RaQuenchService implements Service {
       try {
         msg = socket.recv();
       } catch (err) {
-        this.ctx.log.warn({ err, iface: socket.device }, 'reading router solicitations failed');
+        // Polled ten times a second: one warning per burst of failures, not one per poll.
+        if (this.recvFailures++ % 100 === 0) this.ctx.log.warn({ err, iface: socket.device, failures: this.recvFailures }, 'reading router solicitations failed');
         return;
       }
+      this.recvFailures = 0;
       if (!msg) return;
       const rs = parseRouterSolicitation(msg.data);
       if (!rs.ok) {

@@ -190,3 +190,23 @@ test('cli: --ipv6-ra-quench in proxy mode exits 2 before anything binds, saying 
   t.is(r.code, 2);
   t.regex(r.stderr.split('\n')[0]!, /^bootcfg-appliance: --ipv6-ra-quench: only with --dhcp full \(this is --dhcp proxy\)/);
 });
+
+test('a failing read or send is logged, never thrown out of the poll timer', async (t) => {
+  const h = harness();
+  await h.service.start();
+  t.teardown(() => h.service.stop());
+  let reads = 0;
+  h.socket.recv = () => {
+    reads++;
+    throw new RawIcmpv6Error('recvfrom on br0: Network is down (errno 100)');
+  };
+  t.notThrows(() => h.service.poll());
+  t.is(reads, 1, 'a failed read ends this poll');
+  h.socket.recv = () => h.socket.queue.shift();
+  h.socket.sendToAllNodes = () => {
+    throw new RawIcmpv6Error('sendto ff02::1%br0: Cannot assign requested address (errno 99)');
+  };
+  h.socket.queue.push({ data: RS, from: 'fe80::2' });
+  t.notThrows(() => h.service.poll());
+  t.notRegex(await h.metrics.registry.metrics(), /bootcfg_ipv6_router_adverts_total\{/);
+});
