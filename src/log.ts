@@ -15,13 +15,19 @@ export const PRETTY_OPTIONS = {
   singleLine: true,
 } as const;
 
-/** JSON lines for journald and log shippers; pino-pretty when a person is watching a TTY. */
-export function createLogger(log: AppConfig['log'], destination: NodeJS.WritableStream = process.stdout): Logger {
+/**
+ * JSON lines for journald and log shippers; pino-pretty when a person is watching a TTY.
+ * Standard output is written asynchronously: a synchronous write per line cost more CPU
+ * than the rest of a ProxyDHCP offer put together (measured in-process: 108 µs per offer
+ * with sync writes, about half of it the write call). pino flushes what is buffered when
+ * the process exits.
+ */
+export function createLogger(log: AppConfig['log'], destination?: NodeJS.WritableStream): Logger {
   if (log.format === 'pretty') {
     return pino({
       level: log.level,
       transport: { target: 'pino-pretty', options: { ...PRETTY_OPTIONS, colorize: Boolean(process.stdout.isTTY) } },
     });
   }
-  return pino({ level: log.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, destination);
+  return pino({ level: log.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, destination ?? pino.destination({ dest: 1, sync: false }));
 }
