@@ -60,8 +60,9 @@ export interface SessionHooks {
  * client so the kernel drops datagrams from anyone else.
  *
  * Sending is window-by-window (RFC 7440; windowsize 1 is plain lock-step). Only an ACK
- * that moves forward sends anything: a duplicate ACK is ignored, which is what prevents
- * the Sorcerer's Apprentice syndrome (RFC 1123 4.2.3.1). An ACK inside the window that
+ * that moves forward sends anything at once; a repeated ACK resends the window only when
+ * a round trip has passed since it went out, which is what prevents the Sorcerer's
+ * Apprentice syndrome (RFC 1123 4.2.3.1). An ACK inside the window that
  * was sent means the client saw a gap, so the next window starts right after it. A timeout
  * resends the whole unacknowledged window, with exponential backoff and a bounded number
  * of tries. Block numbers wrap from 65535 to 0, as tftp-hpa, curl and iPXE expect.
@@ -218,7 +219,11 @@ export class Session {
   private onAck(block: number): void {
     // Map the 16-bit ACK onto the window we sent; anything outside it is old or bogus.
     const delta = (block - (this.acked & 0xffff)) & 0xffff;
-    if (delta === 0 || delta > this.sent - this.acked) return;
+    if (delta === 0) {
+      this.onRepeatedAck();
+      return;
+    }
+    if (delta > this.sent - this.acked) return;
     this.acked += delta;
     this.retries = 0;
     // Progress proves the client alive: drop the backoff (as TCP does on new data), or a
@@ -231,6 +236,21 @@ export class Session {
     }
     this.windowIsRetransmit = false;
     this.pump();
+  }
+
+  /**
+   * A client that timed out repeats its last ACK: the window we sent after it never
+   * arrived. Waiting for our own backed-off timer (up to 8 s) outlasts clients such as
+   * atftp, which give up after a few of their own timeouts, so answer with the window
+   * now — but at most once per round trip, so duplicates made by the network or a burst
+   * of repeats never multiply the traffic (the Sorcerer's Apprentice syndrome).
+   */
+  private onRepeatedAck(): void {
+    if (this.state !== 'data' || this.sent <= this.acked) return;
+    const roundTrip = Math.max(this.policy.minRtoMs, this.srtt ?? this.policy.initialRtoMs);
+    if (performance.now() - this.windowSentAt < roundTrip) return;
+    this.windowIsRetransmit = true;
+    this.pump(true);
   }
 
   /** RFC 6298 estimator; callers feed it only windows that were not retransmitted (Karn). */

@@ -152,6 +152,21 @@ test.serial('duplicate ACKs never trigger a resend (no Sorcerer\'s Apprentice)',
   t.is(await srv.counter('tftpRetransmissions'), 0);
 });
 
+test.serial('a repeated ACK a round trip after the window answers at once, not after the backed-off timer', async (t) => {
+  const srv = await startServer(root.dir, { retransmit: { minRtoMs: 200, initialRtoMs: 200, maxRtoMs: 20_000, maxRetries: 8 } });
+  const c = await RawClient.open();
+  t.teardown(() => (c.close(), srv.stop()));
+  c.send(encodeRequest('rrq', 'undionly.kpxe'), srv.port);
+  const d1 = await c.expect('data');
+  c.send(encodeAck(1), d1.port);
+  t.is((await c.expect('data')).packet.block, 2);
+  // DATA 2 unacknowledged: resent at ~200, ~600 and ~1400 ms; the timer's next turn is ~1.6 s later.
+  for (let i = 0; i < 3; i++) t.is((await c.expect('data')).packet.block, 2);
+  await new Promise((r) => setTimeout(r, 300));
+  c.send(encodeAck(1), d1.port); // what a client that timed out sends
+  t.is((await c.next(600))?.packet.op, 'data', 'the window comes back well before the timer');
+});
+
 test.serial('a lost DATA is sent again on timeout, within a bounded retry budget', async (t) => {
   const srv = await startServer(root.dir, { retransmit: { minRtoMs: 20, initialRtoMs: 20, maxRtoMs: 40, maxRetries: 3 } });
   const c = await RawClient.open();
