@@ -11,7 +11,7 @@
  */
 import dgram from 'node:dgram';
 import { isIPv4 } from 'node:net';
-import koffi, { type LibraryHandle } from 'koffi';
+import { loadLibc, type Libc } from './libc.ts';
 
 const AF_INET = 2;
 const SOCK_DGRAM = 2;
@@ -26,40 +26,17 @@ const IFNAMSIZ = 16;
 
 export class BindDeviceError extends Error {}
 
-interface Libc {
-  socket: (domain: number, type: number, protocol: number) => number;
-  setsockopt: (fd: number, level: number, name: number, value: Buffer, len: number) => number;
-  getsockopt: (fd: number, level: number, name: number, value: Buffer, len: Buffer) => number;
-  bind: (fd: number, addr: Buffer, len: number) => number;
-  close: (fd: number) => number;
-  strerror: (errnum: number) => string;
-}
-
-let libc: Libc | undefined;
-
 /** Loaded on first use, so importing this module costs nothing on hosts that never bind a device. */
 function load(): Libc {
-  if (libc) return libc;
-  if (process.platform !== 'linux') throw new BindDeviceError(`SO_BINDTODEVICE is Linux-only; this is ${process.platform}`);
-  let lib: LibraryHandle;
   try {
-    lib = koffi.load('libc.so.6');
+    return loadLibc();
   } catch (err) {
-    throw new BindDeviceError(`cannot load libc.so.6 for SO_BINDTODEVICE: ${(err as Error).message}`);
+    throw new BindDeviceError(`SO_BINDTODEVICE: ${(err as Error).message}`);
   }
-  libc = {
-    socket: lib.func('int socket(int, int, int)') as Libc['socket'],
-    setsockopt: lib.func('int setsockopt(int, int, int, const void *, uint32_t)') as Libc['setsockopt'],
-    getsockopt: lib.func('int getsockopt(int, int, int, _Out_ void *, _Inout_ void *)') as Libc['getsockopt'],
-    bind: lib.func('int bind(int, const void *, uint32_t)') as Libc['bind'],
-    close: lib.func('int close(int)') as Libc['close'],
-    strerror: lib.func('const char *strerror(int)') as Libc['strerror'],
-  };
-  return libc;
 }
 
 function fail(c: Libc, fd: number, what: string): never {
-  const errno = koffi.errno();
+  const errno = c.errno();
   if (fd >= 0) c.close(fd);
   throw new BindDeviceError(`${what}: ${c.strerror(errno)} (errno ${errno})`);
 }

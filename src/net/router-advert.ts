@@ -10,7 +10,7 @@
  * Every option is set before anything is sent, and the kernel is told to pass up only type
  * 133 (ICMP6_FILTER), so the queue never fills with the segment's other ICMPv6 (ND, MLD).
  */
-import koffi, { type LibraryHandle } from 'koffi';
+import { loadLibc, type Libc } from './libc.ts';
 
 const AF_INET6 = 10;
 const SOCK_RAW = 3;
@@ -49,37 +49,12 @@ export class RawIcmpv6Error extends Error {
   }
 }
 
-interface Libc {
-  socket: (domain: number, type: number, protocol: number) => number;
-  setsockopt: (fd: number, level: number, name: number, value: Buffer, len: number) => number;
-  sendto: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number) => number;
-  recvfrom: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: Buffer) => number;
-  close: (fd: number) => number;
-  if_nametoindex: (name: string) => number;
-  strerror: (errnum: number) => string;
-}
-
-let libc: Libc | undefined;
-
 function load(): Libc {
-  if (libc) return libc;
-  if (process.platform !== 'linux') throw new RawIcmpv6Error(`raw ICMPv6 sockets are wired for Linux only; this is ${process.platform}`);
-  let lib: LibraryHandle;
   try {
-    lib = koffi.load('libc.so.6');
+    return loadLibc();
   } catch (err) {
-    throw new RawIcmpv6Error(`cannot load libc.so.6: ${(err as Error).message}`);
+    throw new RawIcmpv6Error(`raw ICMPv6 socket: ${(err as Error).message}`);
   }
-  libc = {
-    socket: lib.func('int socket(int, int, int)') as Libc['socket'],
-    setsockopt: lib.func('int setsockopt(int, int, int, const void *, uint32_t)') as Libc['setsockopt'],
-    sendto: lib.func('long sendto(int, const void *, size_t, int, const void *, uint32_t)') as Libc['sendto'],
-    recvfrom: lib.func('long recvfrom(int, _Out_ void *, size_t, int, _Out_ void *, _Inout_ void *)') as Libc['recvfrom'],
-    close: lib.func('int close(int)') as Libc['close'],
-    if_nametoindex: lib.func('unsigned int if_nametoindex(const char *)') as Libc['if_nametoindex'],
-    strerror: lib.func('const char *strerror(int)') as Libc['strerror'],
-  };
-  return libc;
 }
 
 function int32(n: number): Buffer {
@@ -148,15 +123,15 @@ export class RawIcmpv6Socket {
     if (device.length === 0 || name.length > IFNAMSIZ || device.includes('\0')) throw new RawIcmpv6Error(`"${device}" is not a valid interface name`);
     const c = load();
     const ifindex = c.if_nametoindex(device);
-    if (!ifindex) throw new RawIcmpv6Error(`interface ${device}: ${c.strerror(koffi.errno())}`);
+    if (!ifindex) throw new RawIcmpv6Error(`interface ${device}: ${c.strerror(c.errno())}`);
     const fd = c.socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMPV6);
     if (fd < 0) {
-      const errno = koffi.errno();
+      const errno = c.errno();
       throw new RawIcmpv6Error(`socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6): ${c.strerror(errno)} (errno ${errno})`, errno === EPERM || errno === EACCES);
     }
     const set = (level: number, opt: number, value: Buffer, what: string) => {
       if (c.setsockopt(fd, level, opt, value, value.length) === 0) return;
-      const errno = koffi.errno();
+      const errno = c.errno();
       c.close(fd);
       throw new RawIcmpv6Error(`${what}: ${c.strerror(errno)} (errno ${errno})`, errno === EPERM);
     };
@@ -179,7 +154,7 @@ export class RawIcmpv6Socket {
     this.fromLen.writeUInt32LE(SOCKADDR_IN6);
     const n = this.c.recvfrom(this.fd, this.recvBuf, this.recvBuf.length, MSG_DONTWAIT, this.fromBuf, this.fromLen);
     if (n < 0) {
-      const errno = koffi.errno();
+      const errno = this.c.errno();
       if (errno === EAGAIN) return undefined;
       throw new RawIcmpv6Error(`recvfrom on ${this.device}: ${this.c.strerror(errno)} (errno ${errno})`);
     }
@@ -191,7 +166,7 @@ export class RawIcmpv6Socket {
     if (this.closed) throw new RawIcmpv6Error('socket is closed');
     const n = this.c.sendto(this.fd, message, message.length, 0, this.allNodes, SOCKADDR_IN6);
     if (n < 0) {
-      const errno = koffi.errno();
+      const errno = this.c.errno();
       throw new RawIcmpv6Error(`sendto ff02::1%${this.device}: ${this.c.strerror(errno)} (errno ${errno})`);
     }
   }

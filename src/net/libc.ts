@@ -1,0 +1,47 @@
+/**
+ * The libc calls Node does not expose (SO_BINDTODEVICE before bind, raw ICMPv6 sockets),
+ * through koffi. Loaded on first use, so hosts that never bind a device or send an RA
+ * never load it.
+ */
+import koffi, { type LibraryHandle } from 'koffi';
+
+export interface Libc {
+  socket: (domain: number, type: number, protocol: number) => number;
+  setsockopt: (fd: number, level: number, name: number, value: Buffer, len: number) => number;
+  getsockopt: (fd: number, level: number, name: number, value: Buffer, len: Buffer) => number;
+  bind: (fd: number, addr: Buffer, len: number) => number;
+  sendto: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number) => number;
+  recvfrom: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: Buffer) => number;
+  close: (fd: number) => number;
+  if_nametoindex: (name: string) => number;
+  strerror: (errnum: number) => string;
+  /** errno of the last call made through koffi on this thread. */
+  errno: () => number;
+}
+
+let libc: Libc | undefined;
+
+/** Throws an Error saying why libc cannot be used here; callers wrap it in their own error type. */
+export function loadLibc(): Libc {
+  if (libc) return libc;
+  if (process.platform !== 'linux') throw new Error(`needs Linux; this is ${process.platform}`);
+  let lib: LibraryHandle;
+  try {
+    lib = koffi.load('libc.so.6');
+  } catch (err) {
+    throw new Error(`cannot load libc.so.6: ${(err as Error).message}`);
+  }
+  libc = {
+    socket: lib.func('int socket(int, int, int)') as Libc['socket'],
+    setsockopt: lib.func('int setsockopt(int, int, int, const void *, uint32_t)') as Libc['setsockopt'],
+    getsockopt: lib.func('int getsockopt(int, int, int, _Out_ void *, _Inout_ void *)') as Libc['getsockopt'],
+    bind: lib.func('int bind(int, const void *, uint32_t)') as Libc['bind'],
+    sendto: lib.func('long sendto(int, const void *, size_t, int, const void *, uint32_t)') as Libc['sendto'],
+    recvfrom: lib.func('long recvfrom(int, _Out_ void *, size_t, int, _Out_ void *, _Inout_ void *)') as Libc['recvfrom'],
+    close: lib.func('int close(int)') as Libc['close'],
+    if_nametoindex: lib.func('unsigned int if_nametoindex(const char *)') as Libc['if_nametoindex'],
+    strerror: lib.func('const char *strerror(int)') as Libc['strerror'],
+    errno: () => koffi.errno(),
+  };
+  return libc;
+}
