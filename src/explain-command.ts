@@ -1,5 +1,5 @@
 import { FirmwareCatalog } from './boot/firmware.ts';
-import type { BootSettings } from './boot/decide.ts';
+import { bootSettingsFor } from './boot/settings.ts';
 import { ConfigError, type AppConfig } from './config.ts';
 import { explain, formatExplanation } from './explain.ts';
 import { createLogger } from './log.ts';
@@ -14,11 +14,6 @@ export interface ExplainIo {
   stderr: (text: string) => void;
   /** The serve flags and BOOTCFG_* environment, resolved as `serve` would resolve them. */
   loadConfig: (serveArgs: string[]) => AppConfig;
-}
-
-/** The boot decision's settings as the DHCP service builds them, from a config and a catalog. */
-export function explainSettings(config: AppConfig, firmware: FirmwareCatalog): BootSettings {
-  return { baseUrl: config.baseUrl, efiFirmware: config.efiFirmware, firmware: { has: (n) => firmware.has(n), explain: (n) => firmware.explain(n) } };
 }
 
 const OWN_FLAGS = new Set(['--mac', '--uuid']);
@@ -72,7 +67,7 @@ export async function explainCommand(args: string[], io: ExplainIo): Promise<num
   const store = new FileStore(config.dataPath, { log });
   await store.reload();
   try {
-    const e = explain({ mac, uuid, store, settings: explainSettings(config, firmware), dhcpMode: config.dhcp.mode, serverAddress: config.advertisedAddress });
+    const e = explain({ mac, uuid, store, settings: bootSettingsFor(config, firmware), dhcpMode: config.dhcp.mode, serverAddress: config.advertisedAddress });
     io.stdout(flags.json ? `${JSON.stringify(e, null, 2)}\n` : formatExplanation(e));
     return e.boot.answeredBy && e.boot.answeredBy.outcome !== 'broken' ? 0 : 1;
   } finally {

@@ -6,19 +6,10 @@
  */
 import type { AppContext, Service } from '../appliance.ts';
 import type { BootSettings } from '../boot/decide.ts';
+import { bootSettingsFor } from '../boot/settings.ts';
 import { DhcpServer, fullDhcpSettings } from './server.ts';
 import { ProxyDhcpResponder, PxeBootServer, type ResponderDeps } from './proxy.ts';
 import { DhcpTransport, PXE_PORT, SERVER_PORT, type Destination } from './transport.ts';
-
-/** The boot decision's settings from the appliance: plain data plus the catalog's `has`, so decide stays pure. */
-export function bootSettings(ctx: AppContext): BootSettings {
-  const catalog = ctx.firmware;
-  return {
-    baseUrl: ctx.config.baseUrl,
-    efiFirmware: ctx.config.efiFirmware,
-    firmware: { has: (name) => catalog.has(name), explain: (name) => catalog.explain(name) },
-  };
-}
 
 /** Port 67 per mode; full mode is src/dhcp/server.ts (DhcpServer opens its own bound port-67 transport and the lease file). */
 type Port67Factory = (ctx: AppContext, boot: BootSettings) => Service;
@@ -113,6 +104,6 @@ class DhcpService implements Service {
 export function createDhcpService(ctx: AppContext): Service | undefined {
   const { mode } = ctx.config.dhcp;
   if (mode === 'off') return undefined;
-  const boot = bootSettings(ctx);
+  const boot = bootSettingsFor(ctx.config, ctx.firmware);
   return new DhcpService(ctx, [PORT_67[mode](ctx, boot), new BootServerService(ctx, boot)]);
 }

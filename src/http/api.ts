@@ -6,7 +6,7 @@ import { assessBoot, DEFAULT_RULES, type BootState, type ProgressRules } from '.
 import { parseMac, type Mac } from '../net/mac.ts';
 import { parseUuid, type Uuid } from '../net/uuid.ts';
 import { explain } from '../explain.ts';
-import { explainSettings } from '../explain-command.ts';
+import { bootSettingsFor } from '../boot/settings.ts';
 import { requestInfo } from './request-log.ts';
 
 export interface EventJson {
@@ -154,7 +154,7 @@ export function createApiRouter(ctx: AppContext, options: ApiOptions = {}): Rout
       mac,
       uuid,
       store: ctx.store,
-      settings: explainSettings(ctx.config, ctx.firmware),
+      settings: bootSettingsFor(ctx.config, ctx.firmware),
       dhcpMode: ctx.config.dhcp.mode,
       serverAddress: ctx.config.advertisedAddress,
     });
