@@ -11,18 +11,12 @@
  */
 import dgram from 'node:dgram';
 import { isIPv4 } from 'node:net';
-import { loadLibc, type Libc } from './libc.ts';
+import { IFNAMSIZ, loadLibc, SO_BINDTODEVICE, SOCK_CLOEXEC, SOCK_NONBLOCK, SOL_SOCKET, type Libc } from './libc.ts';
 
 const AF_INET = 2;
 const SOCK_DGRAM = 2;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
-const SOL_SOCKET = 1;
 const SO_REUSEADDR = 2;
 const SO_BROADCAST = 6;
-const SO_BINDTODEVICE = 25;
-/** Linux IFNAMSIZ includes the NUL. */
-const IFNAMSIZ = 16;
 
 export class BindDeviceError extends Error {}
 

@@ -5,6 +5,14 @@
  */
 import koffi, { type LibraryHandle } from 'koffi';
 
+/** Linux constants both native callers need (x86-64 and arm64 share these values). */
+export const SOCK_NONBLOCK = 0o4000;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SOL_SOCKET = 1;
+export const SO_BINDTODEVICE = 25;
+/** Linux IFNAMSIZ includes the NUL. */
+export const IFNAMSIZ = 16;
+
 export interface Libc {
   socket: (domain: number, type: number, protocol: number) => number;
   setsockopt: (fd: number, level: number, name: number, value: Buffer, len: number) => number;

@@ -10,14 +10,10 @@
  * Every option is set before anything is sent, and the kernel is told to pass up only type
  * 133 (ICMP6_FILTER), so the queue never fills with the segment's other ICMPv6 (ND, MLD).
  */
-import { loadLibc, type Libc } from './libc.ts';
+import { IFNAMSIZ, loadLibc, SO_BINDTODEVICE, SOCK_CLOEXEC, SOCK_NONBLOCK, SOL_SOCKET, type Libc } from './libc.ts';
 
 const AF_INET6 = 10;
 const SOCK_RAW = 3;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
-const SOL_SOCKET = 1;
-const SO_BINDTODEVICE = 25;
 const IPPROTO_IPV6 = 41;
 const IPPROTO_ICMPV6 = 58;
 const IPV6_UNICAST_HOPS = 16;
@@ -30,7 +26,6 @@ const MSG_DONTWAIT = 0x40;
 const EAGAIN = 11;
 const EPERM = 1;
 const EACCES = 13;
-const IFNAMSIZ = 16;
 const SOCKADDR_IN6 = 28;
 
 /** RFC 4861 §6.1.2: a host drops any ND message whose hop limit is not 255 (it proves on-link origin). */
