@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Namespace } from '../../helpers/netns.ts';
 import { waitFor } from '../../helpers/netns.ts';
-import { orphanSafe } from './qemu.ts';
+import { orphanSafe, stopChild } from './qemu.ts';
 
 export interface Daemon {
   child: ChildProcess;
@@ -26,25 +26,6 @@ function collect(child: ChildProcess): () => string {
   child.stdout?.setEncoding('utf8').on('data', (c: string) => (out += c));
   child.stderr?.setEncoding('utf8').on('data', (c: string) => (out += c));
   return () => out;
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || !child.pid) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  try {
-    process.kill(child.pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  const gone = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 3000))]);
-  if (!gone) {
-    try {
-      process.kill(child.pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-    await exited;
-  }
 }
 
 export interface DnsmasqOptions {

@@ -66,6 +66,26 @@ export function orphanSafe(cmd: string, args: string[]): [string, string[]] {
   return ['setpriv', ['--pdeathsig', 'KILL', cmd, ...args]];
 }
 
+/** SIGTERM, then SIGKILL after 3 s; resolves once the process has exited. */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || !child.pid) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  try {
+    process.kill(child.pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const gone = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 3000))]);
+  if (!gone) {
+    try {
+      process.kill(child.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+    await exited;
+  }
+}
+
 /** qemu argv for one VM; exported so the demo and bench print the same command. */
 export function qemuArgs(o: VmOptions): string[] {
   const args = [
@@ -245,22 +265,7 @@ export async function startVm(o: VmOptions): Promise<Vm> {
     },
     exited,
     async kill() {
-      if (child.exitCode === null && child.signalCode === null && child.pid) {
-        try {
-          process.kill(child.pid, 'SIGTERM');
-        } catch {
-          /* gone */
-        }
-        const gone = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 3000))]);
-        if (!gone) {
-          try {
-            process.kill(child.pid, 'SIGKILL');
-          } catch {
-            /* gone */
-          }
-          await exited;
-        }
-      }
+      await stopChild(child);
       release();
     },
   };
