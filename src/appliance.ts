@@ -1,31 +1,123 @@
+/**
+ * The wiring: the one place that sees the whole AppConfig. It builds the shared parts (log,
+ * metrics, timeline, firmware catalog, store), hands each service only the options it
+ * uses, and starts the services in order. Flow: cli → config → appliance → services.
+ */
+import type { BootSettings } from './boot/decide.ts';
+import { machineMatch } from './boot/machine.ts';
 import type { AppConfig } from './config.ts';
+import type { LeasePool } from './dhcp/leases.ts';
+import type { MachineLookup } from './dhcp/pipeline.ts';
+import { dhcpServiceFor, poolFor } from './dhcp/service.ts';
+import { BootCounter } from './events/boot-counter.ts';
+import { ipxeDiscovers } from './events/ipxe-discovers.ts';
+import { StallWatch } from './events/stall-watch.ts';
+import { BootTimeline } from './events/timeline.ts';
+import { explain, type Explanation } from './explain.ts';
+import { FirmwareCatalog } from './firmware/catalog.ts';
+import { createHttpApp } from './http/app.ts';
+import { HttpService } from './http/service.ts';
 import type { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
-import { BootTimeline } from './events/timeline.ts';
-import { FirmwareCatalog } from './boot/firmware.ts';
-import type { Store } from './store/store.ts';
+import type { Mac } from './net/mac.ts';
+import { RaQuenchService } from './net/ra-quench.ts';
+import type { Uuid } from './net/uuid.ts';
+import type { Service } from './service.ts';
 import { FileStore } from './store/file-store.ts';
+import { storeService } from './store/service.ts';
+import type { Store } from './store/store.ts';
+import { TftpService } from './tftp/service.ts';
 
-/** What every service is handed: configuration and the shared observability sinks. */
-export interface AppContext {
+/** What the services are built from. Only the factories below read it; no service is handed it. */
+export interface ApplianceParts {
   config: AppConfig;
   log: Logger;
   metrics: Metrics;
   timeline: BootTimeline;
   /** iPXE builds verified against SHA256SUMS at start; only these are ever handed out. */
   firmware: FirmwareCatalog;
-  /** Boot and cloud configs; loaded and watched by the store service (first in SERVICE_FACTORIES). */
+  /** Boot and cloud configs; loaded and watched by the store service (first to start). */
   store: Store;
+  /** The boot decision's settings, the same for DHCP, /api/explain and `explain`. */
+  boot: BootSettings;
+  /** Full DHCP's address pool (the metrics count it at scrape time); undefined in other modes. */
+  leasePool: LeasePool | undefined;
 }
 
-/** A long-running part of the appliance (HTTP, TFTP, DHCP, the store's watcher). */
-export interface Service {
-  readonly name: string;
-  start(): Promise<void>;
-  stop(): Promise<void>;
+export type ServiceFactory = (parts: ApplianceParts) => Service | undefined;
+
+/** Plain config plus the catalog's verdicts, so the decision stays pure. */
+export function bootSettings(config: Pick<AppConfig, 'baseUrl' | 'efiFirmware'>, firmware: FirmwareCatalog): BootSettings {
+  return {
+    baseUrl: config.baseUrl,
+    efiFirmware: config.efiFirmware,
+    firmware: { has: (name) => firmware.has(name), explain: (name) => firmware.explain(name) },
+  };
 }
 
-export type ServiceFactory = (ctx: AppContext) => Promise<Service | undefined> | Service | undefined;
+/** The machine as DHCP looks it up: uuid → mac → default, the keys /ipxe uses. */
+export function machineLookup(store: Pick<Store, 'boot'>): MachineLookup {
+  return (query) => machineMatch(store.boot(query));
+}
+
+/** `explain` for one machine, from the running parts. */
+export function explainer(parts: Pick<ApplianceParts, 'config' | 'store' | 'boot'>): (machine: { mac: Mac | undefined; uuid: Uuid | undefined }) => Explanation {
+  return ({ mac, uuid }) => explain({ mac, uuid, store: parts.store, settings: parts.boot, dhcpMode: parts.config.dhcp.mode, serverAddress: parts.config.advertisedAddress });
+}
+
+export async function createParts(config: AppConfig, log: Logger): Promise<ApplianceParts> {
+  const firmware = await FirmwareCatalog.load(config.firmwarePath, log);
+  const { dhcp } = config;
+  const leasePool = dhcp.mode === 'full' ? poolFor(dhcp.range, dhcp.segment.address, dhcp.router, dhcp.leaseTime) : undefined;
+  const metrics = new Metrics({ processMetrics: true, leaseCounts: leasePool && (() => leasePool.counts()) });
+  const store = new FileStore(config.dataPath, { log, metrics });
+  return { config, log, metrics, timeline: new BootTimeline(), firmware, store, boot: bootSettings(config, firmware), leasePool };
+}
+
+export function createStoreService(parts: ApplianceParts): Service {
+  return storeService(parts.store);
+}
+
+export function createBootCounter(parts: ApplianceParts): Service {
+  return new BootCounter(parts);
+}
+
+export function createStallWatch(parts: ApplianceParts): Service {
+  return new StallWatch(parts);
+}
+
+export function createHttpService(parts: ApplianceParts): HttpService {
+  const { config } = parts;
+  const app = createHttpApp({ ...parts, imagesPath: config.imagesPath, baseUrl: config.baseUrl, explain: explainer(parts) });
+  return new HttpService(config.http, app.callback(), parts.log);
+}
+
+/** Undefined with --tftp-address off (the default without --iface). */
+export function createTftpService(parts: ApplianceParts): Service | undefined {
+  const { config } = parts;
+  if (!config.tftp) return undefined;
+  return new TftpService({ listen: config.tftp, root: config.firmwarePath, iface: config.iface, catalog: parts.firmware }, parts);
+}
+
+/** Undefined with --dhcp off: the appliance then serves HTTP/TFTP only. */
+export function createDhcpService(parts: ApplianceParts): Service | undefined {
+  const { dhcp } = parts.config;
+  const deps = { ...parts, lookup: machineLookup(parts.store) };
+  if (dhcp.mode === 'off') return undefined;
+  if (dhcp.mode === 'proxy') return dhcpServiceFor({ mode: 'proxy', segment: dhcp.segment }, deps);
+  if (!parts.leasePool) throw new Error('full DHCP without its lease pool (createParts makes it)');
+  return dhcpServiceFor({ mode: 'full', segment: dhcp.segment, router: dhcp.router, dns: dhcp.dns, leaseTime: dhcp.leaseTime, leaseFile: dhcp.leaseFile, pool: parts.leasePool }, deps);
+}
+
+/** Undefined unless --ipv6-ra-quench (config.ts allows it only with --dhcp full). */
+export function createRaQuenchService(parts: ApplianceParts): Service | undefined {
+  const { config } = parts;
+  if (!config.ipv6RaQuench || config.dhcp.mode !== 'full') return undefined;
+  return new RaQuenchService({ iface: config.dhcp.segment.iface, log: parts.log, metrics: parts.metrics, onIpxeDiscover: ipxeDiscovers(parts.timeline) });
+}
+
+/** The order matters: the store loads before anything can ask it, DHCP starts last so no client is sent to a service that is not up yet. */
+export const SERVICE_FACTORIES: ServiceFactory[] = [createStoreService, createBootCounter, createStallWatch, createHttpService, createTftpService, createDhcpService, createRaQuenchService];
 
 /**
  * Starts services in order and stops them in reverse. If one fails to start, the ones
@@ -36,21 +128,21 @@ export class Appliance {
   private readonly running: Service[] = [];
 
   constructor(
-    readonly ctx: AppContext,
-    private readonly factories: ServiceFactory[],
+    readonly parts: ApplianceParts,
+    private readonly factories: ServiceFactory[] = SERVICE_FACTORIES,
   ) {}
 
   async start(): Promise<void> {
     for (const factory of this.factories) {
       let service: Service | undefined;
       try {
-        // A factory that throws (bad settings) must also stop what already runs, or its open sockets keep the process alive.
-        service = (await factory(this.ctx)) ?? undefined;
+        // A factory that throws must also stop what already runs, or its open sockets keep the process alive.
+        service = factory(this.parts);
         if (!service) continue;
         await service.start();
       } catch (err) {
         const name = service?.name ?? (factory.name || 'service');
-        this.ctx.log.error({ err, service: name }, `${name} failed to start`);
+        this.parts.log.error({ err, service: name }, `${name} failed to start`);
         await this.stop();
         throw err;
       }
@@ -64,15 +156,8 @@ export class Appliance {
       try {
         await service.stop();
       } catch (err) {
-        this.ctx.log.warn({ err, service: service.name }, `${service.name} did not stop cleanly`);
+        this.parts.log.warn({ err, service: service.name }, `${service.name} did not stop cleanly`);
       }
     }
   }
-}
-
-export async function createContext(config: AppConfig, log: Logger): Promise<AppContext> {
-  const firmware = await FirmwareCatalog.load(config.firmwarePath, log);
-  const metrics = new Metrics({ processMetrics: true });
-  const store = new FileStore(config.dataPath, { log, metrics });
-  return { config, log, metrics, timeline: new BootTimeline(), firmware, store };
 }

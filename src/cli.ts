@@ -1,18 +1,11 @@
+/** argv and the environment: which command, its flags and BOOTCFG_* variables, usage errors (exit 2). */
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { explainCommand } from './commands/explain.ts';
+import { serveCommand } from './commands/serve.ts';
+import { validateCommand } from './commands/validate.ts';
 import { ConfigError, resolveConfig, type AppConfig, type RawOptions } from './config.ts';
-import { createLogger } from './log.ts';
 import { InterfaceError, lookupInterface } from './net/interface.ts';
-import { Appliance, createContext, type ServiceFactory } from './appliance.ts';
-import { createHttpService } from './http/service.ts';
-import { createBootCounter } from './events/boot-counter.ts';
-import { createStallWatch } from './events/stall-watch.ts';
-import { createStoreService } from './store/service.ts';
-import { validateCommand } from './store/validate.ts';
-import { explainCommand } from './explain-command.ts';
-import { createTftpService } from './tftp/service.ts';
-import { createDhcpService } from './dhcp/service.ts';
-import { createRaQuenchService } from './net/ra-quench.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -100,9 +93,6 @@ export function buildConfig(raw: RawOptions): AppConfig {
   return resolveConfig(raw, { lookupInterface, isTty: Boolean(process.stdout.isTTY) });
 }
 
-/** The order matters: the store loads before anything can ask it, DHCP starts last so no client is sent to a service that is not up yet. */
-export const SERVICE_FACTORIES: ServiceFactory[] = [createStoreService, createBootCounter, createStallWatch, createHttpService, createTftpService, createDhcpService, createRaQuenchService];
-
 async function serve(args: string[]): Promise<number> {
   const { raw, help, version } = readServeOptions(args, process.env);
   if (help) {
@@ -113,47 +103,7 @@ async function serve(args: string[]): Promise<number> {
     process.stdout.write(`bootcfg-appliance ${pkg.version}\n`);
     return 0;
   }
-  const config = buildConfig(raw);
-  const log = createLogger(config.log);
-  const ctx = await createContext(config, log);
-  const appliance = new Appliance(ctx, SERVICE_FACTORIES);
-
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'stopping');
-    appliance.stop().then(
-      () => {
-        log.info('stopped');
-        log.flush?.();
-        process.exit(0);
-      },
-      (err: unknown) => {
-        log.error({ err }, 'stop failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-
-  await appliance.start();
-  log.info(
-    {
-      version: pkg.version,
-      iface: config.iface ?? null,
-      dhcp: config.dhcp.mode,
-      tftp: config.tftp ? `${config.tftp.host}:${config.tftp.port}` : 'off',
-      bootScript: `${config.baseUrl}/boot.ipxe`,
-      ipxeScript: `${config.baseUrl}/ipxe?uuid=<uuid>&mac=<mac>`,
-    },
-    `ready: iPXE clients are sent to ${config.baseUrl}/boot.ipxe`,
-  );
-  if (!raw['base-url'] && /^http:\/\/(127\.|\[::1\])/.test(config.baseUrl)) {
-    // Without --iface nothing says which address machines reach us on; loopback URLs would boot nothing remote.
-    log.warn({ baseUrl: config.baseUrl }, `scripts point at ${config.baseUrl}, which only this host can reach: set --base-url (or --iface) for remote machines`);
-  }
+  await serveCommand({ config: buildConfig(raw), version: pkg.version, baseUrlGiven: raw['base-url'] !== undefined });
   return -1; // keep running until a signal
 }
 

@@ -1,26 +1,41 @@
+/**
+ * argv and BOOTCFG_* strings → one AppConfig, validated here and nowhere else: services take
+ * the parts they use and trust them (a full DHCP config always has its range and segment).
+ */
 import { isIPv4 } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 import { EFI_FIRMWARE_CHOICES, type EfiFirmware } from './boot/decide.ts';
+import { parseHostPort, type HostPort } from './net/host-port.ts';
+import { LOG_LEVELS, type LogSettings } from './log.ts';
+import type { Segment } from './net/interface.ts';
+import { ipv4ToInt, sameSubnet } from './net/ipv4.ts';
 
-/** HOST:PORT as given to --address and --tftp-address. */
-export interface HostPort {
-  host: string;
-  port: number;
-}
+export type { HostPort } from './net/host-port.ts';
+export type { Segment } from './net/interface.ts';
 
 export const DHCP_MODES = ['proxy', 'full', 'off'] as const;
 export type DhcpMode = (typeof DHCP_MODES)[number];
 
-export interface DhcpSettings {
-  mode: DhcpMode;
-  /** Full mode only: the pool handed out, inclusive. */
-  range: { start: string; end: string } | undefined;
+
+export interface AddressRange {
+  start: string;
+  end: string;
+}
+
+/** Resolved in every mode (so `validate`-style checks and the defaults are the same); only full mode uses them. */
+interface DhcpShared {
   router: string | undefined;
   dns: string[];
+  /** Seconds. */
   leaseTime: number;
   leaseFile: string;
 }
+
+export type OffDhcpConfig = DhcpShared & { mode: 'off'; range?: undefined; segment?: undefined };
+export type ProxyDhcpConfig = DhcpShared & { mode: 'proxy'; range?: undefined; segment: Segment };
+export type FullDhcpConfig = DhcpShared & { mode: 'full'; range: AddressRange; segment: Segment };
+export type DhcpConfig = OffDhcpConfig | ProxyDhcpConfig | FullDhcpConfig;
 
 export interface AppConfig {
   /** The one interface DHCP and TFTP serve; undefined makes this the plain bootcfg HTTP service. */
@@ -28,6 +43,7 @@ export interface AppConfig {
   /** The IPv4 advertised to clients (siaddr, option 54, URLs). */
   advertisedAddress: string | undefined;
   netmask: string | undefined;
+  segment: Segment | undefined;
   http: HostPort;
   baseUrl: string;
   dataPath: string;
@@ -35,38 +51,16 @@ export interface AppConfig {
   firmwarePath: string;
   /** The x86 EFI iPXE build handed to EFI PXE and HTTP Boot clients. */
   efiFirmware: EfiFirmware;
-  dhcp: DhcpSettings;
+  dhcp: DhcpConfig;
   tftp: HostPort | undefined;
   /** --ipv6-ra-quench: answer IPv6 router solicitations with router lifetime 0 (full mode only). */
   ipv6RaQuench: boolean;
-  log: { level: LogLevel; format: 'json' | 'pretty' };
+  log: LogSettings;
 }
 
-export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-
-const port = z.coerce.number().int().min(0).max(65535);
-
-export function parseHostPort(value: string, defaultHost = '0.0.0.0'): HostPort {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(value.trim());
-  if (m) {
-    const host = m[1] ?? m[2] ?? '';
-    return { host: host === '' ? defaultHost : host, port: port.parse(m[3]) };
-  }
-  if (/^\d+$/.test(value.trim())) return { host: defaultHost, port: port.parse(value) };
-  throw new Error(`expected HOST:PORT, got "${value}"`);
-}
 
 function ipv4(what: string) {
   return z.string().refine((s) => isIPv4(s), { message: `${what} must be an IPv4 address` });
-}
-
-export function ipv4ToInt(ip: string): number {
-  return ip.split('.').reduce((acc, octet) => (acc << 8) + Number(octet), 0) >>> 0;
-}
-
-export function intToIpv4(n: number): string {
-  return [24, 16, 8, 0].map((shift) => (n >>> shift) & 255).join('.');
 }
 
 /** The raw options as the CLI and environment supply them, all strings, before resolution. */
@@ -124,7 +118,8 @@ export function resolveConfig(raw: RawOptions, env: ResolveEnvironment): AppConf
 
   const mode: DhcpMode = o.dhcp ?? (iface ? 'proxy' : 'off');
   if (mode !== 'off' && !iface) throw new ConfigError(`--dhcp ${mode}: needs --iface (DHCP only ever answers on one named interface)`);
-  let range: DhcpSettings['range'];
+  const segment: Segment | undefined = iface && o.iface ? { iface: o.iface, address: iface.address, netmask: iface.netmask } : undefined;
+  let range: AddressRange | undefined;
   if (o['dhcp-range']) {
     if (mode !== 'full') throw new ConfigError(`--dhcp-range: only meaningful with --dhcp full`);
     const [start, end] = o['dhcp-range'].split(',').map((s) => s.trim()) as [string, string];
@@ -162,32 +157,33 @@ export function resolveConfig(raw: RawOptions, env: ResolveEnvironment): AppConf
   const urlHost = advertised ?? (http.host === '0.0.0.0' || http.host === '::' ? '127.0.0.1' : http.host);
   const baseUrl = (o['base-url'] ?? `http://${urlHost.includes(':') ? `[${urlHost}]` : urlHost}:${http.port}`).replace(/\/+$/, '');
   const dataPath = path.resolve(o['data-path']);
+  const shared: DhcpShared = {
+    router: o['dhcp-router'],
+    dns,
+    leaseTime: o['lease-time'],
+    leaseFile: path.resolve(o['lease-file'] ?? path.join(dataPath, 'state', 'leases.json')),
+  };
+  let dhcp: DhcpConfig;
+  if (mode === 'off') dhcp = { mode, ...shared };
+  else if (!segment) throw new ConfigError(`--dhcp ${mode}: needs --iface`);
+  else if (mode === 'proxy') dhcp = { mode, segment, ...shared };
+  else if (!range) throw new ConfigError(`--dhcp full: needs --dhcp-range START,END`);
+  else dhcp = { mode, range, segment, ...shared };
 
   return {
     iface: o.iface,
     advertisedAddress: advertised,
     netmask: iface?.netmask,
+    segment,
     http,
     baseUrl,
     dataPath,
     imagesPath: path.resolve(o['images-path']),
     firmwarePath: path.resolve(o['firmware-path']),
     efiFirmware: o['efi-firmware'],
-    dhcp: {
-      mode,
-      range,
-      router: o['dhcp-router'],
-      dns,
-      leaseTime: o['lease-time'],
-      leaseFile: path.resolve(o['lease-file'] ?? path.join(dataPath, 'state', 'leases.json')),
-    },
+    dhcp,
     tftp,
     ipv6RaQuench,
     log: { level: o['log-level'], format: o['log-format'] ?? (env.isTty ? 'pretty' : 'json') },
   };
-}
-
-function sameSubnet(a: string, b: string, mask: string): boolean {
-  const m = ipv4ToInt(mask);
-  return ((ipv4ToInt(a) & m) >>> 0) === ((ipv4ToInt(b) & m) >>> 0);
 }

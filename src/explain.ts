@@ -7,10 +7,12 @@
 import type { ArchName, ClientInfo } from './boot/client.ts';
 import { resolveBootTarget, type BootSettings } from './boot/decide.ts';
 import type { DhcpMode } from './config.ts';
+import { machineMatch, type MachineMatch } from './boot/machine.ts';
 import type { Mac } from './net/mac.ts';
 import type { Uuid } from './net/uuid.ts';
-import { renderIpxeScript, resolveAssetUrl } from './store/boot-config.ts';
+import { renderBoot } from './render/ipxe-script.ts';
 import { describeLookup, type LookupResult, type LookupStep, type Store, type StoreProblem } from './store/store.ts';
+
 
 /** The firmware a machine may boot with, as DHCP sees each one. */
 export interface FirmwareProfile {
@@ -96,7 +98,7 @@ function via(profile: FirmwareProfile, action: DhcpAnswer['action'], mode: DhcpM
 }
 
 /** What each kind of firmware would be handed, from the pure boot decision. */
-export function dhcpAnswers(input: Pick<ExplainInput, 'mac' | 'uuid' | 'settings' | 'dhcpMode' | 'serverAddress'>): DhcpAnswer[] {
+export function dhcpAnswers(input: Pick<ExplainInput, 'mac' | 'uuid' | 'settings' | 'dhcpMode' | 'serverAddress'>, machine: MachineMatch): DhcpAnswer[] {
   return FIRMWARE_PROFILES.map((profile) => {
     const client: ClientInfo = {
       mac: input.mac ?? ('00:00:00:00:00:00' as Mac),
@@ -110,7 +112,7 @@ export function dhcpAnswers(input: Pick<ExplainInput, 'mac' | 'uuid' | 'settings
       ipxeFeatures: profile.ipxe ? { http: true, https: false } : undefined,
       hostname: undefined,
     };
-    const target = resolveBootTarget(client, input.settings);
+    const target = resolveBootTarget(client, input.settings, machine);
     const bootFile = target.action === 'tftp' ? target.file : target.action === 'ignore' ? undefined : target.url;
     return {
       firmware: profile.id,
@@ -128,20 +130,20 @@ export function explain(input: ExplainInput): Explanation {
   const query = { mac: input.mac, uuid: input.uuid };
   const boot = input.store.boot(query);
   const cloud = input.store.cloud(query);
-  const baseUrl = input.settings.baseUrl;
+  const rendered = boot.value ? renderBoot(boot.value, input.settings.baseUrl) : undefined;
   return {
     mac: input.mac ?? null,
     uuid: input.uuid ?? null,
     dataPath: input.store.dataPath,
     boot: {
       ...lookupExplanation(boot, input.store.dataPath),
-      script: boot.value ? renderIpxeScript(boot.value, baseUrl) : null,
-      kernel: boot.value ? resolveAssetUrl(boot.value.kernel, baseUrl) : null,
-      initrds: boot.value ? boot.value.initrd.map((ref) => resolveAssetUrl(ref, baseUrl)) : [],
+      script: rendered?.script ?? null,
+      kernel: rendered?.kernelUrl ?? null,
+      initrds: rendered?.initrdUrls ?? [],
     },
     cloud: lookupExplanation(cloud, input.store.dataPath),
     dhcpMode: input.dhcpMode,
-    dhcp: dhcpAnswers(input),
+    dhcp: dhcpAnswers(input, machineMatch(boot)),
     problems: input.store.problems(),
   };
 }

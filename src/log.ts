@@ -1,7 +1,13 @@
 import { pino, type Logger } from 'pino';
-import type { AppConfig } from './config.ts';
-
 export type { Logger };
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface LogSettings {
+  level: LogLevel;
+  format: 'json' | 'pretty';
+}
 
 /**
  * One line per protocol step for a person at a terminal: the machine first (a boot is
@@ -22,7 +28,7 @@ export const PRETTY_OPTIONS = {
  * with sync writes, about half of it the write call). pino flushes what is buffered when
  * the process exits.
  */
-export function createLogger(log: AppConfig['log'], destination?: NodeJS.WritableStream): Logger {
+export function createLogger(log: LogSettings, destination?: NodeJS.WritableStream): Logger {
   if (log.format === 'pretty') {
     return pino({
       level: log.level,

@@ -1,5 +1,14 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
+export type LeaseCounts = Record<'bound' | 'offered' | 'declined' | 'free', number>;
+
+export interface MetricsOptions {
+  /** Node's own process metrics (CPU, memory, event loop). */
+  processMetrics?: boolean;
+  /** Full DHCP: what the pool holds, read at scrape time. */
+  leaseCounts?: (() => LeaseCounts) | undefined;
+}
+
 /**
  * Every counter the appliance exports, in one place so names and labels stay consistent
  * across services. Each appliance owns its registry (tests run several in one process).
@@ -19,8 +28,6 @@ export class Metrics {
   readonly bootsStalled = new Counter({ name: 'bootcfg_boots_stalled_total', help: 'Boots that went a minute without the step that should follow their last one (see /ui)', registers: [this.registry] });
   readonly storeReloads = new Counter({ name: 'bootcfg_store_reloads_total', help: 'FileStore reloads, by kind of data', labelNames: ['kind'] as const, registers: [this.registry] });
   readonly storeErrors = new Counter({ name: 'bootcfg_store_errors_total', help: 'Data files rejected on load (the last good version keeps serving)', labelNames: ['kind'] as const, registers: [this.registry] });
-  /** Full DHCP: what the pool holds, counted at scrape time from `leaseCounts` (set by the full DHCP server). */
-  leaseCounts: (() => Record<'bound' | 'offered' | 'declined' | 'free', number>) | undefined;
   readonly dhcpLeases = new Gauge({
     name: 'bootcfg_dhcp_leases',
     help: 'Full DHCP pool addresses by state (bound, offered, declined = quarantined, free)',
@@ -34,7 +41,10 @@ export class Metrics {
   readonly ipv6RouterAdverts = new Counter({ name: 'bootcfg_ipv6_router_adverts_total', help: 'IPv6 router advertisements (lifetime 0) sent by --ipv6-ra-quench, by trigger', labelNames: ['trigger'] as const, registers: [this.registry] });
   readonly dhcpLeaseWriteFailures = new Counter({ name: 'bootcfg_dhcp_lease_write_failures_total', help: 'Full DHCP requests left without an ACK because their lease could not be written to the lease file', registers: [this.registry] });
 
-  constructor(options: { processMetrics?: boolean } = {}) {
+  private readonly leaseCounts: (() => LeaseCounts) | undefined;
+
+  constructor(options: MetricsOptions = {}) {
+    this.leaseCounts = options.leaseCounts;
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry });
   }
 }

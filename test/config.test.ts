@@ -1,5 +1,6 @@
 import test from 'ava';
-import { ConfigError, parseHostPort, resolveConfig, type RawOptions } from '../src/config.ts';
+import { ConfigError, resolveConfig, type RawOptions } from '../src/config.ts';
+import { parseHostPort } from '../src/net/host-port.ts';
 import { envName, readServeOptions } from '../src/cli.ts';
 
 const env = {

@@ -4,16 +4,9 @@
  * `file` and option 67, option 60 PXEClient/HTTPClient, 43 for BIOS, 97 echoed.
  */
 import type { ClientInfo } from '../boot/client.ts';
-import type { BootTarget } from '../boot/decide.ts';
-import type { DhcpPacket } from './packet.ts';
+import { bootFileOf, type BootableTarget } from '../boot/decide.ts';
 import { Opt, pxeDiscoveryControl } from './options.ts';
-
-export type BootableTarget = Exclude<BootTarget, { action: 'ignore' }>;
-
-/** What goes into `file`/67: a TFTP file name, or a full URL for iPXE and HTTP Boot. */
-export function bootFileOf(target: BootableTarget): string {
-  return target.action === 'tftp' ? target.file : target.url;
-}
+import type { DhcpPacket } from './packet.ts';
 
 export interface BootReplyOptions {
   /** Our IPv4: siaddr, sname, option 54. */

@@ -7,7 +7,7 @@
  * released so a returning client gets its old address back, and the oldest of them is
  * reused only when no address in the range was ever handed out.
  */
-import { intToIpv4, ipv4ToInt } from '../config.ts';
+import { intToIpv4, ipv4ToInt } from '../net/ipv4.ts';
 import type { Mac } from '../net/mac.ts';
 
 /** `offered` is a short hold between OFFER and REQUEST and is never written to disk. */
@@ -252,10 +252,6 @@ export class LeasePool {
   /** A write failed: these changes are pending again, for the next one. */
   restoreChanges(changes: LeaseChange[]): void {
     for (const c of changes) this.changed.add(ipv4ToInt(c.ip));
-  }
-
-  get pendingChanges(): number {
-    return this.changed.size;
   }
 
   /** Addresses by state right now (for /metrics): expired and released records count as free. */

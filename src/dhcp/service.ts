@@ -1,85 +1,97 @@
 /**
  * The DHCP side of the appliance as one service: port 67 in the configured mode (ProxyDHCP
  * or full DHCP) and the PXE boot server on 4011 in both, every socket tied to --iface.
- * If any socket cannot be tied to the interface, nothing DHCP-related starts and the
- * error says why: a DHCP server answering on the wrong network breaks someone else's.
+ * If any part cannot start, the parts already up are stopped and nothing DHCP-related runs.
  */
-import type { AppContext, Service } from '../appliance.ts';
 import type { BootSettings } from '../boot/decide.ts';
-import { bootSettingsFor } from '../boot/settings.ts';
-import { DhcpServer, fullDhcpSettings } from './server.ts';
-import { ProxyDhcpResponder, PxeBootServer, type ResponderDeps } from './proxy.ts';
-import { DhcpTransport, PXE_PORT, SERVER_PORT, type Destination } from './transport.ts';
+import type { BootTimeline } from '../events/timeline.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import type { Segment } from '../net/interface.ts';
+import { intToIpv4 } from '../net/ipv4.ts';
+import type { Service } from '../service.ts';
+import { PxeBootServerPolicy } from './boot-server-policy.ts';
+import { FullDhcpPolicy } from './full-policy.ts';
+import { LeaseFile } from './lease-file.ts';
+import { LeasePool } from './leases.ts';
+import type { MachineLookup } from './pipeline.ts';
+import { ProxyDhcpPolicy } from './proxy-policy.ts';
+import { DhcpRecorder } from './recorder.ts';
+import { DhcpResponder } from './responder.ts';
+import type { OpenTransport } from './transport.ts';
 
-/** Port 67 per mode; full mode is src/dhcp/server.ts (DhcpServer opens its own bound port-67 transport and the lease file). */
-type Port67Factory = (ctx: AppContext, boot: BootSettings) => Service;
+export interface ProxyDhcpServiceOptions {
+  mode: 'proxy';
+  segment: Segment;
+}
 
-const PORT_67: Record<'proxy' | 'full', Port67Factory> = {
-  proxy: (ctx, boot) => new ProxyDhcpService(ctx, boot),
-  full: (ctx, boot) => new DhcpServer(ctx, fullDhcpSettings(ctx, boot)),
-};
+export interface FullDhcpServiceOptions {
+  mode: 'full';
+  segment: Segment;
+  router: string | undefined;
+  dns: string[];
+  /** Seconds. */
+  leaseTime: number;
+  leaseFile: string;
+  /** The pool of --dhcp-range (poolFor); the metrics read it too. */
+  pool: LeasePool;
+}
 
-/** One bound UDP port with a responder behind it. */
-class ResponderService implements Service {
-  private transport: DhcpTransport | undefined;
+export type DhcpServiceOptions = ProxyDhcpServiceOptions | FullDhcpServiceOptions;
+
+export interface DhcpServiceDeps {
+  boot: BootSettings;
+  lookup: MachineLookup;
+  log: Logger;
+  metrics: Pick<Metrics, 'dhcpRequests' | 'dhcpReplies' | 'dhcpIgnored' | 'malformedPackets' | 'dhcpLeaseWriteFailures'>;
+  timeline: Pick<BootTimeline, 'record' | 'bindAddress'>;
+  /** The sockets; by default each is bound to the segment's interface (DhcpTransport). */
+  openTransport?: OpenTransport | undefined;
+}
+
+/** The address pool of --dhcp-range, without our own address and the router's. */
+export function poolFor(range: { start: string; end: string }, serverAddress: string, router: string | undefined, leaseTime: number): LeasePool {
+  return new LeasePool({ start: range.start, end: range.end, leaseTime, exclude: [serverAddress, ...(router ? [router] : [])] });
+}
+
+/** The lease file of full mode: loaded before port 67 answers, closed after it stops. */
+class LeaseFileService implements Service {
+  readonly name = 'leases';
 
   constructor(
-    readonly name: string,
-    private readonly ctx: AppContext,
-    private readonly port: number,
-    private readonly makeResponder: (deps: ResponderDeps) => { handle(data: Buffer, from: { address: string; port: number }): Promise<void> },
-    private readonly boot: BootSettings,
+    readonly leases: LeaseFile,
+    private readonly pool: LeasePool,
+    private readonly deps: Pick<DhcpServiceDeps, 'log' | 'timeline'>,
   ) {}
 
   async start(): Promise<void> {
-    const { ctx } = this;
-    const device = ctx.config.iface;
-    const serverAddress = ctx.config.advertisedAddress;
-    if (!device || !serverAddress) throw new Error(`${this.name}: needs --iface with an IPv4 address`);
-    const transport = await DhcpTransport.open({
-      device,
-      port: this.port,
-      onHandlerError: (err, from) => ctx.log.error({ err, from: `${from.address}:${from.port}`, port: this.port }, `${this.name}: handler failed (bug); packet dropped`),
-    });
-    this.transport = transport;
-    const responder = this.makeResponder({
-      log: ctx.log,
-      metrics: ctx.metrics,
-      timeline: ctx.timeline,
-      serverAddress,
-      settings: this.boot,
-      send: (bytes: Buffer, to: Destination) => transport.send(bytes, to),
-    });
-    transport.onPacket((data, from) => responder.handle(data, from));
-    ctx.log.info({ iface: device, port: this.port, address: serverAddress }, `${this.name}: listening on UDP ${this.port}, bound to ${device} (${serverAddress})`);
+    const { pool, leases } = this;
+    const opened = await leases.open();
+    const active = pool.all().filter((l) => l.state === 'bound' && pool.isActive(l));
+    this.deps.log.info(
+      { leaseFile: leases.file, loaded: opened.loaded, active: active.length, outsideRange: opened.outside, problems: opened.problems, range: `${intToIpv4(pool.startInt)}-${intToIpv4(pool.endInt)}` },
+      `leases loaded: ${active.length} active of ${opened.loaded}`,
+    );
+    // Machines that booted before a restart still own their addresses: their downloads stay theirs.
+    for (const l of active) if (l.mac) this.deps.timeline.bindAddress(l.ip, l.mac);
   }
 
   async stop(): Promise<void> {
-    await this.transport?.close();
-    this.transport = undefined;
-  }
-}
-
-class ProxyDhcpService extends ResponderService {
-  constructor(ctx: AppContext, boot: BootSettings) {
-    super('proxydhcp', ctx, SERVER_PORT, (deps) => new ProxyDhcpResponder(deps), boot);
-  }
-}
-
-class BootServerService extends ResponderService {
-  constructor(ctx: AppContext, boot: BootSettings) {
-    super('pxe-bootserver', ctx, PXE_PORT, (deps) => new PxeBootServer(deps), boot);
+    await this.leases.close();
   }
 }
 
 /** Starts its parts in order and, if one fails, stops the ones already up before rethrowing. */
-class DhcpService implements Service {
+export class DhcpService implements Service {
   readonly name = 'dhcp';
   private readonly running: Service[] = [];
 
   constructor(
-    private readonly ctx: AppContext,
-    private readonly parts: Service[],
+    readonly parts: Service[],
+    private readonly log: Logger,
+    private readonly iface: string,
+    /** Full mode's lease file (undefined in proxy mode). */
+    readonly leases?: LeaseFile,
   ) {}
 
   async start(): Promise<void> {
@@ -88,7 +100,7 @@ class DhcpService implements Service {
         await part.start();
       } catch (err) {
         await this.stop();
-        this.ctx.log.error({ err, part: part.name, iface: this.ctx.config.iface }, `DHCP not started: ${(err as Error).message}`);
+        this.log.error({ err, part: part.name, iface: this.iface }, `DHCP not started: ${(err as Error).message}`);
         throw err;
       }
       this.running.push(part);
@@ -100,10 +112,19 @@ class DhcpService implements Service {
   }
 }
 
-/** Undefined with --dhcp off (or without --iface): the appliance then serves HTTP/TFTP only. */
-export function createDhcpService(ctx: AppContext): Service | undefined {
-  const { mode } = ctx.config.dhcp;
-  if (mode === 'off') return undefined;
-  const boot = bootSettingsFor(ctx.config, ctx.firmware);
-  return new DhcpService(ctx, [PORT_67[mode](ctx, boot), new BootServerService(ctx, boot)]);
+export function dhcpServiceFor(options: DhcpServiceOptions, deps: DhcpServiceDeps): DhcpService {
+  const { segment } = options;
+  const responder = (name: string, policy: ProxyDhcpPolicy | PxeBootServerPolicy | FullDhcpPolicy, extra?: string) =>
+    new DhcpResponder(name, segment, policy, { boot: deps.boot, lookup: deps.lookup, recorder: new DhcpRecorder(policy, deps) }, deps.log, extra, deps.openTransport);
+  const bootServer = responder('pxe-bootserver', new PxeBootServerPolicy(segment.address));
+  if (options.mode === 'proxy') return new DhcpService([responder('proxydhcp', new ProxyDhcpPolicy(segment.address)), bootServer], deps.log, segment.iface);
+
+  const { pool } = options;
+  const leases = new LeaseFile(options.leaseFile, pool, deps.log);
+  const policy = new FullDhcpPolicy(
+    { serverAddress: segment.address, netmask: segment.netmask, router: options.router, dns: options.dns, leaseTime: options.leaseTime },
+    { pool, commit: () => leases.commit(), log: deps.log, metrics: deps.metrics },
+  );
+  const range = `${intToIpv4(pool.startInt)}-${intToIpv4(pool.endInt)}`;
+  return new DhcpService([new LeaseFileService(leases, pool, deps), responder('dhcp-full', policy, `, handing out ${range}`), bootServer], deps.log, segment.iface, leases);
 }

@@ -56,14 +56,22 @@ export interface TransportOptions {
   onHandlerError: (err: unknown, from: Peer) => void;
 }
 
+/** What a responder needs of its socket; tests hand in their own to drive the pipeline without one. */
+export interface PacketTransport {
+  onPacket(handler: PacketHandler): void;
+  send(bytes: Buffer, to: Peer): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type OpenTransport = (opts: TransportOptions) => Promise<PacketTransport>;
+
 /** A UDP socket on one port of one interface, with a handler that cannot crash it. */
-export class DhcpTransport {
+export class DhcpTransport implements PacketTransport {
   private handler: PacketHandler | undefined;
 
   private constructor(
     readonly device: string,
     readonly port: number,
-    readonly fd: number,
     private readonly socket: dgram.Socket,
     private readonly onHandlerError: TransportOptions['onHandlerError'],
   ) {
@@ -75,8 +83,8 @@ export class DhcpTransport {
   /** Opens 0.0.0.0:port tied to the device. Throws DhcpBindError saying why when it cannot. */
   static async open(opts: TransportOptions): Promise<DhcpTransport> {
     try {
-      const { socket, fd } = await openDeviceSocket({ device: opts.device, port: opts.port, recvBufferSize: 4 * 1024 * 1024 });
-      return new DhcpTransport(opts.device, opts.port, fd, socket, opts.onHandlerError);
+      const { socket } = await openDeviceSocket({ device: opts.device, port: opts.port, recvBufferSize: 4 * 1024 * 1024 });
+      return new DhcpTransport(opts.device, opts.port, socket, opts.onHandlerError);
     } catch (err) {
       const why = err instanceof BindDeviceError ? err.message : String(err);
       throw new DhcpBindError(`cannot bind UDP port ${opts.port} to interface ${opts.device} (${why}); refusing to serve DHCP on an unbound socket, which could answer on another network`);

@@ -1,9 +1,19 @@
-import type { AppContext, Service } from '../appliance.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
 import type { Mac } from '../net/mac.ts';
+import type { Service } from '../service.ts';
+import { LruMap } from '../util/lru-map.ts';
 import { advanceCompletion, newCompletionState, type CompletionState } from './progress.ts';
+import type { BootTimeline } from './timeline.ts';
 
 /** Same bound as the timeline's machines: a rack booting in a loop cannot grow this map. */
 const MAX_MACHINES = 4096;
+
+export interface BootCounterDeps {
+  timeline: Pick<BootTimeline, 'onEvent'>;
+  metrics: Pick<Metrics, 'bootsCompleted'>;
+  log: Logger;
+}
 
 /**
  * Counts bootcfg_boots_completed_total from the timeline, with the same rule the machines
@@ -11,26 +21,21 @@ const MAX_MACHINES = 4096;
  */
 export class BootCounter implements Service {
   readonly name = 'boot-counter';
-  private readonly states = new Map<Mac, CompletionState>();
+  private readonly states = new LruMap<Mac, CompletionState>(MAX_MACHINES);
   private unsubscribe: (() => void) | undefined;
 
-  constructor(private readonly ctx: AppContext) {}
+  constructor(private readonly deps: BootCounterDeps) {}
 
   async start(): Promise<void> {
-    this.unsubscribe = this.ctx.timeline.onEvent((mac, event) => {
-      let state = this.states.get(mac);
-      if (state) this.states.delete(mac);
-      else {
+    this.unsubscribe = this.deps.timeline.onEvent((mac, event) => {
+      let state = this.states.touch(mac);
+      if (!state) {
         state = newCompletionState();
-        if (this.states.size >= MAX_MACHINES) {
-          const oldest = this.states.keys().next().value;
-          if (oldest !== undefined) this.states.delete(oldest);
-        }
+        this.states.set(mac, state);
       }
-      this.states.set(mac, state);
       if (advanceCompletion(state, event)) {
-        this.ctx.metrics.bootsCompleted.inc();
-        this.ctx.log.info({ mac, step: 'boot.completed' }, `${mac} fetched its boot script, kernel and every initrd`);
+        this.deps.metrics.bootsCompleted.inc();
+        this.deps.log.info({ mac, step: 'boot.completed' }, `${mac} fetched its boot script, kernel and every initrd`);
       }
     });
   }
@@ -40,8 +45,4 @@ export class BootCounter implements Service {
     this.unsubscribe = undefined;
     this.states.clear();
   }
-}
-
-export function createBootCounter(ctx: AppContext): Service {
-  return new BootCounter(ctx);
 }

@@ -1,18 +1,9 @@
-import type { BootEvent, BootStep } from './timeline.ts';
+import type { BootEvent, BootEventOf, BootStep } from './boot-event.ts';
 
 /**
  * Where a machine's boot stands, judged from its timeline alone (pure: the machines page,
  * /api and the boots-completed counter all use these rules, so they never disagree).
- *
- * Detail fields read here (each service records them; absent fields only make the
- * verdict less specific, never wrong):
- * - any step: `status` (HTTP status) or `outcome` (TFTP: `ok`, or why it ended)
- * - dhcp.reply / pxe.reply: `bootFile` (TFTP file name or http:// URL)
- * - dhcp.ignored: `reason`
- * - tftp.*: `file`
- * - http.ipxe / http.pixiecore / http.cloud: `found` (false when no config matched);
- *   `kernel` and `initrds` (URLs or paths the script names)
- * - http.image: `path` (the request path, e.g. /images/vmlinuz)
+ * Optional detail fields only make a verdict more specific when present, never wrong when absent.
  */
 export type BootState = 'booting' | 'stalled' | 'failed' | 'ignored' | 'booted';
 
@@ -48,28 +39,32 @@ export function filePath(urlOrPath: string): string {
   }
 }
 
-function str(v: unknown): string | undefined {
-  return typeof v === 'string' && v !== '' ? v : undefined;
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === undefined || v === '' ? undefined : v;
 }
 
 function httpStatus(e: BootEvent): number | undefined {
-  const s = e.detail.status;
-  return typeof s === 'number' ? s : undefined;
+  return 'status' in e.detail ? e.detail.status : undefined;
 }
 
 /** An HTTP step that did not serve what was asked: an error status, or a lookup that found no config. */
 function failedHttp(e: BootEvent): boolean {
   const s = httpStatus(e);
-  return (s !== undefined && s >= 400) || e.detail.found === false;
+  return (s !== undefined && s >= 400) || ('found' in e.detail && e.detail.found === false);
+}
+
+type ScriptEvent = BootEventOf<'http.ipxe'> | BootEventOf<'http.pixiecore'>;
+
+function isScript(e: BootEvent): e is ScriptEvent {
+  return e.step === 'http.ipxe' || e.step === 'http.pixiecore';
 }
 
 /** The files a served boot script (or Pixiecore answer) names; undefined when the event does not say. */
 export function scriptFiles(e: BootEvent): string[] | undefined {
-  const kernel = str(e.detail.kernel);
+  if (!isScript(e)) return undefined;
+  const kernel = nonEmpty(e.detail.kernel);
   if (!kernel) return undefined;
-  const raw = e.detail.initrds ?? e.detail.initrd;
-  const initrds = Array.isArray(raw) ? raw.filter((x): x is string => typeof x === 'string') : typeof raw === 'string' ? [raw] : [];
-  return [kernel, ...initrds].map(filePath);
+  return [kernel, ...(e.detail.initrds ?? [])].map(filePath);
 }
 
 /**
@@ -87,13 +82,13 @@ export function newCompletionState(): CompletionState {
 
 /** Feeds one event; returns true exactly once per script whose files were all fetched. */
 export function advanceCompletion(state: CompletionState, e: BootEvent): boolean {
-  if ((e.step === 'http.ipxe' || e.step === 'http.pixiecore') && !failedHttp(e)) {
+  if (isScript(e) && !failedHttp(e)) {
     const files = scriptFiles(e);
     state.pending = files && files.length ? new Set(files) : undefined;
     return false;
   }
   if (e.step === 'http.image' && state.pending && !failedHttp(e)) {
-    const raw = str(e.detail.path) ?? str(e.detail.url);
+    const raw = nonEmpty(e.detail.path);
     if (!raw) return false;
     const path = filePath(raw);
     // --base-url may carry a prefix a reverse proxy strips: /prefix/images/x arrives as /images/x.
@@ -130,7 +125,7 @@ function isHttpUrl(s: string | undefined): boolean {
 
 /** What should follow `last`, given what it said. */
 function expectationAfter(last: BootEvent, pending: Set<string> | undefined): Expectation | undefined {
-  const bootFile = str(last.detail.bootFile) ?? str(last.detail.file);
+  const bootFile = 'file' in last.detail ? nonEmpty(last.detail.file) : undefined;
   switch (last.step) {
     case 'dhcp.request':
       return { expected: ['dhcp.reply', 'dhcp.ignored', 'pxe.request', 'tftp.start', ...HTTP_STEPS], stalled: 'DHCP request seen, but no reply, TFTP or HTTP request followed' };
@@ -147,7 +142,7 @@ function expectationAfter(last: BootEvent, pending: Set<string> | undefined): Ex
     case 'tftp.start':
       return { expected: ['tftp.end'], stalled: `TFTP transfer${bootFile ? ` of ${bootFile}` : ''} started and never finished` };
     case 'tftp.end':
-      if (str(last.detail.outcome) === 'not-found') {
+      if (last.detail.outcome === 'not-found') {
         return { expected: ['tftp.start', 'dhcp.request', ...HTTP_STEPS], stalled: `TFTP had no ${bootFile ?? 'file'} for it, and nothing followed` };
       }
       return {
@@ -167,8 +162,8 @@ function expectationAfter(last: BootEvent, pending: Set<string> | undefined): Ex
   }
 }
 
-function tftpFailed(e: BootEvent): boolean {
-  const outcome = str(e.detail.outcome);
+function tftpFailed(e: BootEventOf<'tftp.end'>): boolean {
+  const outcome = nonEmpty(e.detail.outcome);
   // Firmware probes the size first and aborts on purpose, and iPXE and GRUB ask for optional
   // files (autoexec.ipxe, grub.cfg-<mac>) expecting a miss (wire.md): neither is a failure.
   return outcome !== undefined && outcome !== 'ok' && outcome !== 'not-found' && !/abort/i.test(outcome);
@@ -187,7 +182,7 @@ export function assessBoot(events: readonly BootEvent[], now: number, rules: Pro
   let from = 0;
   for (let i = events.length - 1; i >= 0; i--) {
     const e = events[i]!;
-    if ((e.step === 'http.ipxe' || e.step === 'http.pixiecore') && !failedHttp(e)) {
+    if (isScript(e) && !failedHttp(e)) {
       from = i;
       break;
     }
@@ -199,21 +194,21 @@ export function assessBoot(events: readonly BootEvent[], now: number, rules: Pro
   const status = httpStatus(last);
 
   if (last.step === 'dhcp.ignored') {
-    const reason = str(last.detail.reason);
+    const reason = nonEmpty(last.detail.reason);
     return { ...base, state: 'ignored', reason: `DHCP request not answered${reason ? `: ${reason}` : ''}`, expected: [] };
   }
-  if (status !== undefined && status >= 400) {
-    const what = str(last.detail.path) ?? last.step;
-    const why = str(last.detail.reason) ?? str(last.detail.message);
+  if (status !== undefined && status >= 400 && 'status' in last.detail) {
+    const what = nonEmpty(last.detail.path) ?? last.step;
+    const why = nonEmpty(last.detail.reason);
     return { ...base, state: 'failed', reason: `${what} answered ${status}${why ? `: ${why}` : ''}`, expected: [] };
   }
-  if (last.detail.found === false) {
+  if ('found' in last.detail && last.detail.found === false) {
     const what = last.step === 'http.cloud' ? 'cloud' : 'boot';
     return { ...base, state: 'failed', reason: `no ${what} config matched this machine (\`bootcfg-appliance explain --mac\` shows which lookups missed)`, expected: [] };
   }
   if (last.step === 'tftp.end' && tftpFailed(last)) {
-    const file = str(last.detail.file);
-    return { ...base, state: 'failed', reason: `TFTP transfer${file ? ` of ${file}` : ''} failed: ${str(last.detail.outcome)}`, expected: [] };
+    const file = nonEmpty(last.detail.file);
+    return { ...base, state: 'failed', reason: `TFTP transfer${file ? ` of ${file}` : ''} failed: ${last.detail.outcome}`, expected: [] };
   }
   // A boot that fetched all its files is done; later HTTP steps (cloud config) keep it done.
   const sinceCompletion = completedAt >= 0 ? events.slice(completedAt + 1) : undefined;

@@ -1,8 +1,18 @@
-import type { AppContext, Service } from '../appliance.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
 import type { Mac } from '../net/mac.ts';
+import type { Service } from '../service.ts';
+import { LruMap } from '../util/lru-map.ts';
 import { assessBoot, DEFAULT_RULES, type ProgressRules } from './progress.ts';
+import type { BootTimeline } from './timeline.ts';
 
 const MAX_MACHINES = 4096;
+
+export interface StallWatchDeps {
+  timeline: Pick<BootTimeline, 'onEvent' | 'get'>;
+  metrics: Pick<Metrics, 'bootsStalled'>;
+  log: Logger;
+}
 
 export interface StallWatchOptions {
   rules?: ProgressRules;
@@ -19,8 +29,8 @@ export interface StallWatchOptions {
  */
 export class StallWatch implements Service {
   readonly name = 'stall-watch';
-  /** Machines with a step not yet judged, by the time of that step; Map order is step order. */
-  private readonly due = new Map<Mac, number>();
+  /** Machines with a step not yet judged, by the time of that step; oldest step first. As bounded as the timeline. */
+  private readonly due = new LruMap<Mac, number>(MAX_MACHINES);
   private readonly rules: ProgressRules;
   private readonly checkEveryMs: number;
   private readonly now: () => number;
@@ -28,7 +38,7 @@ export class StallWatch implements Service {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly ctx: AppContext,
+    private readonly deps: StallWatchDeps,
     options: StallWatchOptions = {},
   ) {
     this.rules = options.rules ?? DEFAULT_RULES;
@@ -37,13 +47,7 @@ export class StallWatch implements Service {
   }
 
   async start(): Promise<void> {
-    this.unsubscribe = this.ctx.timeline.onEvent((mac, event) => {
-      this.due.delete(mac);
-      // As bounded as the timeline: past its size, the oldest machine goes unjudged.
-      if (this.due.size >= MAX_MACHINES) {
-        const oldest = this.due.keys().next().value;
-        if (oldest !== undefined) this.due.delete(oldest);
-      }
+    this.unsubscribe = this.deps.timeline.onEvent((mac, event) => {
       this.due.set(mac, event.at);
     });
     this.timer = setInterval(() => this.check(), this.checkEveryMs);
@@ -54,16 +58,16 @@ export class StallWatch implements Service {
   check(): Mac[] {
     const now = this.now();
     const stalled: Mac[] = [];
-    for (const [mac, at] of this.due) {
+    for (const [mac, at] of this.due.entries()) {
       if (now - at <= this.rules.stallAfterMs) break; // the rest are newer
       this.due.delete(mac);
-      const machine = this.ctx.timeline.get(mac);
+      const machine = this.deps.timeline.get(mac);
       if (!machine) continue;
       const p = assessBoot(machine.events, now, this.rules);
       if (p.state !== 'stalled') continue;
       stalled.push(mac);
-      this.ctx.metrics.bootsStalled.inc();
-      this.ctx.log.warn({ mac, uuid: machine.uuid, ip: machine.ip, step: 'boot.stalled', lastStep: p.lastStep, expected: p.expected, missingFiles: p.missingFiles.length ? p.missingFiles : undefined }, `boot stalled: ${p.reason}`);
+      this.deps.metrics.bootsStalled.inc();
+      this.deps.log.warn({ mac, uuid: machine.uuid, ip: machine.ip, step: 'boot.stalled', lastStep: p.lastStep, expected: p.expected, missingFiles: p.missingFiles.length ? p.missingFiles : undefined }, `boot stalled: ${p.reason}`);
     }
     return stalled;
   }
@@ -75,8 +79,4 @@ export class StallWatch implements Service {
     this.unsubscribe = undefined;
     this.due.clear();
   }
-}
-
-export function createStallWatch(ctx: AppContext): Service {
-  return new StallWatch(ctx);
 }

@@ -1,36 +1,9 @@
 import type { Mac } from '../net/mac.ts';
 import type { Uuid } from '../net/uuid.ts';
+import { LruMap } from '../util/lru-map.ts';
+import type { BootEvent, BootEventInput } from './boot-event.ts';
 
-/** One protocol step of one machine's boot. `step` names are stable: the API and UI key on them. */
-export type BootStep =
-  | 'dhcp.request'
-  | 'dhcp.reply'
-  | 'dhcp.ignored'
-  | 'pxe.request'
-  | 'pxe.reply'
-  | 'tftp.start'
-  | 'tftp.end'
-  | 'http.boot-script'
-  | 'http.ipxe'
-  | 'http.cloud'
-  | 'http.pixiecore'
-  | 'http.image';
-
-export interface BootEventInput {
-  step: BootStep;
-  mac?: Mac | undefined;
-  uuid?: Uuid | undefined;
-  /** The client's IPv4, used to tie TFTP and image downloads (which carry no MAC) to a machine. */
-  ip?: string | undefined;
-  detail?: Record<string, unknown>;
-}
-
-export interface BootEvent {
-  step: BootStep;
-  at: number;
-  ip: string | undefined;
-  detail: Record<string, unknown>;
-}
+export type { BootEvent, BootEventInput, BootStep } from './boot-event.ts';
 
 export interface MachineRecord {
   mac: Mac;
@@ -46,45 +19,49 @@ export interface TimelineLimits {
   eventsPerMachine: number;
 }
 
+export type BootEventListener = (mac: Mac, event: BootEvent) => void;
+
+/** Addresses kept per machine the timeline holds: full DHCP binds the address of every client, booting or not. */
+const ADDRESSES_PER_MACHINE = 4;
+
 /**
- * Per-machine boot events in bounded memory: the oldest machine is forgotten first,
- * and each machine keeps only its latest events, so a rack booting in a loop cannot
+ * Per-machine boot events in bounded memory: the machine seen least recently is forgotten
+ * first, and each machine keeps only its latest events, so a rack booting in a loop cannot
  * grow the process.
  */
 export class BootTimeline {
-  private readonly machines = new Map<Mac, MachineRecord>();
-  private readonly macByIp = new Map<string, Mac>();
-  private readonly listeners = new Set<(mac: Mac, event: BootEvent) => void>();
+  private readonly machines: LruMap<Mac, MachineRecord>;
+  private readonly macByIp: LruMap<string, Mac>;
+  private readonly listeners = new Set<BootEventListener>();
 
   constructor(
     private readonly limits: TimelineLimits = { machines: 4096, eventsPerMachine: 200 },
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.macByIp = new LruMap(limits.machines * ADDRESSES_PER_MACHINE);
+    this.machines = new LruMap(limits.machines, (_mac, machine) => {
+      if (machine.ip && this.macByIp.get(machine.ip) === machine.mac) this.macByIp.delete(machine.ip);
+    });
+  }
 
   /** Records a step; returns the MAC it was filed under, or undefined when it could not be tied to a machine. */
   record(input: BootEventInput): Mac | undefined {
     const mac = input.mac ?? (input.ip ? this.macByIp.get(input.ip) : undefined);
     if (!mac) return undefined;
     const at = this.now();
-    let machine = this.machines.get(mac);
-    if (machine) {
-      // Re-insert so Map order stays least-recently-seen first for eviction.
-      this.machines.delete(mac);
-    } else {
+    let machine = this.machines.touch(mac);
+    if (!machine) {
       machine = { mac, uuid: undefined, ip: undefined, firstSeen: at, lastSeen: at, events: [] };
-      if (this.machines.size >= this.limits.machines) {
-        const oldest = this.machines.keys().next().value;
-        if (oldest !== undefined) this.forget(oldest);
-      }
+      this.machines.set(mac, machine);
     }
-    this.machines.set(mac, machine);
     if (input.uuid) machine.uuid = input.uuid;
     if (input.ip && input.ip !== '0.0.0.0') {
       machine.ip = input.ip;
       this.macByIp.set(input.ip, mac);
     }
     machine.lastSeen = at;
-    const event: BootEvent = { step: input.step, at, ip: input.ip, detail: input.detail ?? {} };
+    // The input is one member of the union and so is the event: same step, same detail.
+    const event = { step: input.step, at, ip: input.ip, detail: input.detail } as BootEvent;
     machine.events.push(event);
     if (machine.events.length > this.limits.eventsPerMachine) machine.events.splice(0, machine.events.length - this.limits.eventsPerMachine);
     for (const listener of this.listeners) listener(mac, event);
@@ -104,18 +81,13 @@ export class BootTimeline {
     return this.machines.get(mac);
   }
 
+  /** Most recently seen first. */
   list(): MachineRecord[] {
     return [...this.machines.values()].reverse();
   }
 
-  onEvent(listener: (mac: Mac, event: BootEvent) => void): () => void {
+  onEvent(listener: BootEventListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
-  }
-
-  private forget(mac: Mac): void {
-    const machine = this.machines.get(mac);
-    this.machines.delete(mac);
-    if (machine?.ip && this.macByIp.get(machine.ip) === mac) this.macByIp.delete(machine.ip);
   }
 }

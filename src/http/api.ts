@@ -1,20 +1,16 @@
 import Router from '@koa/router';
 import { z } from 'zod';
-import type { AppContext } from '../appliance.ts';
-import type { BootEvent, MachineRecord } from '../events/timeline.ts';
+import type { BootEventDetails, BootStep } from '../events/boot-event.ts';
 import { assessBoot, DEFAULT_RULES, type BootState, type ProgressRules } from '../events/progress.ts';
-import { parseMac, type Mac } from '../net/mac.ts';
-import { parseUuid, type Uuid } from '../net/uuid.ts';
-import { explain } from '../explain.ts';
-import { bootSettingsFor } from '../boot/settings.ts';
-import { requestInfo } from './request-log.ts';
+import type { BootTimeline, MachineRecord } from '../events/timeline.ts';
+import type { Explanation } from '../explain.ts';
+import { parseMacInput, type Mac } from '../net/mac.ts';
+import { parseUuidInput, type Uuid } from '../net/uuid.ts';
+import { fail } from './errors.ts';
+import { named } from './request-log.ts';
 
-export interface EventJson {
-  step: BootEvent['step'];
-  at: string;
-  ip: string | null;
-  detail: Record<string, unknown>;
-}
+/** One step as /api/machines shows it: the event with its time as ISO text. */
+export type EventJson = { [S in BootStep]: { step: S; at: string; ip: string | null; detail: BootEventDetails[S] } }[BootStep];
 
 export interface MachineSummaryJson {
   mac: string;
@@ -57,7 +53,7 @@ export function describeMachine(m: MachineRecord, now: number, rules: ProgressRu
     ...summarize(m, now, rules),
     expected: p.expected,
     missingFiles: p.missingFiles,
-    events: m.events.map((e) => ({ step: e.step, at: iso(e.at), ip: e.ip ?? null, detail: e.detail })),
+    events: m.events.map((e) => ({ ...e, at: iso(e.at), ip: e.ip ?? null }) as EventJson),
   };
 }
 
@@ -67,6 +63,12 @@ const ListQuery = z.object({
 
 const ExplainQuery = z.object({ mac: z.string().optional(), uuid: z.string().optional() });
 
+export interface ApiDeps {
+  timeline: Pick<BootTimeline, 'list' | 'get'>;
+  /** What explain says for a machine (the same answer as the CLI's). */
+  explain: (machine: { mac: Mac | undefined; uuid: Uuid | undefined }) => Explanation;
+}
+
 export interface ApiOptions {
   rules?: ProgressRules;
   now?: () => number;
@@ -74,90 +76,59 @@ export interface ApiOptions {
 
 /**
  * GET /api/machines and /api/machines/:mac: the boot timeline as JSON, with the verdict
- * of progress.ts on each machine (the machines page renders exactly this).
+ * of progress.ts on each machine (the machines page renders exactly this); /api/explain.
  */
-export function createApiRouter(ctx: AppContext, options: ApiOptions = {}): Router {
+export function createApiRouter(deps: ApiDeps, options: ApiOptions = {}): Router {
   const rules = options.rules ?? DEFAULT_RULES;
   const now = options.now ?? Date.now;
   const router = new Router({ prefix: '/api' });
 
-  router.use(async (c, next) => {
-    // Dashboards poll this: their requests log at debug so they do not drown the boot log.
-    const info = requestInfo(c);
-    info.quiet = true;
-    info.route = 'api';
-    c.set('Cache-Control', 'no-store');
-    await next();
-  });
+  // Dashboards poll this: their requests log at debug so they do not drown the boot log.
+  router.use(
+    named(
+      'api',
+      async (c, next) => {
+        c.set('Cache-Control', 'no-store');
+        await next();
+      },
+      { quiet: true },
+    ),
+  );
 
   router.get('/machines', (c) => {
     const q = ListQuery.safeParse(c.query);
-    if (!q.success) {
-      c.status = 400;
-      c.body = { error: `state must be one of booting, stalled, failed, ignored, booted` };
-      return;
-    }
+    if (!q.success) fail(c, 400, { error: 'state must be one of booting, stalled, failed, ignored, booted' });
     const t = now();
-    let machines = ctx.timeline.list().map((m) => summarize(m, t, rules));
+    let machines = deps.timeline.list().map((m) => summarize(m, t, rules));
     if (q.data.state) machines = machines.filter((m) => m.state === q.data.state);
     c.body = { now: iso(t), stallAfterSeconds: rules.stallAfterMs / 1000, machines };
   });
 
   router.get('/machines/:mac', (c) => {
-    const raw = c.params.mac ?? '';
-    const mac = parseMac(raw);
-    if (!mac) {
-      c.status = 400;
-      c.body = { error: `"${raw.slice(0, 64)}" is not a MAC address (aa:bb:cc:dd:ee:ff, aa-bb-…, aabb.ccdd.eeff or 12 hex digits)` };
-      return;
-    }
-    const machine = ctx.timeline.get(mac);
-    if (!machine) {
-      c.status = 404;
-      c.body = { error: `no boot steps recorded for ${mac}`, mac };
-      return;
-    }
+    const parsed = parseMacInput(c.params.mac ?? '', 'mac');
+    if (!parsed.ok) fail(c, 400, { error: parsed.reason });
+    const machine = deps.timeline.get(parsed.mac);
+    if (!machine) fail(c, 404, { error: `no boot steps recorded for ${parsed.mac}`, mac: parsed.mac });
     c.body = describeMachine(machine, now(), rules);
   });
 
   router.get('/explain', (c) => {
     const q = ExplainQuery.safeParse(c.query);
-    if (!q.success) {
-      c.status = 400;
-      c.body = { error: 'mac and uuid must each be given once' };
-      return;
-    }
+    if (!q.success) fail(c, 400, { error: 'mac and uuid must each be given once' });
     let mac: Mac | undefined;
     let uuid: Uuid | undefined;
     if (q.data.mac) {
-      mac = parseMac(q.data.mac);
-      if (!mac) {
-        c.status = 400;
-        c.body = { error: `"${q.data.mac.slice(0, 64)}" is not a MAC address` };
-        return;
-      }
+      const parsed = parseMacInput(q.data.mac, 'mac');
+      if (!parsed.ok) fail(c, 400, { error: parsed.reason });
+      mac = parsed.mac;
     }
     if (q.data.uuid) {
-      uuid = parseUuid(q.data.uuid);
-      if (!uuid) {
-        c.status = 400;
-        c.body = { error: `"${q.data.uuid.slice(0, 64)}" is not a UUID` };
-        return;
-      }
+      const parsed = parseUuidInput(q.data.uuid, 'uuid');
+      if (!parsed.ok) fail(c, 400, { error: parsed.reason });
+      uuid = parsed.uuid;
     }
-    if (!mac && !uuid) {
-      c.status = 400;
-      c.body = { error: 'give mac (and uuid if the machine reports one): /api/explain?mac=aa:bb:cc:dd:ee:ff&uuid=…' };
-      return;
-    }
-    c.body = explain({
-      mac,
-      uuid,
-      store: ctx.store,
-      settings: bootSettingsFor(ctx.config, ctx.firmware),
-      dhcpMode: ctx.config.dhcp.mode,
-      serverAddress: ctx.config.advertisedAddress,
-    });
+    if (!mac && !uuid) fail(c, 400, { error: 'give mac (and uuid if the machine reports one): /api/explain?mac=aa:bb:cc:dd:ee:ff&uuid=…' });
+    c.body = deps.explain({ mac, uuid });
   });
 
   return router;

@@ -1,16 +1,35 @@
-import Koa from 'koa';
 import type Router from '@koa/router';
-import type { AppContext } from '../appliance.ts';
-import { requestLog } from './request-log.ts';
-import { ipxeRouter } from './ipxe.ts';
+import Koa from 'koa';
+import type { BootTimeline } from '../events/timeline.ts';
+import type { FirmwareCatalog } from '../firmware/catalog.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import type { Store } from '../store/store.ts';
+import { createApiRouter, type ApiDeps, type ApiOptions } from './api.ts';
 import { cloudRouter } from './cloud.ts';
-import { pixiecoreRouter } from './pixiecore.ts';
-import { imagesRouter } from './images.ts';
+import { errorMiddleware } from './errors.ts';
 import { firmwareRouter } from './firmware.ts';
 import { healthRouter } from './health.ts';
-import { createApiRouter } from './api.ts';
-import { createMetricsRouter } from './metrics.ts';
-import { createUiRouter } from './ui.ts';
+import { imagesRouter } from './images.ts';
+import { ipxeRouter } from './ipxe.ts';
+import { metricsRouter } from './metrics.ts';
+import { pixiecoreRouter } from './pixiecore.ts';
+import { requestLog } from './request-log.ts';
+import { uiRouter } from './ui.ts';
+
+/** Everything the HTTP API serves from; each router takes its part. */
+export interface HttpAppDeps {
+  log: Logger;
+  metrics: Metrics;
+  timeline: BootTimeline;
+  store: Pick<Store, 'boot' | 'cloud' | 'dataPath'>;
+  firmware: Pick<FirmwareCatalog, 'resolve' | 'explain' | 'isListed'>;
+  imagesPath: string;
+  /** Where boot scripts point machines (--base-url). */
+  baseUrl: string;
+  explain: ApiDeps['explain'];
+  api?: ApiOptions;
+}
 
 /** A router's routes plus its 405/501 answers, as one middleware for `app.use`. */
 export function routes(router: Router): Koa.Middleware {
@@ -20,22 +39,24 @@ export function routes(router: Router): Koa.Middleware {
 }
 
 /**
- * Composes the HTTP API. Handlers stay thin: lookups live in the store, rendering in
- * store/boot-config.ts. The request log comes first so every route, including ones
- * added below, gets one log line and one metrics count.
+ * Composes the HTTP API. Handlers stay thin: they validate the request, ask the store,
+ * hand the answer to a renderer (render/) and record the step; failures end in `fail()`
+ * and the one error middleware. The request log comes first so every route gets one log
+ * line and one metrics count.
  */
-export function createHttpApp(ctx: AppContext): Koa {
+export function createHttpApp(deps: HttpAppDeps): Koa {
   const app = new Koa();
-  app.use(requestLog(ctx));
-  app.use(routes(ipxeRouter(ctx)));
-  app.use(routes(cloudRouter(ctx)));
-  app.use(routes(pixiecoreRouter(ctx)));
-  app.use(routes(imagesRouter(ctx)));
-  app.use(routes(firmwareRouter(ctx)));
-  app.use(routes(healthRouter(ctx)));
-  app.use(routes(createApiRouter(ctx)));
-  app.use(routes(createMetricsRouter(ctx)));
-  app.use(routes(createUiRouter()));
-  app.on('error', (err: Error) => ctx.log.warn({ err }, 'http error'));
+  app.use(requestLog(deps));
+  app.use(errorMiddleware());
+  app.use(routes(ipxeRouter(deps)));
+  app.use(routes(cloudRouter(deps)));
+  app.use(routes(pixiecoreRouter(deps)));
+  app.use(routes(imagesRouter(deps)));
+  app.use(routes(firmwareRouter(deps)));
+  app.use(routes(healthRouter()));
+  app.use(routes(createApiRouter(deps, deps.api)));
+  app.use(routes(metricsRouter(deps.metrics.registry)));
+  app.use(routes(uiRouter()));
+  app.on('error', (err: Error) => deps.log.warn({ err }, 'http error'));
   return app;
 }

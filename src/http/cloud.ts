@@ -1,33 +1,40 @@
 import Router from '@koa/router';
-import type { AppContext } from '../appliance.ts';
-import { parseMachineQuery } from './machine-query.ts';
-import { answerBadRequest, answerNoConfig, noteLookup } from './lookup-response.ts';
-import { clientIp, requestInfo } from './request-log.ts';
+import type { BootTimeline } from '../events/timeline.ts';
+import type { Store } from '../store/store.ts';
+import { fail } from './errors.ts';
+import { lookupMiss, noteLookup } from './lookup-response.ts';
+import { machineQuery } from './machine-query.ts';
+import { clientIp, named, requestInfo } from './request-log.ts';
+
+export interface CloudRoutesDeps {
+  store: Pick<Store, 'cloud' | 'dataPath'>;
+  timeline: Pick<BootTimeline, 'record'>;
+}
 
 /** /cloud?uuid=&mac=: the cloud config text, fetched by the booted OS (so the client IP is the machine's). */
-export function cloudRouter(app: AppContext): Router {
+export function cloudRouter({ store, timeline }: CloudRoutesDeps): Router {
   const router = new Router();
-  router.get('/cloud', (c) => {
-    const info = requestInfo(c);
-    info.route = 'cloud';
-    const parsed = parseMachineQuery(c.query);
-    if (!parsed.ok) return answerBadRequest(c, parsed.reason);
-    const { machine } = parsed;
-    info.mac = machine.mac;
-    info.uuid = machine.uuid;
-    const result = app.store.cloud(machine);
-    noteLookup(c, result);
-    if (result.value) {
+  router.get(
+    '/cloud',
+    named('cloud', (c) => {
+      const { machine } = machineQuery(c);
+      const info = requestInfo(c);
+      info.mac = machine.mac;
+      info.uuid = machine.uuid;
+      const result = store.cloud(machine);
+      noteLookup(c, result);
+      const miss = result.value ? undefined : lookupMiss(result, store.dataPath);
+      timeline.record({
+        step: 'http.cloud',
+        mac: machine.mac,
+        uuid: machine.uuid,
+        ip: clientIp(c),
+        detail: { status: miss?.status ?? 200, found: result.value !== undefined, key: result.decidedBy?.key, file: result.decidedBy?.path, ...(miss ? { path: '/cloud', reason: miss.reason } : {}) },
+      });
+      if (miss) fail(c, miss.status, miss.body, miss.reason);
       c.type = 'text/plain';
-      c.body = result.value.text;
-    } else answerNoConfig(c, result, app.store.dataPath);
-    app.timeline.record({
-      step: 'http.cloud',
-      mac: machine.mac,
-      uuid: machine.uuid,
-      ip: clientIp(c),
-      detail: { status: c.status, found: result.value !== undefined, key: result.decidedBy?.key, file: result.decidedBy?.path },
-    });
-  });
+      c.body = result.value!.text;
+    }),
+  );
   return router;
 }

@@ -1,8 +1,9 @@
 import Router from '@koa/router';
 import type Koa from 'koa';
 import send from 'send';
-import type { AppContext } from '../appliance.ts';
-import { clientIp, requestInfo } from './request-log.ts';
+import type { BootTimeline } from '../events/timeline.ts';
+import { fail } from './errors.ts';
+import { clientIp, named, requestInfo } from './request-log.ts';
 
 interface SendError extends Error {
   status?: number;
@@ -60,32 +61,38 @@ function clearHeaders(res: Koa.Context['res']): void {
   for (const name of res.getHeaderNames()) res.removeHeader(name);
 }
 
+export interface ImagesRoutesDeps {
+  /** --images-path. */
+  imagesPath: string;
+  timeline: Pick<BootTimeline, 'record'>;
+}
+
 /** GET|HEAD /images/…: kernels and initrds from --images-path. */
-export function imagesRouter(app: AppContext): Router {
+export function imagesRouter({ imagesPath, timeline }: ImagesRoutesDeps): Router {
   const router = new Router();
-  router.get('/images/{*path}', async (c) => {
-    const info = requestInfo(c);
-    info.route = 'images';
-    // The raw (still percent-encoded) path: send decodes it once and checks for `..` after decoding.
-    const rel = c.path.slice('/images'.length);
-    info.file = rel;
-    const outcome = await sendFile(c, app.config.imagesPath, rel);
-    if (!outcome.sent) {
+  router.get(
+    '/images/{*path}',
+    named('images', async (c) => {
+      // The raw (still percent-encoded) path: send decodes it once and checks for `..` after decoding.
+      const rel = c.path.slice('/images'.length);
+      requestInfo(c).file = rel;
+      const outcome = await sendFile(c, imagesPath, rel);
+      const record = (status: number, reason?: string) => {
+        const length = c.res.getHeader('content-length');
+        timeline.record({
+          step: 'http.image',
+          ip: clientIp(c),
+          detail: { path: decodedPath(c.path), status, bytes: length === undefined ? undefined : Number(length), range: c.get('range') || undefined, reason },
+        });
+      };
+      if (outcome.sent) return record(c.status);
       const status = outcome.error.status ?? 500;
       clearHeaders(c.res);
       if (outcome.error.headers) c.set(outcome.error.headers);
-      c.status = status;
-      c.type = 'text/plain';
       const why = status === 404 ? 'no such file' : status === 403 ? 'forbidden path' : status === 416 ? 'range not satisfiable' : outcome.error.message;
-      c.body = `${status} ${why}: /images${rel}\n`;
-      info.reason = why;
-    }
-    const length = c.res.getHeader('content-length');
-    app.timeline.record({
-      step: 'http.image',
-      ip: clientIp(c),
-      detail: { path: decodedPath(c.path), status: c.status, bytes: length === undefined ? undefined : Number(length), range: c.get('range') || undefined },
-    });
-  });
+      record(status, why);
+      fail(c, status, `${status} ${why}: /images${rel}`, why);
+    }),
+  );
   return router;
 }

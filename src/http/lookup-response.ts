@@ -9,22 +9,20 @@ export function noteLookup(c: Koa.Context, result: LookupResult<unknown>): void 
   info.file = result.decidedBy?.path;
 }
 
-/**
- * Answers a lookup that found nothing usable: 404 with what was looked up, or 500 when
- * the file meant for this machine is broken and never parsed (falling through to a less
- * specific config could boot the machine into the wrong system).
- */
-export function answerNoConfig(c: Koa.Context, result: LookupResult<unknown>, dataPath: string): void {
-  const text = describeLookup(result, dataPath);
-  c.status = result.decidedBy?.outcome === 'broken' ? 500 : 404;
-  c.type = 'text/plain';
-  c.body = `${result.decidedBy?.outcome === 'broken' ? 'broken' : 'no'} ${text}\n`;
-  requestInfo(c).reason = text;
+export interface LookupMiss {
+  status: 404 | 500;
+  body: string;
+  /** The one-line description of every lookup step, for the log and the timeline. */
+  reason: string;
 }
 
-export function answerBadRequest(c: Koa.Context, reason: string): void {
-  c.status = 400;
-  c.type = 'text/plain';
-  c.body = `bad request: ${reason}\n`;
-  requestInfo(c).reason = reason;
+/**
+ * A lookup that found nothing usable: 404 with what was looked up, or 500 when the file
+ * meant for this machine is broken and never parsed (falling through to a less specific
+ * config could boot the machine into the wrong system).
+ */
+export function lookupMiss(result: LookupResult<unknown>, dataPath: string): LookupMiss {
+  const reason = describeLookup(result, dataPath);
+  const broken = result.decidedBy?.outcome === 'broken';
+  return { status: broken ? 500 : 404, body: `${broken ? 'broken' : 'no'} ${reason}\n`, reason };
 }

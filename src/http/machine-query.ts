@@ -1,9 +1,9 @@
+import type Koa from 'koa';
 import { z } from 'zod';
-import { parseMac, type Mac } from '../net/mac.ts';
-import { parseUuid, type Uuid } from '../net/uuid.ts';
+import { parseMacInput, type Mac } from '../net/mac.ts';
+import { parseUuidInput, type Uuid } from '../net/uuid.ts';
 import type { MachineQuery } from '../store/store.ts';
-
-export const MAC_FORMS = '52:54:00:12:34:56, 52-54-00-12-34-56, 5254.0012.3456 or 525400123456';
+import { fail } from './errors.ts';
 
 /**
  * A query parameter given once (Koa hands a repeated one over as an array, which the
@@ -24,28 +24,30 @@ export const MachineQuerySchema = z
   .transform((q, ctx) => {
     const macText = present(q.mac);
     const uuidText = present(q.uuid);
-    const mac: Mac | undefined = macText === undefined ? undefined : parseMac(macText);
-    const uuid: Uuid | undefined = uuidText === undefined ? undefined : parseUuid(uuidText);
-    if (macText !== undefined && !mac) ctx.addIssue({ code: 'custom', path: ['mac'], message: `"${macText}" is not a MAC address (accepted forms: ${MAC_FORMS})` });
-    if (uuidText !== undefined && !uuid) ctx.addIssue({ code: 'custom', path: ['uuid'], message: `"${uuidText}" is not a UUID (e.g. 1cff2cd8-f00a-42c8-9426-f55e6a1847f6)` });
+    let mac: Mac | undefined;
+    let uuid: Uuid | undefined;
+    if (macText !== undefined) {
+      const parsed = parseMacInput(macText, 'mac');
+      if (parsed.ok) mac = parsed.mac;
+      else ctx.addIssue({ code: 'custom', path: [], message: parsed.reason });
+    }
+    if (uuidText !== undefined) {
+      const parsed = parseUuidInput(uuidText, 'uuid');
+      if (parsed.ok) uuid = parsed.uuid;
+      else ctx.addIssue({ code: 'custom', path: [], message: parsed.reason });
+    }
     return { uuid, mac, hostname: present(q.hostname), domain: present(q.domain), serial: present(q.serial) };
   });
 
 export type ParsedMachineQuery = z.output<typeof MachineQuerySchema>;
 
-export type QueryOutcome = { ok: true; query: ParsedMachineQuery; machine: MachineQuery } | { ok: false; reason: string };
-
-/** Validates a query string at the edge; the reason names the parameter and what is wrong with it. */
-export function parseMachineQuery(query: Record<string, string | string[] | undefined>): QueryOutcome {
-  const parsed = MachineQuerySchema.safeParse(query);
+/** The query, validated at the edge; a bad one ends the request with 400 naming the parameter and what is wrong with it. */
+export function machineQuery(c: Koa.Context): { query: ParsedMachineQuery; machine: MachineQuery } {
+  const parsed = MachineQuerySchema.safeParse(c.query);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    return { ok: false, reason: `${issue.path.join('.') || 'query'}: ${issue.message}` };
+    const reason = issue.path.length ? `${issue.path.join('.')}: ${issue.message}` : issue.message;
+    fail(c, 400, `bad request: ${reason}`, reason);
   }
-  return { ok: true, query: parsed.data, machine: { uuid: parsed.data.uuid, mac: parsed.data.mac } };
-}
-
-export function parseMacParam(value: string): { ok: true; mac: Mac } | { ok: false; reason: string } {
-  const mac = parseMac(value);
-  return mac ? { ok: true, mac } : { ok: false, reason: `mac: "${value}" is not a MAC address (accepted forms: ${MAC_FORMS})` };
+  return { query: parsed.data, machine: { uuid: parsed.data.uuid, mac: parsed.data.mac } };
 }

@@ -1,17 +1,21 @@
 import Router from '@koa/router';
-import type { AppContext } from '../appliance.ts';
-import { requestInfo } from './request-log.ts';
+import type { Registry } from 'prom-client';
+import { named } from './request-log.ts';
 
 /** GET /metrics: every counter of the appliance (and the process's own) in Prometheus text format. */
-export function createMetricsRouter(ctx: AppContext): Router {
+export function metricsRouter(registry: Registry): Router {
   const router = new Router();
-  router.get('/metrics', async (c) => {
-    const info = requestInfo(c);
-    info.route = 'metrics';
-    info.quiet = true;
-    c.type = ctx.metrics.registry.contentType;
-    c.set('Cache-Control', 'no-store');
-    c.body = await ctx.metrics.registry.metrics();
-  });
+  router.get(
+    '/metrics',
+    named(
+      'metrics',
+      async (c) => {
+        c.type = registry.contentType;
+        c.set('Cache-Control', 'no-store');
+        c.body = await registry.metrics();
+      },
+      { quiet: true },
+    ),
+  );
   return router;
 }

@@ -1,40 +1,53 @@
 import Router from '@koa/router';
-import type { AppContext } from '../appliance.ts';
-import { renderPixiecore } from '../store/boot-config.ts';
-import { parseMacParam } from './machine-query.ts';
-import { answerBadRequest, answerNoConfig, noteLookup } from './lookup-response.ts';
-import { clientIp, requestInfo } from './request-log.ts';
+import type { BootTimeline } from '../events/timeline.ts';
+import { parseMacInput } from '../net/mac.ts';
+import { renderPixiecore } from '../render/pixiecore.ts';
+import type { Store } from '../store/store.ts';
+import { fail } from './errors.ts';
+import { lookupMiss, noteLookup } from './lookup-response.ts';
+import { clientIp, named, requestInfo } from './request-log.ts';
+
+export interface PixiecoreRoutesDeps {
+  store: Pick<Store, 'boot' | 'dataPath'>;
+  timeline: Pick<BootTimeline, 'record'>;
+  baseUrl: string;
+}
 
 /**
  * Pixiecore's API mode (`pixiecore api <url>/pixiecore`): it asks for each MAC it sees
  * booting and treats any non-200 as "ignore this machine". The caller is the Pixiecore
  * server, not the machine, so its address is not bound to the MAC.
  */
-export function pixiecoreRouter(app: AppContext): Router {
+export function pixiecoreRouter({ store, timeline, baseUrl }: PixiecoreRoutesDeps): Router {
   const router = new Router();
-  router.get('/pixiecore/v1/boot/:mac', (c) => {
-    const info = requestInfo(c);
-    info.route = 'pixiecore';
-    const parsed = parseMacParam(c.params.mac ?? '');
-    if (!parsed.ok) return answerBadRequest(c, parsed.reason);
-    info.mac = parsed.mac;
-    const result = app.store.boot({ mac: parsed.mac });
-    noteLookup(c, result);
-    const body = result.value ? renderPixiecore(result.value, app.config.baseUrl) : undefined;
-    if (body) c.body = body;
-    else answerNoConfig(c, result, app.store.dataPath);
-    app.timeline.record({
-      step: 'http.pixiecore',
-      mac: parsed.mac,
-      detail: {
-        status: c.status,
-        found: body !== undefined,
-        key: result.decidedBy?.key,
-        file: result.decidedBy?.path,
-        from: clientIp(c),
-        ...(body ? { kernel: body.kernel, initrds: body.initrd } : {}),
-      },
-    });
-  });
+  router.get(
+    '/pixiecore/v1/boot/:mac',
+    named('pixiecore', (c) => {
+      const parsed = parseMacInput(c.params.mac ?? '', 'mac');
+      if (!parsed.ok) fail(c, 400, `bad request: ${parsed.reason}`, parsed.reason);
+      const { mac } = parsed;
+      requestInfo(c).mac = mac;
+      const result = store.boot({ mac });
+      noteLookup(c, result);
+      const body = result.value ? renderPixiecore(result.value, baseUrl) : undefined;
+      const miss = body ? undefined : lookupMiss(result, store.dataPath);
+      timeline.record({
+        step: 'http.pixiecore',
+        mac,
+        detail: {
+          status: miss?.status ?? 200,
+          found: body !== undefined,
+          key: result.decidedBy?.key,
+          file: result.decidedBy?.path,
+          from: clientIp(c),
+          kernel: body?.kernel,
+          initrds: body?.initrd,
+          ...(miss ? { path: c.path, reason: miss.reason } : {}),
+        },
+      });
+      if (miss) fail(c, miss.status, miss.body, miss.reason);
+      c.body = body;
+    }),
+  );
   return router;
 }

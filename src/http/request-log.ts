@@ -1,11 +1,13 @@
 import type Koa from 'koa';
-import type { AppContext } from '../appliance.ts';
+import type { BootTimeline } from '../events/timeline.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
 import type { Mac } from '../net/mac.ts';
 import type { Uuid } from '../net/uuid.ts';
 
 /** What a handler tells the request log and metrics about the request it answered. */
 export interface RequestInfo {
-  /** Stable route label for metrics (`ipxe`, `images`, …); defaults to the router's matched path. */
+  /** Stable route label for metrics (`ipxe`, `images`, …), set by `named`; `unmatched` when no route took the request. */
   route?: string;
   mac?: Mac | undefined;
   uuid?: Uuid | undefined;
@@ -39,8 +41,24 @@ function statusOf(c: Koa.Context, err: unknown): number {
   return c.status;
 }
 
+/** A route handler that labels its requests for the log and metrics; `quiet` ones (health checks, scrapes, the page) log at debug. */
+export function named(route: string, handler: Koa.Middleware, opts: { quiet?: boolean } = {}): Koa.Middleware {
+  return (c, next) => {
+    const info = requestInfo(c);
+    info.route = route;
+    if (opts.quiet) info.quiet = true;
+    return handler(c, next);
+  };
+}
+
+export interface RequestLogDeps {
+  log: Logger;
+  metrics: Pick<Metrics, 'httpRequests'>;
+  timeline: Pick<BootTimeline, 'macForAddress'>;
+}
+
 /** One log line and one metrics count per request, with the machine and the file that answered. */
-export function requestLog(app: AppContext): Koa.Middleware {
+export function requestLog(app: RequestLogDeps): Koa.Middleware {
   return async (c, next) => {
     const started = performance.now();
     let error: unknown;
@@ -52,8 +70,7 @@ export function requestLog(app: AppContext): Koa.Middleware {
     } finally {
       const info = requestInfo(c);
       const status = statusOf(c, error);
-      const matched = (c as { _matchedRoute?: unknown })._matchedRoute;
-      const route = info.route ?? (typeof matched === 'string' ? matched : 'unmatched');
+      const route = info.route ?? 'unmatched';
       app.metrics.httpRequests.inc({ route, status: String(status) });
       const fields = {
         method: c.method,

@@ -1,18 +1,23 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { AppContext, Service } from '../appliance.ts';
-import { createHttpApp } from './app.ts';
+import type { Logger } from '../log.ts';
+import type { HostPort } from '../net/host-port.ts';
+import type { Service } from '../service.ts';
 
+/** The HTTP listener; what it serves is the request handler it is given (createHttpApp's callback). */
 export class HttpService implements Service {
   readonly name = 'http';
   private server: Server | undefined;
 
-  constructor(private readonly ctx: AppContext) {}
+  constructor(
+    private readonly listen: HostPort,
+    private readonly handler: RequestListener,
+    private readonly log: Logger,
+  ) {}
 
   async start(): Promise<void> {
-    const app = createHttpApp(this.ctx);
-    const { host, port } = this.ctx.config.http;
-    const server = createServer(app.callback());
+    const { host, port } = this.listen;
+    const server = createServer(this.handler);
     // iPXE and UEFI HTTP Boot keep connections open between script and kernel downloads.
     server.keepAliveTimeout = 65_000;
     await new Promise<void>((resolve, reject) => {
@@ -24,7 +29,7 @@ export class HttpService implements Service {
     });
     this.server = server;
     const addr = server.address() as AddressInfo;
-    this.ctx.log.info({ address: `${addr.address}:${addr.port}` }, 'http listening');
+    this.log.info({ address: `${addr.address}:${addr.port}` }, 'http listening');
   }
 
   /** The bound port; tests listen on port 0. */
@@ -39,8 +44,4 @@ export class HttpService implements Service {
     server.closeIdleConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
-}
-
-export function createHttpService(ctx: AppContext): Service {
-  return new HttpService(ctx);
 }

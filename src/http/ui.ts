@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import Router from '@koa/router';
-import { requestInfo } from './request-log.ts';
+import { named } from './request-log.ts';
 
 /**
  * The assets stay in src/http/ui/ (no front-end build): resolved from the project root,
@@ -19,21 +19,25 @@ const ASSETS: Record<string, { file: string; type: string }> = {
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /** GET /ui: the machines page (list, per-machine timeline, stalled boots flagged). */
-export function createUiRouter(): Router {
+export function uiRouter(): Router {
   // Read once: a handful of small files, and a missing one should fail at start, not per request.
   const bodies = new Map(Object.entries(ASSETS).map(([route, a]) => [route, { ...a, body: readFileSync(new URL(a.file, ASSET_DIR)) }]));
   const router = new Router();
   for (const [route, asset] of bodies) {
-    router.get(route, (c) => {
-      const info = requestInfo(c);
-      info.route = 'ui';
-      info.quiet = true;
-      c.type = asset.type;
-      c.set('Content-Security-Policy', CSP);
-      c.set('X-Content-Type-Options', 'nosniff');
-      c.set('Cache-Control', 'no-cache');
-      c.body = asset.body;
-    });
+    router.get(
+      route,
+      named(
+        'ui',
+        (c) => {
+          c.type = asset.type;
+          c.set('Content-Security-Policy', CSP);
+          c.set('X-Content-Type-Options', 'nosniff');
+          c.set('Cache-Control', 'no-cache');
+          c.body = asset.body;
+        },
+        { quiet: true },
+      ),
+    );
   }
   return router;
 }

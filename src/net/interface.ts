@@ -9,6 +9,14 @@ export interface InterfaceInfo {
   mac: Mac | undefined;
 }
 
+/** The network DHCP and TFTP serve: --iface and its IPv4. */
+export interface Segment {
+  iface: string;
+  /** Our IPv4 on it: option 54, siaddr, the URLs clients are sent to. */
+  address: string;
+  netmask: string;
+}
+
 export class InterfaceError extends Error {}
 
 /** Resolves --iface to its first IPv4 address; the appliance advertises that address to clients. */

@@ -24,9 +24,23 @@ export function parseMac(input: string): Mac | undefined {
   return hex.match(/../g)!.join(':') as Mac;
 }
 
+/** The forms parseMac accepts, for error messages. */
+export const MAC_FORMS = '52:54:00:12:34:56, 52-54-00-12-34-56, 5254.0012.3456 or 525400123456';
+
+/**
+ * A MAC typed by a person or sent in a request (query string, URL, CLI flag). The reason
+ * names the field (`mac`, `--mac`) so every edge words the same mistake the same way.
+ */
+export function parseMacInput(text: string, field: string): { ok: true; mac: Mac } | { ok: false; reason: string } {
+  const mac = parseMac(text);
+  return mac ? { ok: true, mac } : { ok: false, reason: `${field}: "${text.slice(0, 64)}" is not a MAC address (accepted forms: ${MAC_FORMS})` };
+}
+
+/** Lowercase colon form straight from the bytes: DHCP runs this for every packet on the segment. */
 export function macFromBytes(bytes: Uint8Array): Mac {
-  if (bytes.length !== 6) throw new RangeError(`a MAC has 6 bytes, got ${bytes.length}`);
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(':') as Mac;
+  if (bytes.length < 6) throw new RangeError(`a MAC has 6 bytes, got ${bytes.length}`);
+  const h = Buffer.from(bytes.buffer, bytes.byteOffset, 6).toString('hex');
+  return `${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}:${h.slice(6, 8)}:${h.slice(8, 10)}:${h.slice(10, 12)}` as Mac;
 }
 
 export function macToBytes(mac: Mac): Buffer {

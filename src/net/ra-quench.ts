@@ -11,10 +11,11 @@
  * Both are rate-limited; every RA goes to ff02::1, so one answers all pending solicitors.
  */
 import { networkInterfaces } from 'node:os';
-import type { AppContext, Service } from '../appliance.ts';
-import type { Mac } from './mac.ts';
-import { parseMac } from './mac.ts';
+import type { Logger } from 'pino';
+import type { Service } from '../service.ts';
+import { RateLimiter } from '../util/rate-limiter.ts';
 import { buildQuenchAdvertisement, parseRouterSolicitation } from './icmpv6.ts';
+import { parseMac, type Mac } from './mac.ts';
 import { RawIcmpv6Error, RawIcmpv6Socket } from './router-advert.ts';
 
 /** Solicitations are read this often; a non-blocking recvfrom that finds nothing costs one syscall. */
@@ -35,6 +36,26 @@ export interface RaSocket {
   sendToAllNodes(message: Buffer): void;
   close(): void;
 }
+
+/** A full-mode iPXE DISCOVER, as the DHCP side reports it (iPXE starts IPv6 autoconf at that moment). */
+export type IpxeDiscoverSource = (listener: (mac: Mac) => void) => () => void;
+
+/** Counters the quench keeps, narrowed so this leaf module depends on no appliance types. */
+export interface RaQuenchCounters {
+  malformedPackets: { inc(labels: { protocol: 'icmpv6' }): void };
+  ipv6RouterAdverts: { inc(labels: { trigger: RaTrigger }): void };
+}
+
+export interface RaQuenchOptions {
+  iface: string;
+  log: Logger;
+  metrics: RaQuenchCounters;
+  /** Subscribes to full-mode iPXE DISCOVERs; returns the unsubscribe. */
+  onIpxeDiscover: IpxeDiscoverSource;
+}
+
+/** Failures of the socket are logged at most this often (it is polled 10 times a second). */
+const FAILURE_LOG_INTERVAL_MS = 10_000;
 
 export interface RaQuenchDeps {
   open: (device: string) => RaSocket;
@@ -63,22 +84,20 @@ export class RaQuenchService implements Service {
   private advert: Buffer = buildQuenchAdvertisement();
   private lastSent = -Infinity;
   private lastDiscover = -Infinity;
-  private sendFailures = 0;
-  private recvFailures = 0;
+  private readonly sendFailures = new RateLimiter(1, FAILURE_LOG_INTERVAL_MS);
+  private readonly recvFailures = new RateLimiter(1, FAILURE_LOG_INTERVAL_MS);
 
   constructor(
-    private readonly ctx: AppContext,
+    private readonly options: RaQuenchOptions,
     private readonly deps: RaQuenchDeps = { open: (d) => RawIcmpv6Socket.open(d), describe: describeInterface, now: () => performance.now(), pollMs: POLL_MS },
   ) {}
 
   async start(): Promise<void> {
-    const { ctx } = this;
-    const device = ctx.config.iface;
-    if (!device) throw new Error(`${this.name}: needs --iface`);
+    const { log, iface: device } = this.options;
     const { mac, linkLocal } = this.deps.describe(device);
     if (!linkLocal) {
       // Hosts drop an RA whose source is not link-local (RFC 4861 §6.1.2); say so now rather than send nothing useful.
-      ctx.log.warn({ iface: device }, `${device} has no IPv6 link-local address yet (IPv6 disabled, or still in DAD): router advertisements cannot be sent until it has one`);
+      log.warn({ iface: device }, `${device} has no IPv6 link-local address yet (IPv6 disabled, or still in DAD): router advertisements cannot be sent until it has one`);
     }
     try {
       this.socket = this.deps.open(device);
@@ -89,11 +108,8 @@ export class RaQuenchService implements Service {
     this.advert = buildQuenchAdvertisement(mac);
     this.timer = setInterval(() => this.poll(), this.deps.pollMs);
     this.timer.unref();
-    this.unsubscribe = ctx.timeline.onEvent((evMac, event) => {
-      const d = event.detail;
-      if (event.step === 'dhcp.request' && d['mode'] === 'full' && d['type'] === 'DISCOVER' && d['ipxe'] === true) this.onIpxeDiscover(evMac);
-    });
-    ctx.log.info({ iface: device, linkLocal: linkLocal ?? null, mac: mac ?? null }, `${this.name}: answering IPv6 router solicitations on ${device} with router lifetime 0 (no prefix, no default route)`);
+    this.unsubscribe = this.options.onIpxeDiscover((evMac) => this.onIpxeDiscover(evMac));
+    log.info({ iface: device, linkLocal: linkLocal ?? null, mac: mac ?? null }, `${this.name}: answering IPv6 router solicitations on ${device} with router lifetime 0 (no prefix, no default route)`);
   }
 
   async stop(): Promise<void> {
@@ -115,20 +131,19 @@ export class RaQuenchService implements Service {
       try {
         msg = socket.recv();
       } catch (err) {
-        // Polled ten times a second: one warning per burst of failures, not one per poll.
-        if (this.recvFailures++ % 100 === 0) this.ctx.log.warn({ err, iface: socket.device, failures: this.recvFailures }, 'reading router solicitations failed');
+        const held = this.recvFailures.take();
+        if (held !== undefined) this.options.log.warn({ err, iface: socket.device, suppressed: held }, 'reading router solicitations failed');
         return;
       }
-      this.recvFailures = 0;
       if (!msg) return;
       const rs = parseRouterSolicitation(msg.data);
       if (!rs.ok) {
-        this.ctx.metrics.malformedPackets.inc({ protocol: 'icmpv6' });
-        this.ctx.log.debug({ from: msg.from, reason: rs.reason, bytes: msg.data.length }, `router solicitation dropped: ${rs.reason}`);
+        this.options.metrics.malformedPackets.inc({ protocol: 'icmpv6' });
+        this.options.log.debug({ from: msg.from, reason: rs.reason, bytes: msg.data.length }, `router solicitation dropped: ${rs.reason}`);
         continue;
       }
       const mac = rs.value.sourceMac;
-      this.ctx.log.info({ mac, from: msg.from, iface: socket.device, step: 'ipv6.router-solicitation' }, `IPv6 router solicitation from ${msg.from}`);
+      this.options.log.info({ mac, from: msg.from, iface: socket.device, step: 'ipv6.router-solicitation' }, `IPv6 router solicitation from ${msg.from}`);
       this.request('solicitation', mac);
     }
   }
@@ -162,18 +177,12 @@ export class RaQuenchService implements Service {
     try {
       socket.sendToAllNodes(this.advert);
     } catch (err) {
-      // Most likely no usable link-local yet; one warning per burst of failures, not one per packet.
-      if (this.sendFailures++ % 50 === 0) this.ctx.log.warn({ err, iface: socket.device, mac, trigger, failures: this.sendFailures }, `router advertisement not sent: ${(err as Error).message}`);
+      // Most likely no usable link-local yet.
+      const held = this.sendFailures.take();
+      if (held !== undefined) this.options.log.warn({ err, iface: socket.device, mac, trigger, suppressed: held }, `router advertisement not sent: ${(err as Error).message}`);
       return;
     }
-    this.sendFailures = 0;
-    this.ctx.metrics.ipv6RouterAdverts.inc({ trigger });
-    this.ctx.log.info({ mac, trigger, iface: socket.device, step: 'ipv6.router-advert' }, `IPv6 router advertisement (router lifetime 0) sent to ff02::1 on ${socket.device} (${trigger})`);
+    this.options.metrics.ipv6RouterAdverts.inc({ trigger });
+    this.options.log.info({ mac, trigger, iface: socket.device, step: 'ipv6.router-advert' }, `IPv6 router advertisement (router lifetime 0) sent to ff02::1 on ${socket.device} (${trigger})`);
   }
-}
-
-/** Undefined unless --ipv6-ra-quench (config.ts allows it only with --dhcp full). */
-export function createRaQuenchService(ctx: AppContext): Service | undefined {
-  if (!ctx.config.ipv6RaQuench || ctx.config.dhcp.mode !== 'full') return undefined;
-  return new RaQuenchService(ctx);
 }

@@ -13,6 +13,12 @@ export function parseUuid(input: string): Uuid | undefined {
   return undefined;
 }
 
+/** A UUID from a request or a CLI flag; the reason names the field, as parseMacInput's does. */
+export function parseUuidInput(text: string, field: string): { ok: true; uuid: Uuid } | { ok: false; reason: string } {
+  const uuid = parseUuid(text);
+  return uuid ? { ok: true, uuid } : { ok: false, reason: `${field}: "${text.slice(0, 64)}" is not a UUID (e.g. 1cff2cd8-f00a-42c8-9426-f55e6a1847f6)` };
+}
+
 /**
  * DHCP option 97 carries the SMBIOS UUID as 16 bytes after a type byte of 0, with the
  * first three fields little-endian (OVMF and iPXE both do this, see shared/notes/wire.md).

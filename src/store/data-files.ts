@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parseMac } from '../net/mac.ts';
 import { parseUuid } from '../net/uuid.ts';
 import { parseBootConfig, type BootConfig } from './boot-config.ts';
-import { CONFIG_KINDS, type CloudConfig, type ConfigKind } from './store.ts';
+import { CONFIG_KINDS, type CloudConfig, type ConfigKind, type StoreProblem } from './store.ts';
 
 /**
  * The layout of --data-path and how its files are read, shared by the FileStore and
@@ -136,4 +136,83 @@ export async function readDataFile<K extends ConfigKind>(kind: K, filePath: stri
   }
   if (kind === 'boot') return parseBootConfig(text) as ConfigValue<K>;
   return { text } as ConfigValue<K>;
+}
+
+/** A data file that carries a key. */
+export type KeyedFile = DataFile & { key: string };
+
+/** The outcome of reading one file: its value, or why it is unusable. */
+export type FileOutcome = { ok: true; value: unknown } | { ok: false; reason: string };
+
+/** The file that answers one key of one kind, and what reading it gave. */
+export interface JudgedConfig {
+  kind: ConfigKind;
+  key: string;
+  path: string;
+  outcome: FileOutcome;
+}
+
+export interface Judgement {
+  configs: JudgedConfig[];
+  /** Files that never answer whatever they hold: bad names, wrong places, a second file for one key. */
+  problems: StoreProblem[];
+}
+
+/**
+ * The one judgement of a scanned data directory, shared by the live store and `validate` so
+ * both say the same of every file: a misnamed file is a problem; of two files for one key
+ * the first by path answers and the other is a problem; the file that answers is read
+ * (through `read`, which the store backs with its cache of unchanged files).
+ */
+export async function judgeDataFiles(files: DataFile[], read: (file: KeyedFile) => Promise<FileOutcome>): Promise<Judgement> {
+  const problems: StoreProblem[] = [];
+  const primaries = new Map<string, KeyedFile>();
+  for (const file of files) {
+    if (file.key === undefined) {
+      problems.push({ kind: file.kind, path: file.path, reason: file.nameProblem ?? 'unusable', lastGoodServing: false });
+      continue;
+    }
+    const id = `${file.kind}/${file.key}`;
+    const first = primaries.get(id);
+    if (first) {
+      problems.push({ kind: file.kind, path: file.path, reason: `same ${file.key} as ${first.path}; only that file is used`, lastGoodServing: false });
+      continue;
+    }
+    primaries.set(id, file as KeyedFile);
+  }
+  const configs: JudgedConfig[] = [];
+  for (const file of primaries.values()) configs.push({ kind: file.kind, key: file.key, path: file.path, outcome: await read(file) });
+  return { configs, problems };
+}
+
+/** Reads a file for judgeDataFiles, turning its error into the reason. */
+export async function readOutcome(file: KeyedFile): Promise<FileOutcome> {
+  try {
+    return { ok: true, value: await readDataFile(file.kind, file.path) };
+  } catch (err) {
+    return { ok: false, reason: (err as Error).message };
+  }
+}
+
+/** What `validate` reports: every file judged as the FileStore judges it. */
+export interface DataCheck {
+  dataPathExists: boolean;
+  files: number;
+  configs: { [K in ConfigKind]: string[] };
+  problems: StoreProblem[];
+}
+
+export async function checkDataPath(dataPath: string): Promise<DataCheck> {
+  const { files, dataPathExists } = await scanDataPath(dataPath);
+  const judged = await judgeDataFiles(files, readOutcome);
+  const configs: DataCheck['configs'] = { boot: [], cloud: [] };
+  const problems = [...judged.problems];
+  for (const c of judged.configs) {
+    if (c.outcome.ok) configs[c.kind].push(c.key);
+    else problems.push({ kind: c.kind, path: c.path, reason: c.outcome.reason, lastGoodServing: false });
+  }
+  // In the order the files were scanned, as before: the operator reads them top to bottom.
+  const order = new Map(files.map((f, i) => [f.path, i]));
+  problems.sort((a, b) => (order.get(a.path) ?? 0) - (order.get(b.path) ?? 0));
+  return { dataPathExists, files: files.length, configs, problems };
 }

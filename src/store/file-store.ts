@@ -2,7 +2,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { BootConfig } from './boot-config.ts';
-import { readDataFile, scanDataPath, type ConfigValue, type DataFile, type Signature } from './data-files.ts';
+import { judgeDataFiles, readOutcome, scanDataPath, type ConfigValue, type FileOutcome, type KeyedFile, type Signature } from './data-files.ts';
 import {
   CONFIG_KINDS,
   lookupKeys,
@@ -27,7 +27,10 @@ interface Entry<T> {
 }
 
 /** The outcome of reading one file at one signature, kept so unchanged files are never re-read. */
-type Parsed = { signature: Signature; ok: true; value: unknown } | { signature: Signature; ok: false; reason: string };
+interface Parsed {
+  signature: Signature;
+  outcome: FileOutcome;
+}
 
 type Entries = { [K in ConfigKind]: Map<string, Entry<ConfigValue<K>>> };
 
@@ -50,8 +53,8 @@ export class FileStore implements Store {
   private entries: Entries = { boot: new Map(), cloud: new Map() };
   private parsed = new Map<string, Parsed>();
   private problemList: StoreProblem[] = [];
-  /** Name problems already logged, so the poll does not repeat them every interval. */
-  private reportedNameProblems = new Set<string>();
+  /** Name and duplicate problems already logged, so the poll does not repeat them every interval. */
+  private reportedProblems = new Set<string>();
   private watchers = new Map<string, FSWatcher>();
   private pollTimer: NodeJS.Timeout | undefined;
   private debounceTimer: NodeJS.Timeout | undefined;
@@ -82,11 +85,6 @@ export class FileStore implements Store {
 
   problems(): StoreProblem[] {
     return [...this.problemList];
-  }
-
-  /** Every key currently known for a kind, with the file behind it (for listings and explain). */
-  keys(kind: ConfigKind): { key: string; path: string; serving: boolean; problem: string | undefined }[] {
-    return [...this.entries[kind].values()].map((e) => ({ key: e.key, path: e.path, serving: e.value !== undefined, problem: e.problem }));
   }
 
   async open(): Promise<void> {
@@ -164,87 +162,52 @@ export class FileStore implements Store {
 
     const changedKinds = new Set<ConfigKind>();
     const nextParsed = new Map<string, Parsed>();
-    const problems: StoreProblem[] = [];
-    const byKey: { [K in ConfigKind]: Map<string, DataFile[]> } = { boot: new Map(), cloud: new Map() };
-    const namedPaths = new Set<string>();
-
-    for (const file of files) {
-      if (file.key === undefined) {
-        problems.push({ kind: file.kind, path: file.path, reason: file.nameProblem ?? 'unusable', lastGoodServing: false });
-        const id = `${file.path}\0${file.nameProblem}`;
-        namedPaths.add(id);
-        if (!this.reportedNameProblems.has(id)) {
-          this.reportedNameProblems.add(id);
-          this.options.metrics?.storeErrors.inc({ kind: file.kind });
-          this.log.error({ kind: file.kind, path: file.path, reason: file.nameProblem }, `ignoring ${file.path}: ${file.nameProblem}`);
-        }
-        continue;
-      }
-      const group = byKey[file.kind].get(file.key) ?? [];
-      group.push(file);
-      byKey[file.kind].set(file.key, group);
-
+    const fresh = new Set<string>();
+    const read = async (file: KeyedFile): Promise<FileOutcome> => {
       const before = this.parsed.get(file.path);
-      if (before && before.signature === file.signature) {
-        nextParsed.set(file.path, before);
-        continue;
-      }
-      changedKinds.add(file.kind);
-      let parsed: Parsed;
-      try {
-        parsed = { signature: file.signature, ok: true, value: await readDataFile(file.kind, file.path) };
-      } catch (err) {
-        parsed = { signature: file.signature, ok: false, reason: (err as Error).message };
+      const parsed = before?.signature === file.signature ? before : { signature: file.signature, outcome: await readOutcome(file) };
+      if (parsed !== before) {
+        fresh.add(file.path);
+        changedKinds.add(file.kind);
       }
       nextParsed.set(file.path, parsed);
+      return parsed.outcome;
+    };
+    const judged = await judgeDataFiles(files, read);
+    if (this.closed) return;
+
+    const problems = [...judged.problems];
+    const reported = new Set<string>();
+    for (const p of judged.problems) {
+      const id = `${p.path}\0${p.reason}`;
+      reported.add(id);
+      if (this.reportedProblems.has(id)) continue;
+      this.options.metrics?.storeErrors.inc({ kind: p.kind });
+      this.log.error({ kind: p.kind, path: p.path, reason: p.reason }, `ignoring ${p.path}: ${p.reason}`);
     }
-    for (const id of this.reportedNameProblems) if (!namedPaths.has(id)) this.reportedNameProblems.delete(id);
+    this.reportedProblems = reported;
     for (const p of this.parsed.keys()) {
       if (nextParsed.has(p)) continue;
       const kind = this.kindOfPath(p);
       if (kind) changedKinds.add(kind);
       this.log.info({ kind, path: p }, `config removed: ${p}`);
     }
-    if (this.closed) return;
 
     const next: Entries = { boot: new Map(), cloud: new Map() };
-    for (const kind of CONFIG_KINDS) {
-      const previous = this.entries[kind] as Map<string, Entry<unknown>>;
+    for (const { kind, key, path, outcome } of judged.configs) {
+      const prev = (this.entries[kind] as Map<string, Entry<unknown>>).get(key);
       const target = next[kind] as Map<string, Entry<unknown>>;
-      for (const [key, group] of byKey[kind]) {
-        const [primary, ...duplicates] = group;
-        for (const dup of duplicates) {
-          const reason = `same ${key} as ${primary!.path}; only that file is used`;
-          problems.push({ kind, path: dup.path, reason, lastGoodServing: false });
-          if (this.parsed.get(dup.path)?.signature !== dup.signature) {
-            this.options.metrics?.storeErrors.inc({ kind });
-            this.log.error({ kind, path: dup.path, reason }, `ignoring ${dup.path}: ${reason}`);
-          }
-        }
-        const parsed = nextParsed.get(primary!.path)!;
-        const prev = previous.get(key);
-        const fresh = this.parsed.get(primary!.path)?.signature !== parsed.signature;
-        if (parsed.ok) {
-          target.set(key, { key, path: primary!.path, value: parsed.value, valuePath: primary!.path, problem: undefined });
-          if (fresh) this.log.info({ kind, key, path: primary!.path }, `config loaded: ${primary!.path}`);
-        } else {
-          const lastGoodServing = prev?.value !== undefined;
-          target.set(key, {
-            key,
-            path: primary!.path,
-            value: prev?.value,
-            valuePath: prev?.valuePath,
-            problem: parsed.reason,
-          });
-          problems.push({ kind, path: primary!.path, reason: parsed.reason, lastGoodServing });
-          if (fresh) {
-            this.options.metrics?.storeErrors.inc({ kind });
-            this.log.error(
-              { kind, key, path: primary!.path, reason: parsed.reason, lastGoodServing },
-              `broken config ${primary!.path}: ${parsed.reason}${lastGoodServing ? ' (the last good version keeps serving)' : ''}`,
-            );
-          }
-        }
+      if (outcome.ok) {
+        target.set(key, { key, path, value: outcome.value, valuePath: path, problem: undefined });
+        if (fresh.has(path)) this.log.info({ kind, key, path }, `config loaded: ${path}`);
+        continue;
+      }
+      const lastGoodServing = prev?.value !== undefined;
+      target.set(key, { key, path, value: prev?.value, valuePath: prev?.valuePath, problem: outcome.reason });
+      problems.push({ kind, path, reason: outcome.reason, lastGoodServing });
+      if (fresh.has(path)) {
+        this.options.metrics?.storeErrors.inc({ kind });
+        this.log.error({ kind, key, path, reason: outcome.reason, lastGoodServing }, `broken config ${path}: ${outcome.reason}${lastGoodServing ? ' (the last good version keeps serving)' : ''}`);
       }
     }
 
@@ -291,39 +254,4 @@ export class FileStore implements Store {
       }
     }
   }
-}
-
-/** What `validate` reports: every file judged as the FileStore would judge it. */
-export interface DataCheck {
-  dataPathExists: boolean;
-  files: number;
-  configs: { [K in ConfigKind]: string[] };
-  problems: StoreProblem[];
-}
-
-export async function checkDataPath(dataPath: string): Promise<DataCheck> {
-  const { files, dataPathExists } = await scanDataPath(dataPath);
-  const configs: DataCheck['configs'] = { boot: [], cloud: [] };
-  const problems: StoreProblem[] = [];
-  const seen = new Map<string, string>();
-  for (const file of files) {
-    if (file.key === undefined) {
-      problems.push({ kind: file.kind, path: file.path, reason: file.nameProblem ?? 'unusable', lastGoodServing: false });
-      continue;
-    }
-    const id = `${file.kind}/${file.key}`;
-    const first = seen.get(id);
-    if (first) {
-      problems.push({ kind: file.kind, path: file.path, reason: `same ${file.key} as ${first}; only that file is used`, lastGoodServing: false });
-      continue;
-    }
-    seen.set(id, file.path);
-    try {
-      await readDataFile(file.kind, file.path);
-      configs[file.kind].push(file.key);
-    } catch (err) {
-      problems.push({ kind: file.kind, path: file.path, reason: (err as Error).message, lastGoodServing: false });
-    }
-  }
-  return { dataPathExists, files: files.length, configs, problems };
 }

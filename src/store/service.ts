@@ -1,10 +1,11 @@
-import type { AppContext, Service } from '../appliance.ts';
+import type { Service } from '../service.ts';
+import type { Store } from './store.ts';
 
-/** Loads the store before anything can ask it, and keeps it in step with the data directory until stop. */
-export function createStoreService(ctx: AppContext): Service {
+/** Loads the store before anything can ask it, and keeps it in step with its source until stop. */
+export function storeService(store: Pick<Store, 'open' | 'close'>): Service {
   return {
     name: 'store',
-    start: () => ctx.store.open(),
-    stop: () => ctx.store.close(),
+    start: () => store.open(),
+    stop: () => store.close(),
   };
 }

@@ -1,76 +1,16 @@
+/**
+ * The appliance's TFTP root: which file a requested name stands for, or why it is refused.
+ * Verified firmware is served from the bytes the catalog checksummed; other files are read
+ * from under the root, never outside it. This is the resolver tftp/service.ts hands the
+ * generic server.
+ */
 import { constants } from 'node:fs';
 import { open, realpath, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { FirmwareCatalog } from '../boot/firmware.ts';
+import type { FirmwareCatalog } from '../firmware/catalog.ts';
 import { ERR } from './packet.ts';
-
-/** Where the bytes of one transfer come from. */
-export interface Source {
-  readonly size: number;
-  /** The bytes at [offset, offset+length) when already in memory, else undefined. */
-  peek(offset: number, length: number): Buffer | undefined;
-  /** Brings [offset, offset+length) into memory so the next peek of that range succeeds. */
-  load(offset: number, length: number): Promise<void>;
-  close(): Promise<void>;
-}
-
-/** Verified firmware: served from the bytes that were checksummed. */
-export class MemorySource implements Source {
-  constructor(private readonly data: Buffer) {}
-  get size(): number {
-    return this.data.length;
-  }
-  peek(offset: number, length: number): Buffer {
-    return this.data.subarray(offset, offset + length);
-  }
-  async load(): Promise<void> {}
-  async close(): Promise<void> {}
-}
-
-/** Reads ahead in chunks so a 64 MiB transfer costs a few thousand reads, not one per block. */
-export class FileSource implements Source {
-  private buf: Buffer = Buffer.alloc(0);
-  private bufStart = 0;
-
-  constructor(
-    private readonly handle: FileHandle,
-    readonly size: number,
-    private readonly chunk = 256 * 1024,
-  ) {}
-
-  peek(offset: number, length: number): Buffer | undefined {
-    const end = Math.min(offset + length, this.size);
-    if (offset >= this.bufStart && end <= this.bufStart + this.buf.length) return this.buf.subarray(offset - this.bufStart, end - this.bufStart);
-    if (offset >= this.size) return Buffer.alloc(0);
-    return undefined;
-  }
-
-  async load(offset: number, length: number): Promise<void> {
-    const want = Math.min(Math.max(length, this.chunk), this.size - offset);
-    if (want <= 0) return;
-    // A fresh buffer each time: DATA packets still queued in the socket point into the old one.
-    const buf = Buffer.allocUnsafe(want);
-    let got = 0;
-    while (got < want) {
-      const { bytesRead } = await this.handle.read(buf, got, want - got, offset + got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-    // A file that shrank under us: the missing tail reads as short and the transfer ends early
-    // rather than sending stale bytes.
-    this.buf = buf.subarray(0, got);
-    this.bufStart = offset;
-  }
-
-  close(): Promise<void> {
-    return this.handle.close();
-  }
-}
-
-export type Resolution =
-  | { kind: 'firmware'; name: string; source: Source }
-  | { kind: 'file'; name: string; path: string; source: Source }
-  | { kind: 'refused'; name: string; code: number; message: string; reason: string };
+import type { TftpResolution } from './server.ts';
+import { FileSource, MemorySource } from './source.ts';
 
 export interface RootPolicy {
   /** The folder served (the firmware folder). */
@@ -83,8 +23,8 @@ export interface RootPolicy {
   serveOtherFiles: boolean;
 }
 
-function refused(name: string, code: number, message: string, reason: string): Resolution {
-  return { kind: 'refused', name, code, message, reason };
+function refused(name: string, code: number, message: string, reason: string): TftpResolution {
+  return { ok: false, name, code, message, reason };
 }
 
 /**
@@ -104,7 +44,7 @@ export function normalizeRequest(filename: string): { ok: true; rel: string } | 
   return { ok: true, rel: segments.join('/') };
 }
 
-export async function resolveRequest(filename: string, policy: RootPolicy): Promise<Resolution> {
+export async function resolveRequest(filename: string, policy: RootPolicy): Promise<TftpResolution> {
   const norm = normalizeRequest(filename);
   if (!norm.ok) return refused(filename, ERR.ACCESS_VIOLATION, 'Access violation', norm.reason);
   const rel = norm.rel;
@@ -112,7 +52,7 @@ export async function resolveRequest(filename: string, policy: RootPolicy): Prom
   if (policy.catalog.isListed(rel)) {
     const fw = policy.catalog.resolve(rel);
     if (!fw) return refused(rel, ERR.FILE_NOT_FOUND, 'File not found (firmware unavailable)', policy.catalog.explain(rel) ?? 'unavailable');
-    return { kind: 'firmware', name: rel, source: new MemorySource(fw.data) };
+    return { ok: true, name: rel, source: new MemorySource(fw.data) };
   }
   if (!policy.serveOtherFiles) return refused(rel, ERR.FILE_NOT_FOUND, 'File not found', 'not a listed firmware file');
 
@@ -131,7 +71,7 @@ export async function resolveRequest(filename: string, policy: RootPolicy): Prom
   if (path.dirname(real) === realRoot && policy.catalog.isListed(path.basename(real))) {
     const fw = policy.catalog.resolve(path.basename(real));
     if (!fw) return refused(rel, ERR.FILE_NOT_FOUND, 'File not found (firmware unavailable)', policy.catalog.explain(path.basename(real)) ?? 'unavailable');
-    return { kind: 'firmware', name: rel, source: new MemorySource(fw.data) };
+    return { ok: true, name: rel, source: new MemorySource(fw.data) };
   }
   let handle: FileHandle;
   try {
@@ -147,5 +87,5 @@ export async function resolveRequest(filename: string, policy: RootPolicy): Prom
     await handle.close();
     return refused(rel, ERR.FILE_NOT_FOUND, 'File not found', 'not a regular file');
   }
-  return { kind: 'file', name: rel, path: real, source: new FileSource(handle, st.size) };
+  return { ok: true, name: rel, source: new FileSource(handle, st.size) };
 }

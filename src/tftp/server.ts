@@ -1,54 +1,77 @@
+/**
+ * A read-only TFTP server that knows nothing of booting: a resolver turns a requested name
+ * into bytes (or an error to send), and callbacks hear about every transfer. It parses
+ * requests on the well-known port, refuses what it must (writes, other modes, more transfers
+ * than the cap) with an immediate ERROR from that port, and hands each accepted read to its
+ * own Session. tftp/service.ts gives it the appliance's files, metrics, log and timeline.
+ */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { isIPv6 } from 'node:net';
-import type { AddressInfo } from 'node:net';
-import type { FirmwareCatalog } from '../boot/firmware.ts';
-import type { BootTimeline } from '../events/timeline.ts';
-import type { Logger } from '../log.ts';
-import type { Metrics } from '../metrics.ts';
-import { resolveRequest } from './files.ts';
+import { isIPv6, type AddressInfo } from 'node:net';
 import { negotiate, type OptionLimits } from './options.ts';
 import { encodeError, ERR, parsePacket, type TftpOptions } from './packet.ts';
-import { DEFAULT_RETRANSMIT, Session, type Outcome, type RetransmitPolicy } from './session.ts';
+import { Session, type Outcome, type RetransmitPolicy } from './session.ts';
+import type { Source } from './source.ts';
+
+export interface Peer {
+  address: string;
+  port: number;
+}
+
+/** What a requested name resolves to: a source of bytes, or the ERROR to answer with (and why, for the log). */
+export type TftpResolution = { ok: true; name: string; source: Source } | { ok: false; name: string; code: number; message: string; reason: string };
+
+export type TftpResolver = (filename: string, peer: Peer) => Promise<TftpResolution>;
+
+/** How one request ended, refused ones included. */
+export interface TransferReport {
+  peer: Peer;
+  /** The resolved name when the file was found, else the name as requested. */
+  file: string;
+  requested: TftpOptions;
+  outcome: Outcome;
+  bytes: number;
+  ms: number;
+  detail?: string | undefined;
+  size?: number | undefined;
+  /** The options acknowledged in the OACK. */
+  granted?: TftpOptions | undefined;
+  retransmissions?: number | undefined;
+}
+
+/** What the server tells its owner. None of these may throw. */
+export interface TftpServerEvents {
+  /** A read request was accepted for serving (before its file is looked up). */
+  started(peer: Peer, file: string, requested: TftpOptions): void;
+  finished(report: TransferReport): void;
+  malformed(reason: string, peer: Peer): void;
+  retransmitted(packets: number): void;
+  /** A bug or a socket fault, never a client's doing. */
+  failed(what: string, err: unknown, peer: Peer | undefined): void;
+}
 
 export interface TftpServerOptions {
   host: string;
   port: number;
-  /** The folder served: the firmware folder. */
-  root: string;
-  catalog: FirmwareCatalog;
-  /** Serve files under the root that SHA256SUMS does not list (see files.ts). */
-  serveOtherFiles: boolean;
+  resolve: TftpResolver;
   /** Transfers in flight at once; a request beyond gets ERROR 0 "server busy". */
   maxTransfers: number;
   limits: OptionLimits;
   retransmit: RetransmitPolicy;
-  log: Logger;
-  metrics: Metrics;
-  timeline: BootTimeline;
+  events: TftpServerEvents;
 }
 
 export const DEFAULT_LIMITS: OptionLimits = { maxBlksize: 8192, maxWindowsize: 64, maxWindowBytes: 64 * 1024 };
 export const DEFAULT_MAX_TRANSFERS = 1000;
-
-/** Malformed datagrams are logged at most this often; the counter has the total. */
-const MALFORMED_LOG_INTERVAL_MS = 5000;
 
 interface Active {
   request: Buffer;
   session: Session | undefined;
 }
 
-/**
- * The TFTP listener: parses requests on the well-known port, refuses what it must
- * (writes, unsafe names, missing or unverified files, more transfers than the cap) with an
- * immediate ERROR from that port, and hands each accepted read to its own Session.
- */
 export class TftpServer {
   private socket: Socket | undefined;
   /** Keyed by client address:port, so a retransmitted RRQ does not start a second transfer. */
   private readonly active = new Map<string, Active>();
-  private lastMalformedLog = 0;
-  private malformedSinceLog = 0;
 
   constructor(private readonly opts: TftpServerOptions) {}
 
@@ -63,7 +86,7 @@ export class TftpServer {
       });
     });
     // Errors after bind (an ICMP for an ERROR we sent) concern one client, never the listener.
-    socket.on('error', (err) => this.opts.log.debug({ err }, 'tftp listener socket error'));
+    socket.on('error', (err) => this.opts.events.failed('listener socket error', err, undefined));
     this.socket = socket;
   }
 
@@ -89,35 +112,25 @@ export class TftpServer {
     if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
   }
 
-  private malformed(reason: string, from: RemoteInfo | undefined): void {
-    this.opts.metrics.malformedPackets.inc({ protocol: 'tftp' });
-    this.malformedSinceLog++;
-    const now = Date.now();
-    if (now - this.lastMalformedLog >= MALFORMED_LOG_INTERVAL_MS) {
-      this.opts.log.debug({ client: from ? `${from.address}:${from.port}` : undefined, reason, dropped: this.malformedSinceLog }, 'tftp: malformed packet dropped');
-      this.lastMalformedLog = now;
-      this.malformedSinceLog = 0;
-    }
-  }
-
-  private reply(buf: Buffer, to: RemoteInfo): void {
+  private reply(buf: Buffer, to: Peer): void {
     this.socket?.send(buf, to.port, to.address);
   }
 
   private onRequest(msg: Buffer, rinfo: RemoteInfo): void {
     if (!this.socket) return; // stopping
+    const peer: Peer = { address: rinfo.address, port: rinfo.port };
     const parsed = parsePacket(msg);
-    if (!parsed.ok) return this.malformed(parsed.reason, rinfo);
+    if (!parsed.ok) return this.opts.events.malformed(parsed.reason, peer);
     const p = parsed.packet;
     if (p.op === 'wrq') {
-      this.reply(encodeError(ERR.ACCESS_VIOLATION, 'Read-only server'), rinfo);
-      this.record(rinfo, p.filename, p.options, { outcome: 'write-refused', bytes: 0, ms: 0, detail: 'write request' });
+      this.reply(encodeError(ERR.ACCESS_VIOLATION, 'Read-only server'), peer);
+      this.opts.events.finished({ peer, file: p.filename, requested: p.options, outcome: 'write-refused', bytes: 0, ms: 0, detail: 'write request' });
       return;
     }
     // DATA/ACK/ERROR/OACK belong on a transfer's own port; on this one they are noise.
-    if (p.op !== 'rrq') return this.malformed(`${p.op} on the request port`, rinfo);
+    if (p.op !== 'rrq') return this.opts.events.malformed(`${p.op} on the request port`, peer);
 
-    const key = `${rinfo.address}:${rinfo.port}`;
+    const key = `${peer.address}:${peer.port}`;
     const existing = this.active.get(key);
     if (existing) {
       // The same request again: our OACK or DATA 1 is on its way or lost, and the session's timer resends it.
@@ -126,101 +139,66 @@ export class TftpServer {
       existing.session?.abort('aborted', 'Superseded by a new request');
     }
     if (this.active.size >= this.opts.maxTransfers && !existing) {
-      this.reply(encodeError(ERR.NOT_DEFINED, 'Server busy, try again'), rinfo);
-      this.record(rinfo, p.filename, p.options, { outcome: 'busy', bytes: 0, ms: 0, detail: `${this.active.size} transfers in flight` });
+      this.reply(encodeError(ERR.NOT_DEFINED, 'Server busy, try again'), peer);
+      this.opts.events.finished({ peer, file: p.filename, requested: p.options, outcome: 'busy', bytes: 0, ms: 0, detail: `${this.active.size} transfers in flight` });
       return;
     }
     const entry: Active = { request: Buffer.from(msg), session: undefined };
     this.active.set(key, entry);
-    void this.serve(key, entry, rinfo, p.filename, p.mode, p.options).catch((err: unknown) => {
-      this.opts.log.error({ err, client: key, file: p.filename }, 'tftp: transfer failed unexpectedly');
+    void this.serve(key, entry, peer, p.filename, p.mode, p.options).catch((err: unknown) => {
+      this.opts.events.failed('transfer failed unexpectedly', err, peer);
       if (this.active.get(key) === entry) this.active.delete(key);
     });
   }
 
-  private async serve(key: string, entry: Active, rinfo: RemoteInfo, filename: string, mode: string, requested: TftpOptions): Promise<void> {
+  private async serve(key: string, entry: Active, peer: Peer, filename: string, mode: string, requested: TftpOptions): Promise<void> {
     const started = performance.now();
     const release = () => {
       if (this.active.get(key) === entry) this.active.delete(key);
     };
-    this.opts.timeline.record({ step: 'tftp.start', ip: rinfo.address, detail: { file: filename, options: { ...requested } } });
+    const finish = (report: Omit<TransferReport, 'peer' | 'requested' | 'ms'>) => {
+      release();
+      this.opts.events.finished({ peer, requested, ms: performance.now() - started, ...report });
+    };
+    this.opts.events.started(peer, filename, requested);
 
     if (mode !== 'octet') {
       // netascii would need CR/LF rewriting; boot firmware only ever asks for octet.
-      this.reply(encodeError(ERR.ILLEGAL_OPERATION, 'Only octet (binary) mode is served'), rinfo);
-      release();
-      this.record(rinfo, filename, requested, { outcome: 'refused', bytes: 0, ms: performance.now() - started, detail: `mode ${mode}` });
-      return;
+      this.reply(encodeError(ERR.ILLEGAL_OPERATION, 'Only octet (binary) mode is served'), peer);
+      return finish({ file: filename, outcome: 'refused', bytes: 0, detail: `mode ${mode}` });
     }
-    const resolution = await resolveRequest(filename, { root: this.opts.root, catalog: this.opts.catalog, serveOtherFiles: this.opts.serveOtherFiles });
+    const resolution = await this.opts.resolve(filename, peer);
     if (this.active.get(key) !== entry || !this.socket) {
       // Superseded, or the server stopped, while we looked the file up.
-      if (resolution.kind !== 'refused') await resolution.source.close();
+      if (resolution.ok) await resolution.source.close();
       release();
       return;
     }
-    if (resolution.kind === 'refused') {
-      this.reply(encodeError(resolution.code, resolution.message), rinfo);
-      release();
-      const outcome: Outcome = resolution.code === ERR.FILE_NOT_FOUND ? 'not-found' : 'refused';
-      this.record(rinfo, filename, requested, { outcome, bytes: 0, ms: performance.now() - started, detail: resolution.reason });
-      return;
+    if (!resolution.ok) {
+      this.reply(encodeError(resolution.code, resolution.message), peer);
+      return finish({ file: filename, outcome: resolution.code === ERR.FILE_NOT_FOUND ? 'not-found' : 'refused', bytes: 0, detail: resolution.reason });
     }
     const terms = negotiate(requested, resolution.source.size, this.opts.limits);
-    const session = new Session(rinfo, this.opts.host, resolution.source, terms, this.opts.retransmit, {
-      malformed: (reason) => this.malformed(reason, rinfo),
-      retransmitted: (n) => this.opts.metrics.tftpRetransmissions.inc(n),
+    const session = new Session(peer, this.opts.host, resolution.source, terms, this.opts.retransmit, {
+      malformed: (reason) => this.opts.events.malformed(reason, peer),
+      retransmitted: (n) => this.opts.events.retransmitted(n),
     });
     entry.session = session;
     try {
       await session.start();
     } catch (err) {
       session.abort('error', 'Internal error');
-      this.opts.log.error({ err, client: key }, 'tftp: could not open a transfer port');
+      this.opts.events.failed('could not open a transfer port', err, peer);
     }
     const result = await session.done;
-    release();
-    this.record(rinfo, resolution.name, requested, {
+    finish({
+      file: resolution.name,
       outcome: result.outcome,
       bytes: result.bytes,
-      ms: performance.now() - started,
       detail: result.detail,
       size: resolution.source.size,
       granted: terms.oack,
-      blksize: terms.blksize,
-      windowsize: terms.windowsize,
       retransmissions: result.retransmissions,
-      firmware: resolution.kind === 'firmware',
     });
-  }
-
-  private record(
-    rinfo: RemoteInfo,
-    file: string,
-    requested: TftpOptions,
-    r: { outcome: Outcome; bytes: number; ms: number; detail?: string | undefined; size?: number; granted?: TftpOptions; blksize?: number; windowsize?: number; retransmissions?: number; firmware?: boolean },
-  ): void {
-    const { metrics, log, timeline } = this.opts;
-    metrics.tftpTransfers.inc({ outcome: r.outcome });
-    if (r.bytes > 0) metrics.tftpBytes.inc(r.bytes);
-    const ms = Math.round(r.ms * 10) / 10;
-    const line = {
-      // TFTP carries no MAC; the timeline knows which machine holds the address (DHCP bound it).
-      mac: timeline.macForAddress(rinfo.address),
-      client: `${rinfo.address}:${rinfo.port}`,
-      file,
-      options: { ...requested },
-      ...(r.granted ? { granted: r.granted } : {}),
-      outcome: r.outcome,
-      bytes: r.bytes,
-      ...(r.size !== undefined ? { size: r.size } : {}),
-      ms,
-      ...(r.retransmissions ? { retransmissions: r.retransmissions } : {}),
-      ...(r.detail ? { detail: r.detail } : {}),
-    };
-    // A size probe and a refused write are normal; an abandoned or failed read is worth a warning.
-    const level = r.outcome === 'timeout' || r.outcome === 'error' ? 'warn' : 'info';
-    log[level](line, `tftp ${file} to ${rinfo.address}: ${r.outcome}${r.outcome === 'ok' ? ` (${r.bytes} bytes in ${ms} ms)` : r.detail ? ` (${r.detail})` : ''}`);
-    timeline.record({ step: 'tftp.end', ip: rinfo.address, detail: { file, outcome: r.outcome, bytes: r.bytes, ms } });
   }
 }

@@ -1,10 +1,26 @@
+/**
+ * The appliance's TFTP service: the generic server (server.ts) given the firmware folder as
+ * its files (files.ts), and its transfers turned into metrics, one log line each and the
+ * machine's tftp.start/tftp.end steps.
+ */
 import { readFileSync } from 'node:fs';
-import type { AppContext, Service } from '../appliance.ts';
-import { DEFAULT_LIMITS, DEFAULT_MAX_TRANSFERS, TftpServer } from './server.ts';
-import { DEFAULT_RETRANSMIT } from './session.ts';
+import type { HostPort } from '../net/host-port.ts';
+import type { BootTimeline } from '../events/timeline.ts';
+import type { FirmwareCatalog } from '../firmware/catalog.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import type { Service } from '../service.ts';
+import { RateLimiter } from '../util/rate-limiter.ts';
+import { resolveRequest } from './files.ts';
+import type { OptionLimits } from './options.ts';
+import { DEFAULT_LIMITS, DEFAULT_MAX_TRANSFERS, TftpServer, type Peer, type TftpServerEvents, type TransferReport } from './server.ts';
+import { DEFAULT_RETRANSMIT, type RetransmitPolicy } from './session.ts';
 
 /** IPv4 + UDP + TFTP DATA headers: the largest block that fits one frame is MTU - 32 (1468 on Ethernet). */
 const DATA_OVERHEAD = 32;
+
+/** Malformed datagrams are logged at most this often; the counter has the total. */
+const MALFORMED_LOG_INTERVAL_MS = 5000;
 
 /**
  * The largest blksize worth granting on `iface`: a block bigger than one frame is sent as IP
@@ -21,35 +37,53 @@ export function blksizeForInterface(iface: string | undefined, fallback = DEFAUL
   return fallback;
 }
 
+export interface TftpServiceOptions {
+  listen: HostPort;
+  /** The folder served: the firmware folder. */
+  root: string;
+  /** Its MTU caps the blksize granted; undefined keeps the default limit. */
+  iface: string | undefined;
+  catalog: FirmwareCatalog;
+  /** Serve files under the root that SHA256SUMS does not list (GRUB configs, test files). Default true. */
+  serveOtherFiles?: boolean;
+  maxTransfers?: number;
+  limits?: OptionLimits;
+  retransmit?: RetransmitPolicy;
+}
+
+export interface TftpServiceDeps {
+  log: Logger;
+  metrics: Pick<Metrics, 'tftpTransfers' | 'tftpBytes' | 'tftpRetransmissions' | 'malformedPackets'>;
+  timeline: Pick<BootTimeline, 'record' | 'macForAddress'>;
+}
+
 export class TftpService implements Service {
   readonly name = 'tftp';
   private server: TftpServer | undefined;
 
-  constructor(private readonly ctx: AppContext) {}
+  constructor(
+    private readonly options: TftpServiceOptions,
+    private readonly deps: TftpServiceDeps,
+  ) {}
 
   async start(): Promise<void> {
-    const { config, log, metrics, timeline, firmware } = this.ctx;
-    const listen = config.tftp;
-    if (!listen) return;
-    const maxBlksize = blksizeForInterface(config.iface);
+    const { options } = this;
+    const limits = options.limits ?? { ...DEFAULT_LIMITS, maxBlksize: blksizeForInterface(options.iface) };
+    const policy = { root: options.root, catalog: options.catalog, serveOtherFiles: options.serveOtherFiles ?? true };
     const server = new TftpServer({
-      host: listen.host,
-      port: listen.port,
-      root: config.firmwarePath,
-      catalog: firmware,
-      serveOtherFiles: true,
-      maxTransfers: DEFAULT_MAX_TRANSFERS,
-      limits: { ...DEFAULT_LIMITS, maxBlksize },
-      retransmit: DEFAULT_RETRANSMIT,
-      log,
-      metrics,
-      timeline,
+      host: options.listen.host,
+      port: options.listen.port,
+      resolve: (filename) => resolveRequest(filename, policy),
+      maxTransfers: options.maxTransfers ?? DEFAULT_MAX_TRANSFERS,
+      limits,
+      retransmit: options.retransmit ?? DEFAULT_RETRANSMIT,
+      events: this.events(),
     });
     await server.start();
     this.server = server;
     const addr = server.address();
-    const offered = firmware.list().filter((e) => e.status === 'ok').map((e) => e.name);
-    log.info({ address: `${addr.address}:${addr.port}`, root: config.firmwarePath, firmware: offered, maxBlksize }, `tftp listening on ${addr.address}:${addr.port}`);
+    const offered = options.catalog.list().filter((e) => e.status === 'ok').map((e) => e.name);
+    this.deps.log.info({ address: `${addr.address}:${addr.port}`, root: options.root, firmware: offered, maxBlksize: limits.maxBlksize }, `tftp listening on ${addr.address}:${addr.port}`);
   }
 
   /** The bound port; tests listen on port 0. */
@@ -57,13 +91,63 @@ export class TftpService implements Service {
     return this.server?.address().port ?? 0;
   }
 
+  /** Transfers in flight. */
+  get transfers(): number {
+    return this.server?.transfers ?? 0;
+  }
+
   async stop(): Promise<void> {
     const server = this.server;
     this.server = undefined;
     await server?.stop();
   }
-}
 
-export function createTftpService(ctx: AppContext): Service | undefined {
-  return ctx.config.tftp ? new TftpService(ctx) : undefined;
+  private events(): TftpServerEvents {
+    const { log, metrics, timeline } = this.deps;
+    const malformedLog = new RateLimiter(1, MALFORMED_LOG_INTERVAL_MS);
+    return {
+      started: (peer, file, requested) => {
+        timeline.record({ step: 'tftp.start', ip: peer.address, detail: { file, options: { ...requested } } });
+      },
+      finished: (report) => this.finished(report),
+      malformed: (reason, peer) => {
+        metrics.malformedPackets.inc({ protocol: 'tftp' });
+        const held = malformedLog.take();
+        if (held !== undefined) log.debug({ client: `${peer.address}:${peer.port}`, reason, dropped: held + 1 }, 'tftp: malformed packet dropped');
+      },
+      retransmitted: (packets) => metrics.tftpRetransmissions.inc(packets),
+      failed: (what, err, peer) => {
+        const client = peer ? `${peer.address}:${peer.port}` : undefined;
+        // The listener's own socket errors are ICMP answers to ERRORs we sent: one client's business.
+        if (peer) log.error({ err, client }, `tftp: ${what}`);
+        else log.debug({ err }, `tftp ${what}`);
+      },
+    };
+  }
+
+  private finished(r: TransferReport): void {
+    const { log, metrics, timeline } = this.deps;
+    metrics.tftpTransfers.inc({ outcome: r.outcome });
+    if (r.bytes > 0) metrics.tftpBytes.inc(r.bytes);
+    const ms = Math.round(r.ms * 10) / 10;
+    const peer: Peer = r.peer;
+    const line = {
+      // TFTP carries no MAC; the timeline knows which machine holds the address (DHCP bound it).
+      mac: timeline.macForAddress(peer.address),
+      client: `${peer.address}:${peer.port}`,
+      file: r.file,
+      options: { ...r.requested },
+      ...(r.granted ? { granted: r.granted } : {}),
+      outcome: r.outcome,
+      bytes: r.bytes,
+      ...(r.size !== undefined ? { size: r.size } : {}),
+      ms,
+      ...(r.retransmissions ? { retransmissions: r.retransmissions } : {}),
+      ...(r.detail ? { detail: r.detail } : {}),
+    };
+    // A size probe and a refused write are normal; an abandoned or failed read is worth a warning.
+    const level = r.outcome === 'timeout' || r.outcome === 'error' ? 'warn' : 'info';
+    log[level](line, `tftp ${r.file} to ${peer.address}: ${r.outcome}${r.outcome === 'ok' ? ` (${r.bytes} bytes in ${ms} ms)` : r.detail ? ` (${r.detail})` : ''}`);
+    timeline.record({ step: 'tftp.end', ip: peer.address, detail: { file: r.file, outcome: r.outcome, bytes: r.bytes, ms } });
+  }
 }

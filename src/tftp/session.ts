@@ -1,8 +1,8 @@
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Negotiated } from './options.ts';
 import { dataHeader, encodeError, encodeOack, ERR, OP, parsePacket } from './packet.ts';
-import type { Source } from './files.ts';
+import type { Source } from './source.ts';
 
 /** How a transfer ended; used as the `outcome` label of tftp_transfers_total. */
 export type Outcome =
@@ -88,7 +88,7 @@ export class Session {
   readonly done: Promise<SessionResult>;
 
   constructor(
-    private readonly client: RemoteInfo,
+    private readonly client: { address: string; port: number },
     private readonly localHost: string,
     private readonly source: Source,
     private readonly terms: Negotiated,

@@ -1,6 +1,8 @@
 import test from 'ava';
-import { classifyClient, type ClientInfo } from '../../src/boot/client.ts';
+import type { ClientInfo } from '../../src/boot/client.ts';
 import { resolveBootTarget, type BootSettings, type BootTarget, type EfiFirmware } from '../../src/boot/decide.ts';
+import { NO_MATCH, type MachineMatch } from '../../src/boot/machine.ts';
+import { classifyClient } from '../../src/dhcp/classify.ts';
 import { Opt, u16 } from '../../src/dhcp/options.ts';
 import { request, type ClientKind } from '../dhcp/fixtures.ts';
 import type { Mac } from '../../src/net/mac.ts';
@@ -50,7 +52,7 @@ const table: [string, ClientInfo, BootSettings, Want][] = [
 
 for (const [name, c, s, want] of table) {
   test(`decide: ${name}`, (t) => {
-    const got = resolveBootTarget(c, s);
+    const got = resolveBootTarget(c, s, NO_MATCH);
     t.is(got.action, want.action);
     t.true(got.reason.length > 0);
     if (want.file) t.is((got as { file?: string }).file, want.file);
@@ -62,7 +64,7 @@ for (const [name, c, s, want] of table) {
 
 test('decide: the reason for a missing file uses the catalog explanation', (t) => {
   const s: BootSettings = { baseUrl: BASE, efiFirmware: 'ipxe.efi', firmware: { has: () => false, explain: (n) => `${n} fails its checksum` } };
-  const got = resolveBootTarget(client('uefi7'), s);
+  const got = resolveBootTarget(client('uefi7'), s, NO_MATCH);
   t.is(got.action, 'ignore');
   t.regex(got.reason, /ipxe\.efi fails its checksum/);
 });
@@ -70,5 +72,41 @@ test('decide: the reason for a missing file uses the catalog explanation', (t) =
 test('decide is pure: same input, same output, settings untouched', (t) => {
   const s = settings(DEBIAN);
   const c = client('bios');
-  t.deepEqual(resolveBootTarget(c, s), resolveBootTarget(c, s));
+  t.deepEqual(resolveBootTarget(c, s, NO_MATCH), resolveBootTarget(c, s, NO_MATCH));
+});
+
+const matches: [string, MachineMatch, RegExp][] = [
+  ['a config answers', { kind: 'config', key: 'mac/52:54:00:00:00:01' }, /answers from mac\/52:54:00:00:00:01/],
+  ['its config is broken', { kind: 'broken', key: 'default' }, /answers 500: default is broken/],
+  ['no config matches', NO_MATCH, /no boot config matches it yet/],
+];
+for (const [name, machine, reason] of matches) {
+  test(`decide: iPXE whose machine lookup says ${name}: the reason says what /ipxe will answer; the target carries the match`, (t) => {
+    const got = resolveBootTarget(client('ipxe-bios'), settings(DEBIAN), machine);
+    t.is(got.action, 'ipxe-script');
+    t.regex(got.reason, reason);
+    t.deepEqual(got.machine, machine);
+  });
+}
+
+test('decide: the machine match never changes which file firmware gets', (t) => {
+  for (const kind of ['bios', 'uefi7', 'httpboot16', 'arm64', 'udhcpc'] as const) {
+    const none = resolveBootTarget(client(kind), settings(DEBIAN), NO_MATCH);
+    const known = resolveBootTarget(client(kind), settings(DEBIAN), { kind: 'config', key: 'default' });
+    t.deepEqual({ ...known, machine: NO_MATCH }, none, kind);
+  }
+});
+
+test('decide: an iPXE that announces no HTTPS is not sent to an https:// script; one that says nothing, or has HTTPS, is', (t) => {
+  const https: BootSettings = { ...settings(DEBIAN), baseUrl: 'https://boot.example' };
+  const noHttps = client('ipxe-175-only'); // 175 with HTTP, without HTTPS (Debian's build)
+  const refused = resolveBootTarget(noHttps, https, NO_MATCH);
+  t.is(refused.action, 'ignore');
+  t.is((refused as { code?: string }).code, 'no-https');
+  t.regex(refused.reason, /no HTTPS support/);
+  t.is(resolveBootTarget(noHttps, settings(DEBIAN), NO_MATCH).action, 'ipxe-script', 'http:// base URL: fine');
+  const withHttps = { ...noHttps, ipxeFeatures: { http: true, https: true } };
+  t.is(resolveBootTarget(withHttps, https, NO_MATCH).action, 'ipxe-script');
+  const unknown = { ...noHttps, ipxeFeatures: undefined };
+  t.is(resolveBootTarget(unknown, https, NO_MATCH).action, 'ipxe-script', 'no 175: nothing known, so not refused');
 });

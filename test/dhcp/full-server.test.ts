@@ -4,15 +4,12 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import type { AppContext } from '../../src/appliance.ts';
 import { resolveConfig } from '../../src/config.ts';
-import { DhcpServer, fullDhcpSettings } from '../../src/dhcp/server.ts';
 import { IpxeSubOpt, MessageType, Opt } from '../../src/dhcp/options.ts';
 import { encodePacket, parsePacket, type DhcpPacket } from '../../src/dhcp/packet.ts';
-import { BootTimeline } from '../../src/events/timeline.ts';
-import { Metrics } from '../../src/metrics.ts';
 import type { Mac } from '../../src/net/mac.ts';
 import { GUID_97, request, type ClientKind, type RequestInit } from './fixtures.ts';
+import { fullHarness, type FullHarness } from './full-harness.ts';
 
 const US = '10.20.0.1';
 const BASE = `http://${US}:8080`;
@@ -23,9 +20,8 @@ async function server(t: { teardown(fn: () => Promise<void>): void }, extra: Rec
     { iface: 'br0', dhcp: 'full', 'dhcp-range': '10.20.0.100,10.20.0.109', 'dhcp-router': '10.20.0.254', 'dhcp-dns': '10.20.0.53,10.20.0.54', 'data-path': dir, ...extra },
     { lookupInterface: () => ({ address: US, netmask: '255.255.255.0' }), isTty: false },
   );
-  const ctx = { config, log: pino({ level: 'silent' }), metrics: new Metrics(), timeline: new BootTimeline() } as unknown as AppContext;
-  const boot = { baseUrl: config.baseUrl, efiFirmware: 'ipxe.efi' as const, firmware: { has: (n: string) => ['undionly.kpxe', 'ipxe.efi'].includes(n) } };
-  const s = new DhcpServer(ctx, fullDhcpSettings(ctx, boot), async () => undefined);
+  const s = fullHarness(config);
+  const ctx = s;
   await s.start();
   t.teardown(async () => {
     await s.stop();
@@ -36,9 +32,8 @@ async function server(t: { teardown(fn: () => Promise<void>): void }, extra: Rec
 
 const mac = (n: number) => `52:54:00:aa:00:${n.toString(16).padStart(2, '0')}` as Mac;
 /** Through the codec both ways, as on the wire. */
-async function ask(s: DhcpServer, init: RequestInit) {
-  const r = await s.handle(parsePacket(encodePacket(request(init))));
-  return r && { ...r, packet: parsePacket(encodePacket(r.packet)) };
+async function ask(s: FullHarness, init: RequestInit) {
+  return s.handle(request(init));
 }
 const type = (p: DhcpPacket) => p.options.messageType();
 
@@ -188,7 +183,7 @@ test('metrics and timeline: requests and replies counted with mode full, the ACK
   t.regex(text, /bootcfg_dhcp_leases\{state="free"\} 9\n/);
   t.is(ctx.timeline.macForAddress(offer.yiaddr), mac(7));
   t.deepEqual(ctx.timeline.get(mac(7))!.events.map((e) => e.step), ['dhcp.request', 'dhcp.reply', 'dhcp.request', 'dhcp.reply']);
-  t.is(ctx.timeline.get(mac(7))!.events[3]!.detail.file, 'undionly.kpxe', 'the boot file, where the progress rules read it');
+  t.is((ctx.timeline.get(mac(7))!.events[3]!.detail as { file?: string }).file, 'undionly.kpxe', 'the boot file, where the progress rules read it');
   // A plain host (no option 93) gets its address tied to its MAC, but no boot timeline.
   const plain = (await ask(s, { kind: 'udhcpc', mac: mac(8), xid: 3 }))!.packet;
   await ask(s, { kind: 'udhcpc', mac: mac(8), xid: 4, type: MessageType.REQUEST, serverId: US, requestedIp: plain.yiaddr });
@@ -201,8 +196,7 @@ test('leases survive a restart of the server on the same lease file', async (t) 
   const offer = (await ask(s, { kind: 'udhcpc', mac: mac(8), xid: 1 }))!.packet;
   await ask(s, { kind: 'udhcpc', mac: mac(8), xid: 2, type: MessageType.REQUEST, serverId: US, requestedIp: offer.yiaddr });
   await s.leases.abandon(); // as if killed
-  const boot = { baseUrl: config.baseUrl, efiFirmware: 'ipxe.efi' as const, firmware: { has: () => false } };
-  const again = new DhcpServer(ctx, fullDhcpSettings(ctx, boot), async () => undefined);
+  const again = fullHarness(config, { timeline: ctx.timeline, boot: { firmware: { has: () => false } } });
   await again.start();
   t.is((await ask(again, { kind: 'udhcpc', mac: mac(99), xid: 3 }))!.packet.yiaddr !== offer.yiaddr, true, 'a new client gets another address');
   t.is((await ask(again, { kind: 'udhcpc', mac: mac(8), xid: 4 }))!.packet.yiaddr, offer.yiaddr, 'the old client its own');
@@ -218,10 +212,9 @@ test('30,000 mutated real-shaped packets through the full server: nothing throws
     { iface: 'br0', dhcp: 'full', 'dhcp-range': '10.20.1.0,10.20.255.254', 'data-path': dir },
     { lookupInterface: () => ({ address: US, netmask: '255.255.0.0' }), isTty: false },
   );
-  const ctx = { config, log: pino({ level: 'silent' }), metrics: new Metrics(), timeline: new BootTimeline() } as unknown as AppContext;
-  const sent: Buffer[] = [];
-  const transport = { device: 'br0', send: async (b: Buffer) => void sent.push(b), close: async () => undefined };
-  const s = new DhcpServer(ctx, fullDhcpSettings(ctx, { baseUrl: config.baseUrl, efiFirmware: 'ipxe.efi', firmware: { has: () => true } }), async () => transport as never);
+  const s = fullHarness(config, { boot: { firmware: { has: () => true } } });
+  const ctx = s;
+  const { sent } = s;
   await s.start();
   t.teardown(() => s.stop());
   const seeds = seedCorpus();

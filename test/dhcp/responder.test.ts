@@ -8,7 +8,13 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Metrics } from '../../src/metrics.ts';
 import { BootTimeline } from '../../src/events/timeline.ts';
-import { ProxyDhcpResponder, PxeBootServer, type ResponderDeps } from '../../src/dhcp/proxy.ts';
+import type { BootSettings } from '../../src/boot/decide.ts';
+import { NO_MATCH } from '../../src/boot/machine.ts';
+import { PxeBootServerPolicy } from '../../src/dhcp/boot-server-policy.ts';
+import { DhcpPipeline } from '../../src/dhcp/pipeline.ts';
+import type { DhcpPolicy } from '../../src/dhcp/policy.ts';
+import { ProxyDhcpPolicy } from '../../src/dhcp/proxy-policy.ts';
+import { DhcpRecorder } from '../../src/dhcp/recorder.ts';
 import { MessageType, Opt } from '../../src/dhcp/options.ts';
 import { parsePacket, encodePacket, type DhcpPacket } from '../../src/dhcp/packet.ts';
 import type { Destination } from '../../src/dhcp/transport.ts';
@@ -29,17 +35,23 @@ function harness(files = ['undionly.kpxe', 'ipxe.efi', 'snponly.efi']) {
   });
   const sent: { packet: DhcpPacket; bytes: Buffer; to: Destination }[] = [];
   const set = new Set(files);
-  const deps: ResponderDeps = {
+  const settings: BootSettings = { baseUrl: BASE, efiFirmware: 'ipxe.efi', firmware: { has: (n) => set.has(n) } };
+  const deps = {
     log: pino({ level: 'debug', base: undefined }, stream),
     metrics: new Metrics(),
     timeline: new BootTimeline(),
-    serverAddress: US,
-    settings: { baseUrl: BASE, efiFirmware: 'ipxe.efi', firmware: { has: (n) => set.has(n) } },
-    send: async (bytes, to) => {
+    settings,
+    send: async (bytes: Buffer, to: Destination) => {
       sent.push({ packet: parsePacket(bytes), bytes, to });
     },
   };
-  return { deps, lines, sent, proxy: new ProxyDhcpResponder(deps), boot: new PxeBootServer(deps) };
+  /** The socket handler of one port: the DHCP pipeline with this mode's policy (no store: no machine has a config). */
+  const pipeline = (policy: DhcpPolicy, over: Partial<typeof deps> = {}) => {
+    const d = { ...deps, ...over };
+    return new DhcpPipeline(policy, { boot: d.settings, lookup: () => NO_MATCH, recorder: new DhcpRecorder(policy, d), send: d.send });
+  };
+  const makeProxy = (over: Partial<typeof deps> = {}) => pipeline(new ProxyDhcpPolicy(US), over);
+  return { deps, lines, sent, makeProxy, proxy: makeProxy(), boot: pipeline(new PxeBootServerPolicy(US)) };
 }
 
 const MAC = '52:54:00:aa:bb:01' as Mac;
@@ -154,13 +166,13 @@ test('ignored PXE clients get a reason in the log, a metric and a timeline event
 test('a reply that would exceed the client’s size limit is not sent (logged), nothing thrown', async (t) => {
   const h = harness();
   const longBase = { ...h.deps.settings, baseUrl: `http://10.0.0.1:8080/${'x'.repeat(300)}` };
-  const r = new ProxyDhcpResponder({ ...h.deps, settings: longBase });
+  const r = h.makeProxy({ settings: longBase });
   await r.handle(requestBytes({ kind: 'ipxe-efi', mac: MAC, xid: 12 }), CLIENT);
   // 67 carries the 300-byte URL (file cannot): still under 576, so it is sent, with file empty.
   t.is(h.sent.length, 1);
   t.is(h.sent[0]!.packet.file, '');
   t.is(h.sent[0]!.packet.options.bootfileName(), `${longBase.baseUrl}/boot.ipxe`);
-  const huge = new ProxyDhcpResponder({ ...h.deps, settings: { ...h.deps.settings, baseUrl: `http://h/${'y'.repeat(1500)}` } });
+  const huge = h.makeProxy({ settings: { ...h.deps.settings, baseUrl: `http://h/${'y'.repeat(1500)}` } });
   await t.notThrowsAsync(huge.handle(requestBytes({ kind: 'ipxe-efi', mac: MAC, xid: 13 }), CLIENT));
   t.is(h.sent.length, 1);
   t.true(h.lines.some((l) => typeof l.msg === 'string' && l.msg.includes('cannot build reply')));
@@ -168,7 +180,7 @@ test('a reply that would exceed the client’s size limit is not sent (logged), 
 
 test('a failing send is logged, not thrown', async (t) => {
   const h = harness();
-  const r = new ProxyDhcpResponder({ ...h.deps, send: () => Promise.reject(new Error('ENETUNREACH')) });
+  const r = h.makeProxy({ send: () => Promise.reject(new Error('ENETUNREACH')) });
   await t.notThrowsAsync(r.handle(requestBytes({ kind: 'bios', mac: MAC, xid: 14 }), CLIENT));
   t.true(h.lines.some((l) => typeof l.msg === 'string' && l.msg.includes('failed: ENETUNREACH')));
 });

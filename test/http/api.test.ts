@@ -1,5 +1,5 @@
 import test from 'ava';
-import { BOOT_SCRIPT } from '../../src/http/ipxe.ts';
+import { BOOT_SCRIPT } from '../../src/render/ipxe-script.ts';
 import { parseMac } from '../../src/net/mac.ts';
 import { curl, startServer, type TestServer } from './server.ts';
 

@@ -1,20 +1,32 @@
 /** A real HTTP service on 127.0.0.1:<random port> over a scratch data and images directory. */
 import { execFile } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
-import { createContext, type AppContext } from '../../src/appliance.ts';
+import { createHttpService, createParts, type ApplianceParts } from '../../src/appliance.ts';
 import { resolveConfig } from '../../src/config.ts';
-import { HttpService } from '../../src/http/service.ts';
 import { FileStore } from '../../src/store/file-store.ts';
 import { dataDir, memoryLog, type DataDir } from '../store/fixtures.ts';
 
 export interface TestServer {
   url: string;
-  ctx: AppContext;
+  ctx: ApplianceParts;
   store: FileStore;
   dir: DataDir;
   /** Log lines (JSON objects) written so far. */
   lines: Record<string, unknown>[];
   close(): Promise<void>;
+}
+
+/** A loopback port free right now: the base URL (kernel and initrd URLs in scripts) must name the port before the server starts. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
 }
 
 /** `files` paths are relative to a scratch root holding data/ and images/. */
@@ -23,7 +35,7 @@ export async function startServer(files: Record<string, string | object>): Promi
   const { log, lines } = memoryLog();
   const config = resolveConfig(
     {
-      address: '127.0.0.1:0',
+      address: `127.0.0.1:${await freePort()}`,
       'data-path': path.join(dir.root, 'data'),
       'images-path': path.join(dir.root, 'images'),
       'firmware-path': path.join(dir.root, 'firmware'),
@@ -31,15 +43,13 @@ export async function startServer(files: Record<string, string | object>): Promi
     },
     { lookupInterface: () => ({ address: '127.0.0.1', netmask: '255.0.0.0' }), isTty: false },
   );
-  const ctx = await createContext(config, log);
-  const store = new FileStore(config.dataPath, { log, metrics: ctx.metrics, pollIntervalMs: 60_000, debounceMs: 20 });
-  ctx.store = store;
+  const parts = await createParts(config, log);
+  const store = new FileStore(config.dataPath, { log, metrics: parts.metrics, pollIntervalMs: 60_000, debounceMs: 20 });
+  const ctx: ApplianceParts = { ...parts, store };
   await store.open();
-  const http = new HttpService(ctx);
+  const http = createHttpService(ctx);
   await http.start();
   const url = `http://127.0.0.1:${http.port}`;
-  // Kernel and initrd URLs must point back at this server; base-url is read per request.
-  ctx.config.baseUrl = url;
   return {
     url,
     ctx,

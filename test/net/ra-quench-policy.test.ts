@@ -7,18 +7,19 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import type { AppContext } from '../../src/appliance.ts';
+import { createRaQuenchService, SERVICE_FACTORIES, type ApplianceParts } from '../../src/appliance.ts';
+import { readServeOptions } from '../../src/cli.ts';
 import { ConfigError, resolveConfig, type RawOptions } from '../../src/config.ts';
-import { readServeOptions, SERVICE_FACTORIES } from '../../src/cli.ts';
-import { DhcpServer, fullDhcpSettings } from '../../src/dhcp/server.ts';
 import { MessageType } from '../../src/dhcp/options.ts';
+import { ipxeDiscovers } from '../../src/events/ipxe-discovers.ts';
 import { BootTimeline } from '../../src/events/timeline.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { parseRouterAdvertisement } from '../../src/net/icmpv6.ts';
 import type { Mac } from '../../src/net/mac.ts';
-import { createRaQuenchService, RaQuenchService, type RaSocket } from '../../src/net/ra-quench.ts';
+import { RaQuenchService, type RaSocket } from '../../src/net/ra-quench.ts';
 import { RawIcmpv6Error } from '../../src/net/router-advert.ts';
 import { request } from '../dhcp/fixtures.ts';
+import { fullHarness } from '../dhcp/full-harness.ts';
 
 const env = { lookupInterface: () => ({ address: '10.9.0.1', netmask: '255.255.255.0' }), isTty: false };
 const FULL: RawOptions = { iface: 'br0', dhcp: 'full', 'dhcp-range': '10.9.0.100,10.9.0.200' };
@@ -74,16 +75,20 @@ const RS = Buffer.from('8500000000000000' + '0101525400123456', 'hex');
 function harness(raw: RawOptions = { ...FULL, 'ipv6-ra-quench': 'true' }) {
   const config = resolveConfig(raw, env);
   const metrics = new Metrics();
-  const ctx = { config, log: pino({ level: 'silent' }), metrics, timeline: new BootTimeline() } as unknown as AppContext;
+  const log = pino({ level: 'silent' });
+  const timeline = new BootTimeline();
+  // The parts the appliance's factory reads (config, log, metrics, timeline); nothing else is started here.
+  const ctx = { config, log, metrics, timeline } as unknown as ApplianceParts;
   const socket = new FakeSocket();
   let now = 1000;
-  const service = new RaQuenchService(ctx, {
+  const options = { iface: 'br0', log, metrics, onIpxeDiscover: ipxeDiscovers(timeline) };
+  const service = new RaQuenchService(options, {
     open: () => socket,
     describe: () => ({ mac: '02:00:00:00:00:01' as Mac, linkLocal: 'fe80::1' }),
     now: () => now,
     pollMs: 60_000, // the test calls poll() itself
   });
-  return { ctx, metrics, socket, service, advance: (ms: number) => (now += ms) };
+  return { ctx, options, metrics, socket, service, advance: (ms: number) => (now += ms) };
 }
 
 test('createRaQuenchService: only when the flag is on', (t) => {
@@ -136,8 +141,7 @@ test('a real full-mode iPXE DISCOVER triggers an RA (rate-limited to one a secon
   const h = harness({ ...FULL, 'ipv6-ra-quench': 'true', 'data-path': dir });
   await h.service.start();
   t.teardown(() => h.service.stop());
-  const boot = { baseUrl: h.ctx.config.baseUrl, efiFirmware: 'ipxe.efi' as const, firmware: { has: () => true } };
-  const dhcp = new DhcpServer(h.ctx, fullDhcpSettings(h.ctx, boot), async () => undefined);
+  const dhcp = fullHarness(h.ctx.config, { timeline: h.ctx.timeline, boot: { firmware: { has: () => true } } });
   await dhcp.start();
   t.teardown(() => dhcp.stop());
   const tick = () => new Promise((r) => setImmediate(r));
@@ -164,7 +168,7 @@ test('a real full-mode iPXE DISCOVER triggers an RA (rate-limited to one a secon
 
 test('start: no CAP_NET_RAW is a clear refusal naming the capability; stop closes the socket', async (t) => {
   const h = harness();
-  const denied = new RaQuenchService(h.ctx, {
+  const denied = new RaQuenchService(h.options, {
     open: () => {
       throw new RawIcmpv6Error('socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6): Operation not permitted (errno 1)', true);
     },

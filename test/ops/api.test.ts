@@ -1,4 +1,5 @@
 import test from 'ava';
+import { steps } from '../helpers/steps.ts';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Mac } from '../../src/net/mac.ts';
@@ -26,10 +27,10 @@ async function get(url: string): Promise<{ status: number; text: string; type: s
 /** DHCP and TFTP steps as those services record them; the HTTP steps come from real requests. */
 async function bootOverHttp(server: OpsServer): Promise<void> {
   const { timeline } = server.ctx;
-  timeline.record({ step: 'dhcp.request', mac: MAC, detail: { type: 'DISCOVER', arch: 0 } });
-  timeline.record({ step: 'dhcp.reply', mac: MAC, ip: '127.0.0.1', detail: { bootFile: 'undionly.kpxe' } });
-  timeline.record({ step: 'tftp.start', ip: '127.0.0.1', detail: { file: 'undionly.kpxe' } });
-  timeline.record({ step: 'tftp.end', ip: '127.0.0.1', detail: { file: 'undionly.kpxe', outcome: 'ok' } });
+  timeline.record(steps.dhcpRequest({ mac: MAC }, { arch: 'bios' }));
+  timeline.record(steps.dhcpReply({ mac: MAC, ip: '127.0.0.1' }, 'undionly.kpxe'));
+  timeline.record(steps.tftpStart({ ip: '127.0.0.1' }, 'undionly.kpxe'));
+  timeline.record(steps.tftpEnd({ ip: '127.0.0.1' }, 'undionly.kpxe'));
   for (const p of ['/boot.ipxe', `/ipxe?mac=${MAC.replaceAll(':', '-')}&uuid=`, '/images/vmlinuz', '/images/initrd.img']) {
     const res = await get(server.url + p);
     if (res.status !== 200) throw new Error(`${p}: ${res.status} ${res.text}`);
@@ -59,8 +60,8 @@ test('/api/machines lists machines with their last step and verdict; ?state filt
   await bootOverHttp(server);
   // A second machine answered by DHCP five minutes ago and never seen again: stalled.
   server.setClockOffset(-5 * 60_000);
-  server.ctx.timeline.record({ step: 'dhcp.request', mac: '52:54:00:aa:bb:02' as Mac });
-  server.ctx.timeline.record({ step: 'dhcp.reply', mac: '52:54:00:aa:bb:02' as Mac, detail: { bootFile: 'ipxe.efi' } });
+  server.ctx.timeline.record(steps.dhcpRequest({ mac: '52:54:00:aa:bb:02' as Mac }));
+  server.ctx.timeline.record(steps.dhcpReply({ mac: '52:54:00:aa:bb:02' as Mac }, 'ipxe.efi'));
   server.setClockOffset(0);
   const list = JSON.parse((await get(`${server.url}/api/machines`)).text) as { machines: { mac: string; state: string; lastStep: string; reason: string }[]; stallAfterSeconds: number };
   t.is(list.stallAfterSeconds, 60);

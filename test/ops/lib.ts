@@ -2,16 +2,14 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createContext, type AppContext } from '../../src/appliance.ts';
+import { createBootCounter, createHttpService, createParts, type ApplianceParts } from '../../src/appliance.ts';
 import { resolveConfig } from '../../src/config.ts';
 import { BootTimeline } from '../../src/events/timeline.ts';
-import { BootCounter } from '../../src/events/boot-counter.ts';
-import { HttpService } from '../../src/http/service.ts';
 import { createLogger } from '../../src/log.ts';
 import { PROJECT_ROOT } from '../helpers/appliance.ts';
 
 export interface OpsServer {
-  ctx: AppContext;
+  ctx: ApplianceParts;
   url: string;
   dataPath: string;
   /** Moves the timeline's clock: events recorded after this carry the shifted time. */
@@ -43,13 +41,12 @@ export async function startOpsServer(files: Record<string, string> = {}): Promis
       isTty: false,
     },
   );
-  const ctx = await createContext(config, createLogger(config.log));
   let offset = 0;
-  ctx.timeline = new BootTimeline(undefined, () => Date.now() + offset);
+  const ctx = { ...(await createParts(config, createLogger(config.log))), timeline: new BootTimeline(undefined, () => Date.now() + offset) };
   await ctx.store.open();
-  const counter = new BootCounter(ctx);
+  const counter = createBootCounter(ctx);
   await counter.start();
-  const http = new HttpService(ctx);
+  const http = createHttpService(ctx);
   await http.start();
   return {
     ctx,

@@ -4,19 +4,20 @@ import type { BootEvent, BootStep } from '../../src/events/timeline.ts';
 
 const MIN = 60_000;
 
+/** Events as a producer might leave them, fields missing or odd: the rules must judge them all. */
 function ev(step: BootStep, at: number, detail: Record<string, unknown> = {}): BootEvent {
-  return { step, at, ip: undefined, detail };
+  return { step, at, ip: undefined, detail } as unknown as BootEvent;
 }
 
 /** A BIOS boot through ProxyDHCP: PXE ROM → undionly.kpxe over TFTP → iPXE → HTTP. */
 const SCRIPT = { status: 200, kernel: 'http://10.9.0.1:8080/images/vmlinuz', initrds: ['http://10.9.0.1:8080/images/initrd.img', '/images/extra.cpio'] };
 const fullBoot: BootEvent[] = [
   ev('dhcp.request', 0, { type: 'DISCOVER', arch: 0 }),
-  ev('dhcp.reply', 10, { bootFile: 'undionly.kpxe' }),
+  ev('dhcp.reply', 10, { file: 'undionly.kpxe' }),
   ev('tftp.start', 500, { file: 'undionly.kpxe' }),
   ev('tftp.end', 700, { file: 'undionly.kpxe', outcome: 'ok' }),
   ev('dhcp.request', 3000, { ipxe: true }),
-  ev('dhcp.reply', 3010, { bootFile: 'http://10.9.0.1:8080/boot.ipxe' }),
+  ev('dhcp.reply', 3010, { file: 'http://10.9.0.1:8080/boot.ipxe' }),
   ev('http.boot-script', 3100, { status: 200 }),
   ev('http.ipxe', 3200, SCRIPT),
   ev('http.image', 3300, { status: 200, path: '/images/vmlinuz' }),

@@ -1,7 +1,7 @@
 import test from 'ava';
+import { steps } from '../helpers/steps.ts';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import type { AppContext } from '../../src/appliance.ts';
 import { StallWatch } from '../../src/events/stall-watch.ts';
 import { BootTimeline } from '../../src/events/timeline.ts';
 import { Metrics } from '../../src/metrics.ts';
@@ -18,8 +18,7 @@ function setup() {
   });
   const timeline = new BootTimeline(undefined, () => now);
   const metrics = new Metrics();
-  const ctx = { timeline, metrics, log: pino({ level: 'info', base: undefined }, sink) } as unknown as AppContext;
-  const watch = new StallWatch(ctx, { now: () => now, checkEveryMs: 3_600_000 });
+  const watch = new StallWatch({ timeline, metrics, log: pino({ level: 'info', base: undefined }, sink) }, { now: () => now, checkEveryMs: 3_600_000 });
   return { timeline, metrics, lines, watch, advance: (ms: number) => (now += ms) };
 }
 
@@ -30,8 +29,8 @@ test('a stalled boot is reported once, with its MAC and what never came', async 
   const { timeline, metrics, lines, watch, advance } = setup();
   await watch.start();
   t.teardown(() => watch.stop());
-  timeline.record({ step: 'dhcp.request', mac: A });
-  timeline.record({ step: 'dhcp.reply', mac: A, detail: { file: 'undionly.kpxe' } });
+  timeline.record(steps.dhcpRequest({ mac: A }));
+  timeline.record(steps.dhcpReply({ mac: A }, 'undionly.kpxe'));
   advance(30_000);
   t.deepEqual(watch.check(), []);
   advance(31_000);
@@ -48,11 +47,11 @@ test('a machine that moves on, fails or is ignored is not reported as stalled', 
   const { timeline, metrics, watch, advance } = setup();
   await watch.start();
   t.teardown(() => watch.stop());
-  timeline.record({ step: 'dhcp.reply', mac: A, detail: { file: 'undionly.kpxe' } });
-  timeline.record({ step: 'dhcp.ignored', mac: B, detail: { reason: 'no-firmware' } });
+  timeline.record(steps.dhcpReply({ mac: A }, 'undionly.kpxe'));
+  timeline.record(steps.dhcpIgnored({ mac: B }, 'no-firmware'));
   advance(50_000);
-  timeline.record({ step: 'tftp.start', mac: A, detail: { file: 'undionly.kpxe' } });
-  timeline.record({ step: 'tftp.end', mac: A, detail: { file: 'undionly.kpxe', outcome: 'ok' } });
+  timeline.record(steps.tftpStart({ mac: A }, 'undionly.kpxe'));
+  timeline.record(steps.tftpEnd({ mac: A }, 'undionly.kpxe'));
   advance(20_000);
   t.deepEqual(watch.check(), [], 'A is 20 s past its last step, B was ignored');
   advance(60_000);
@@ -64,10 +63,10 @@ test('after a stall, a new step arms the watch again', async (t) => {
   const { timeline, watch, advance } = setup();
   await watch.start();
   t.teardown(() => watch.stop());
-  timeline.record({ step: 'dhcp.reply', mac: A });
+  timeline.record(steps.dhcpReply({ mac: A }));
   advance(61_000);
   t.deepEqual(watch.check(), [A]);
-  timeline.record({ step: 'dhcp.request', mac: A });
+  timeline.record(steps.dhcpRequest({ mac: A }));
   advance(61_000);
   t.deepEqual(watch.check(), [A]);
 });

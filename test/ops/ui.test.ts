@@ -1,4 +1,5 @@
 import test from 'ava';
+import { steps } from '../helpers/steps.ts';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Browser } from 'playwright-core';
@@ -26,16 +27,16 @@ async function feed(server: OpsServer): Promise<void> {
   const t = server.ctx.timeline;
   // Stalled: answered by DHCP three minutes ago, never fetched its firmware.
   server.setClockOffset(-3 * 60_000);
-  t.record({ step: 'dhcp.request', mac: STALLED, detail: { type: 'DISCOVER', arch: 7 } });
-  t.record({ step: 'dhcp.reply', mac: STALLED, detail: { bootFile: 'ipxe.efi' } });
+  t.record(steps.dhcpRequest({ mac: STALLED }, { arch: 'efi-x64' }));
+  t.record(steps.dhcpReply({ mac: STALLED }, 'ipxe.efi'));
   // A machine whose reported hostname tries to inject markup into the page.
-  t.record({ step: 'dhcp.request', mac: HOSTILE, detail: { hostname: '<img src=x onerror="document.body.dataset.pwned=1">' } });
+  t.record(steps.dhcpRequest({ mac: HOSTILE }, { hostname: '<img src=x onerror="document.body.dataset.pwned=1">' }));
   server.setClockOffset(0);
   // Booted: a whole BIOS boot, the HTTP half through the real server.
-  t.record({ step: 'dhcp.request', mac: BOOTED, detail: { type: 'DISCOVER', arch: 0 } });
-  t.record({ step: 'dhcp.reply', mac: BOOTED, ip: '127.0.0.1', detail: { bootFile: 'undionly.kpxe' } });
-  t.record({ step: 'tftp.start', ip: '127.0.0.1', detail: { file: 'undionly.kpxe' } });
-  t.record({ step: 'tftp.end', ip: '127.0.0.1', detail: { file: 'undionly.kpxe', outcome: 'ok' } });
+  t.record(steps.dhcpRequest({ mac: BOOTED }, { arch: 'bios' }));
+  t.record(steps.dhcpReply({ mac: BOOTED, ip: '127.0.0.1' }, 'undionly.kpxe'));
+  t.record(steps.tftpStart({ ip: '127.0.0.1' }, 'undionly.kpxe'));
+  t.record(steps.tftpEnd({ ip: '127.0.0.1' }, 'undionly.kpxe'));
   for (const p of ['/boot.ipxe', `/ipxe?mac=${BOOTED}`, '/images/vmlinuz', '/images/initrd.img']) {
     const res = await fetch(server.url + p);
     await res.arrayBuffer();

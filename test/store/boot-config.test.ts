@@ -1,5 +1,9 @@
 import test from 'ava';
-import { parseBootConfig, renderCmdline, renderIpxeScript, renderPixiecore, resolveAssetUrl } from '../../src/store/boot-config.ts';
+import { resolveAssetUrl } from '../../src/render/assets.ts';
+import { renderCmdline } from '../../src/render/cmdline.ts';
+import { renderIpxeScript } from '../../src/render/ipxe-script.ts';
+import { renderPixiecore } from '../../src/render/pixiecore.ts';
+import { parseBootConfig } from '../../src/store/boot-config.ts';
 
 const BASE = 'http://10.9.0.1:8080';
 

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { FirmwareCatalog } from '../../src/boot/firmware.ts';
+import { FirmwareCatalog } from '../../src/firmware/catalog.ts';
 import { normalizeRequest, resolveRequest, type RootPolicy } from '../../src/tftp/files.ts';
 
 const norm: [string, string | null][] = [
@@ -60,7 +60,7 @@ async function root(t: { teardown: (f: () => Promise<void>) => void }): Promise<
 }
 
 async function read(r: Awaited<ReturnType<typeof resolveRequest>>): Promise<string | { code: number }> {
-  if (r.kind === 'refused') return { code: r.code };
+  if (!r.ok) return { code: r.code };
   await r.source.load(0, r.source.size);
   const s = r.source.peek(0, r.source.size)!.toString();
   await r.source.close();

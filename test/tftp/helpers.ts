@@ -7,11 +7,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { FirmwareCatalog } from '../../src/boot/firmware.ts';
+import { FirmwareCatalog } from '../../src/firmware/catalog.ts';
 import { BootTimeline } from '../../src/events/timeline.ts';
 import { createLogger } from '../../src/log.ts';
 import { Metrics } from '../../src/metrics.ts';
-import { DEFAULT_LIMITS, TftpServer, type TftpServerOptions } from '../../src/tftp/server.ts';
+import { DEFAULT_LIMITS } from '../../src/tftp/server.ts';
+import { TftpService, type TftpServiceOptions } from '../../src/tftp/service.ts';
 import { DEFAULT_RETRANSMIT } from '../../src/tftp/session.ts';
 
 export const FIRMWARE_DIR = fileURLToPath(new URL('../../firmware/', import.meta.url));
@@ -52,7 +53,7 @@ export async function makeRoot(opts: { big?: boolean; small?: number } = {}): Pr
 }
 
 export interface Running {
-  server: TftpServer;
+  server: TftpService;
   port: number;
   metrics: Metrics;
   logs: Record<string, unknown>[];
@@ -61,7 +62,7 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-export async function startServer(root: string, overrides: Partial<TftpServerOptions> = {}): Promise<Running> {
+export async function startServer(root: string, overrides: Partial<TftpServiceOptions> = {}): Promise<Running> {
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -71,24 +72,24 @@ export async function startServer(root: string, overrides: Partial<TftpServerOpt
   });
   const log = createLogger({ level: 'info', format: 'json' }, sink);
   const metrics = new Metrics();
-  const server = new TftpServer({
-    host: '127.0.0.1',
-    port: 0,
-    root,
-    catalog: await FirmwareCatalog.load(root),
-    serveOtherFiles: true,
-    maxTransfers: 1000,
-    limits: DEFAULT_LIMITS,
-    retransmit: DEFAULT_RETRANSMIT,
-    log,
-    metrics,
-    timeline: new BootTimeline(),
-    ...overrides,
-  });
+  const server = new TftpService(
+    {
+      listen: { host: '127.0.0.1', port: 0 },
+      root,
+      iface: undefined,
+      catalog: await FirmwareCatalog.load(root),
+      serveOtherFiles: true,
+      maxTransfers: 1000,
+      limits: DEFAULT_LIMITS,
+      retransmit: DEFAULT_RETRANSMIT,
+      ...overrides,
+    },
+    { log, metrics, timeline: new BootTimeline() },
+  );
   await server.start();
   return {
     server,
-    port: server.address().port,
+    port: server.port,
     metrics,
     logs,
     async counter(name, labels = {}) {

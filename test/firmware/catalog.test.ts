@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm, symlink, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { FirmwareCatalog, ManifestError, parseSha256Sums } from '../../src/boot/firmware.ts';
+import { FirmwareCatalog, ManifestError, parseSha256Sums } from '../../src/firmware/catalog.ts';
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 

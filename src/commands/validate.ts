@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config.ts';
-import { checkDataPath } from './file-store.ts';
+import { checkDataPath } from '../store/data-files.ts';
 
 export const VALIDATE_USAGE = 'bootcfg-appliance validate [--data-path DIR]';
 

@@ -1,7 +1,8 @@
 import test from 'ava';
-import { archName, classifyClient, type ArchName } from '../../src/boot/client.ts';
+import { archName, type ArchName } from '../../src/boot/client.ts';
+import { classifyClient } from '../../src/dhcp/classify.ts';
 import { Opt } from '../../src/dhcp/options.ts';
-import { request, GUID_97, GUID_UUID, type ClientKind } from '../dhcp/fixtures.ts';
+import { request, GUID_97, GUID_UUID, type ClientKind } from './fixtures.ts';
 import type { Mac } from '../../src/net/mac.ts';
 
 const MAC = '52:54:00:ab:cd:ef' as Mac;

@@ -1,11 +1,11 @@
-import { FirmwareCatalog } from './boot/firmware.ts';
-import { bootSettingsFor } from './boot/settings.ts';
-import { ConfigError, type AppConfig } from './config.ts';
-import { explain, formatExplanation } from './explain.ts';
-import { createLogger } from './log.ts';
-import { parseMac, type Mac } from './net/mac.ts';
-import { parseUuid, type Uuid } from './net/uuid.ts';
-import { FileStore } from './store/file-store.ts';
+import { bootSettings, explainer } from '../appliance.ts';
+import { ConfigError, type AppConfig } from '../config.ts';
+import { formatExplanation } from '../explain.ts';
+import { FirmwareCatalog } from '../firmware/catalog.ts';
+import { createLogger } from '../log.ts';
+import { parseMacInput, type Mac } from '../net/mac.ts';
+import { parseUuidInput, type Uuid } from '../net/uuid.ts';
+import { FileStore } from '../store/file-store.ts';
 
 export const EXPLAIN_USAGE = 'bootcfg-appliance explain --mac MAC [--uuid UUID] [--json] [serve options, e.g. --data-path DIR]';
 
@@ -51,12 +51,14 @@ export async function explainCommand(args: string[], io: ExplainIo): Promise<num
   let mac: Mac | undefined;
   let uuid: Uuid | undefined;
   if (flags.mac !== undefined) {
-    mac = parseMac(flags.mac);
-    if (!mac) throw new ConfigError(`--mac: "${flags.mac}" is not a MAC address`);
+    const parsed = parseMacInput(flags.mac, '--mac');
+    if (!parsed.ok) throw new ConfigError(parsed.reason);
+    mac = parsed.mac;
   }
   if (flags.uuid !== undefined && flags.uuid !== '') {
-    uuid = parseUuid(flags.uuid);
-    if (!uuid) throw new ConfigError(`--uuid: "${flags.uuid}" is not a UUID`);
+    const parsed = parseUuidInput(flags.uuid, '--uuid');
+    if (!parsed.ok) throw new ConfigError(parsed.reason);
+    uuid = parsed.uuid;
   }
   if (!mac && !uuid) throw new ConfigError('explain: give --mac (and --uuid if the machine reports one)');
 
@@ -67,7 +69,7 @@ export async function explainCommand(args: string[], io: ExplainIo): Promise<num
   const store = new FileStore(config.dataPath, { log });
   await store.reload();
   try {
-    const e = explain({ mac, uuid, store, settings: bootSettingsFor(config, firmware), dhcpMode: config.dhcp.mode, serverAddress: config.advertisedAddress });
+    const e = explainer({ config, store, boot: bootSettings(config, firmware) })({ mac, uuid });
     io.stdout(flags.json ? `${JSON.stringify(e, null, 2)}\n` : formatExplanation(e));
     return e.boot.answeredBy && e.boot.answeredBy.outcome !== 'broken' ? 0 : 1;
   } finally {

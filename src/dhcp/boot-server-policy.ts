@@ -1,0 +1,36 @@
+/**
+ * The PXE boot server on port 4011 (shared/notes/wire.md). OVMF sends its REQUEST from its
+ * own address:4011 after finishing DHCP with the site's server; EFI iPXE sends from port 68.
+ * The ACK goes back where the request came from, ciaddr echoed, with the boot info the
+ * ProxyDHCP offer would carry.
+ */
+import { applyBootTarget } from './boot-reply.ts';
+import { MessageType, Opt } from './options.ts';
+import { replyTo } from './packet.ts';
+import { silence, type DhcpPolicy, type Exchange, type PolicyAnswer } from './policy.ts';
+import { bootServerDestination, PXE_PORT } from './transport.ts';
+
+export class PxeBootServerPolicy implements DhcpPolicy {
+  readonly mode = 'bootserver';
+  readonly port = PXE_PORT;
+
+  constructor(private readonly serverAddress: string) {}
+
+  /** The client has its address by now: ciaddr, or the address it sent from. */
+  clientAddress({ request, from }: Exchange): string | undefined {
+    const ip = request.ciaddr !== '0.0.0.0' ? request.ciaddr : from.address;
+    return ip === '0.0.0.0' ? undefined : ip;
+  }
+
+  answer(ex: Exchange): PolicyAnswer {
+    const { request, target } = ex;
+    const msgType = request.options.messageType();
+    if (msgType !== MessageType.REQUEST && msgType !== MessageType.INFORM) return silence('unhandled-type', `the boot server answers REQUEST and INFORM, not ${ex.type}`, false);
+    if (target.action === 'ignore') return silence(target.code, target.reason, target.code !== 'not-pxe');
+    const reply = replyTo(request);
+    reply.options.setU8(Opt.MESSAGE_TYPE, MessageType.ACK);
+    reply.ciaddr = request.ciaddr;
+    applyBootTarget(reply, ex.client, target, { serverAddress: this.serverAddress, pxeVendorClass: true });
+    return { kind: 'reply', type: 'ACK', packet: reply, to: bootServerDestination(request, ex.from) };
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * Full DHCP (--dhcp full): we hand out the addresses of --dhcp-range, and the boot file per
+ * client as ProxyDHCP does (boot-reply.ts), so a segment with no other DHCP server boots
+ * with nothing else running.
+ *
+ * Policy lives here, addresses in leases.ts, durability in lease-file.ts. An ACK leaves only
+ * after its lease is on disk (group commit), so a crash never forgets an address a client uses.
+ */
+import type { ClientInfo } from '../boot/client.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import { broadcastOf, intToIpv4, sameSubnet } from '../net/ipv4.ts';
+import { applyBootTarget } from './boot-reply.ts';
+import { normalizeClientId, type LeaseClient, type LeasePool } from './leases.ts';
+import { encodeEncapsulated, IpxeSubOpt, MessageType, Opt, u8 } from './options.ts';
+import { replyTo, type DhcpPacket } from './packet.ts';
+import { HANDLED, silence, type DhcpHandled, type DhcpPolicy, type DhcpReply, type DhcpSilence, type Exchange, type PolicyAnswer } from './policy.ts';
+import { replyDestination, SERVER_PORT } from './transport.ts';
+
+export interface FullDhcpOptions {
+  /** Our address on the interface: option 54, siaddr. */
+  serverAddress: string;
+  netmask: string;
+  router: string | undefined;
+  dns: string[];
+  /** Seconds. */
+  leaseTime: number;
+}
+
+export interface FullDhcpDeps {
+  pool: LeasePool;
+  /** Resolves once every pool change made before the call is on disk (lease-file.ts). */
+  commit: () => Promise<void>;
+  log: Logger;
+  metrics: Pick<Metrics, 'dhcpLeaseWriteFailures'>;
+}
+
+type RequestState = 'selecting' | 'init-reboot' | 'renewing';
+
+/** iPXE stops waiting ~3 s for ProxyDHCP offers that will never come (wire.md). */
+const IPXE_NO_PROXY = encodeEncapsulated([[IpxeSubOpt.NO_PXEDHCP, u8(1)]]);
+
+export class FullDhcpPolicy implements DhcpPolicy {
+  readonly mode = 'full';
+  readonly port = SERVER_PORT;
+
+  constructor(
+    private readonly options: FullDhcpOptions,
+    private readonly deps: FullDhcpDeps,
+  ) {}
+
+  clientAddress({ request }: Exchange): string | undefined {
+    return request.ciaddr !== '0.0.0.0' ? request.ciaddr : undefined;
+  }
+
+  async answer(ex: Exchange): Promise<PolicyAnswer> {
+    const { request: req } = ex;
+    if (req.giaddr !== '0.0.0.0' && !this.onSubnet(req.giaddr)) return silence('relay-other-subnet', `relayed from ${req.giaddr}, which is not on our subnet`, true);
+    const who: LeaseClient = { mac: ex.client.mac, clientId: normalizeClientId(req.options.clientId(), ex.client.mac) };
+    switch (req.options.messageType()) {
+      case MessageType.DISCOVER:
+        return this.discover(ex, who);
+      case MessageType.REQUEST:
+        return this.request(ex, who);
+      case MessageType.RELEASE:
+        return this.release(ex, who);
+      case MessageType.DECLINE:
+        return this.decline(ex, who);
+      case MessageType.INFORM:
+        return this.inform(ex);
+      default:
+        return silence('not-request', `full DHCP does not answer ${ex.type}`, true);
+    }
+  }
+
+  private get range(): string {
+    return `${intToIpv4(this.deps.pool.startInt)}-${intToIpv4(this.deps.pool.endInt)}`;
+  }
+
+  private discover(ex: Exchange, who: LeaseClient): PolicyAnswer {
+    const { pool, log } = this.deps;
+    const lease = pool.offer(who, ex.request.options.requestedIp(), ex.client.hostname);
+    if (!lease) {
+      log.warn({ mac: ex.client.mac, xid: ex.request.xid, range: this.range }, 'no free address to offer: pool exhausted');
+      return silence('pool-exhausted', `no free address in ${this.range}`, true);
+    }
+    // A lease already bound is offered for what is left of it, a new one for the full time.
+    const seconds = lease.state === 'bound' ? Math.max(60, Math.floor((lease.expires - Date.now()) / 1000)) : this.options.leaseTime;
+    return this.reply(ex, 'OFFER', lease.ip, seconds);
+  }
+
+  /** RFC 2131 §4.3.2: SELECTING (54 + 50), INIT-REBOOT (50 only), RENEWING/REBINDING (ciaddr only). */
+  private async request(ex: Exchange, who: LeaseClient): Promise<PolicyAnswer> {
+    const { request: req } = ex;
+    const { pool } = this.deps;
+    const serverId = req.options.serverId();
+    const requested = req.options.requestedIp();
+    let ip: string;
+    let state: RequestState;
+    if (serverId !== undefined) {
+      if (serverId !== this.options.serverAddress) {
+        // The client took another server's offer: release our hold, say nothing.
+        pool.forgetOffer(who);
+        return silence('other-server', `REQUEST is for server ${serverId}`, true);
+      }
+      state = 'selecting';
+      ip = requested ?? req.ciaddr;
+    } else if (requested !== undefined) {
+      state = 'init-reboot';
+      ip = requested;
+      if (!this.onSubnet(ip)) return this.nak(ex, `${ip} is not on this network`);
+      // An address of this subnet outside our pool may be another server's (or static): only
+      // a client we know is told no.
+      if (!pool.inPool(ip) && !pool.find(who)) return silence('not-ours', `${ip} is outside our pool and the client is not ours`, true);
+    } else if (req.ciaddr !== '0.0.0.0') {
+      state = 'renewing';
+      ip = req.ciaddr;
+      if (!pool.inPool(ip)) return silence('not-ours', `${ip} is outside our pool`, true);
+    } else {
+      return silence('no-address', 'REQUEST names no address (no option 50, no ciaddr)', true);
+    }
+    if (ip === '0.0.0.0') return silence('no-address', 'REQUEST names no address', true);
+    const bound = pool.bind(who, ip, ex.client.hostname);
+    if (!bound.ok) return this.nak(ex, bound.reason, state);
+    const failure = await this.durable(ex);
+    if (failure) return failure;
+    return this.reply(ex, 'ACK', bound.lease.ip, this.options.leaseTime, state);
+  }
+
+  private async release(ex: Exchange, who: LeaseClient): Promise<DhcpSilence | DhcpHandled> {
+    const { request: req, client } = ex;
+    const { pool, log } = this.deps;
+    if (this.forOtherServer(req)) return silence('other-server', `RELEASE is for server ${req.options.serverId()}`, true);
+    const released = pool.release(who, req.ciaddr);
+    log.info({ mac: client.mac, ip: req.ciaddr, released }, released ? 'lease released' : 'RELEASE for an address this client does not hold: ignored');
+    if (released) await this.deps.commit().catch((err: unknown) => log.error({ err }, 'lease file write failed'));
+    return HANDLED;
+  }
+
+  private async decline(ex: Exchange, who: LeaseClient): Promise<DhcpSilence | DhcpHandled> {
+    const { request: req, client } = ex;
+    const { pool, log } = this.deps;
+    if (this.forOtherServer(req)) return silence('other-server', `DECLINE is for server ${req.options.serverId()}`, true);
+    const ip = req.options.requestedIp() ?? req.ciaddr;
+    const declined = pool.decline(who, ip);
+    // Someone else answers ARP for this address: an operator wants to know.
+    log.warn({ mac: client.mac, ip, quarantined: declined }, declined ? `address ${ip} declined (in use by another host): quarantined` : `DECLINE of ${ip} ignored: held by another client or not ours`);
+    if (declined) await this.deps.commit().catch((err: unknown) => log.error({ err }, 'lease file write failed'));
+    return HANDLED;
+  }
+
+  /** DHCPINFORM: configuration only, no address, no lease (RFC 2131 §3.4). */
+  private inform(ex: Exchange): PolicyAnswer {
+    const { request: req } = ex;
+    if (req.ciaddr === '0.0.0.0') return silence('no-address', 'INFORM without ciaddr', true);
+    // Our router, DNS and mask are only right for hosts on our subnet (a relay's giaddr was checked already).
+    if (req.giaddr === '0.0.0.0' && !this.onSubnet(req.ciaddr)) return silence('not-ours', `INFORM from ${req.ciaddr}, not on our subnet`, true);
+    return this.reply(ex, 'ACK', '0.0.0.0', undefined, 'inform');
+  }
+
+  /** Waits until the lease is on disk. On a write failure the client gets nothing and will ask again. */
+  private async durable(ex: Exchange): Promise<DhcpSilence | undefined> {
+    try {
+      await this.deps.commit();
+      return undefined;
+    } catch (err) {
+      this.deps.metrics.dhcpLeaseWriteFailures.inc();
+      this.deps.log.error({ err, mac: ex.client.mac, xid: ex.request.xid }, 'lease could not be written: no ACK sent');
+      return silence('lease-write-failed', 'the lease could not be written to the lease file', true);
+    }
+  }
+
+  private nak(ex: Exchange, reason: string, state?: RequestState): DhcpReply {
+    const { request: req } = ex;
+    const reply = replyTo(req);
+    reply.options.setU8(Opt.MESSAGE_TYPE, MessageType.NAK).setIp(Opt.SERVER_ID, this.options.serverAddress).setString(Opt.MESSAGE, reason.slice(0, 200));
+    // A relay must broadcast a NAK (the client's address is the one being refused).
+    if (req.giaddr !== '0.0.0.0') reply.flags |= 0x8000;
+    return { kind: 'reply', type: 'NAK', packet: reply, to: replyDestination(req, { nak: true }), state, nakReason: reason };
+  }
+
+  private reply(ex: Exchange, type: 'OFFER' | 'ACK', yiaddr: string, leaseSeconds: number | undefined, state?: RequestState | 'inform'): DhcpReply {
+    const { request: req, client, target } = ex;
+    const { options } = this;
+    const reply = replyTo(req);
+    reply.yiaddr = yiaddr;
+    if (type === 'ACK' && req.ciaddr !== '0.0.0.0') reply.ciaddr = req.ciaddr;
+    const o = reply.options;
+    o.setU8(Opt.MESSAGE_TYPE, type === 'OFFER' ? MessageType.OFFER : MessageType.ACK);
+    o.setIp(Opt.SERVER_ID, options.serverAddress);
+    if (leaseSeconds !== undefined) {
+      o.setU32(Opt.LEASE_TIME, leaseSeconds);
+      o.setU32(Opt.RENEWAL_TIME, Math.floor(leaseSeconds / 2));
+      o.setU32(Opt.REBINDING_TIME, Math.floor((leaseSeconds * 7) / 8));
+    }
+    o.setIp(Opt.SUBNET_MASK, options.netmask);
+    o.setIp(Opt.BROADCAST_ADDRESS, broadcastOf(options.serverAddress, options.netmask));
+    if (options.router) o.setIp(Opt.ROUTER, options.router);
+    if (options.dns.length) o.setIps(Opt.DNS, options.dns);
+    if (target.action !== 'ignore') this.applyBoot(reply, client, target);
+    return { kind: 'reply', type, packet: reply, to: replyDestination(req), yiaddr, state };
+  }
+
+  /**
+   * The boot file, as the proxy gives it, minus option 60 PXEClient: without option 43 it
+   * sends OVMF to port 4011 instead of taking the file (wire.md). iPXE also gets 175.176.
+   */
+  private applyBoot(reply: DhcpPacket, client: ClientInfo, target: Exclude<Exchange['target'], { action: 'ignore' }>): void {
+    applyBootTarget(reply, client, target, { serverAddress: this.options.serverAddress, pxeVendorClass: false });
+    if (client.ipxe) reply.options.set(Opt.IPXE_ENCAP, IPXE_NO_PROXY);
+  }
+
+  private forOtherServer(req: DhcpPacket): boolean {
+    const sid = req.options.serverId();
+    return sid !== undefined && sid !== this.options.serverAddress;
+  }
+
+  private onSubnet(ip: string): boolean {
+    return sameSubnet(ip, this.options.serverAddress, this.options.netmask);
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * One DHCP pipeline for every mode: parse → classify → look up the machine → decide →
+ * the mode's policy → encode and send → record. The policy is the only part that differs
+ * between ProxyDHCP (67), the PXE boot server (4011) and full DHCP.
+ */
+import { resolveBootTarget, type BootSettings } from '../boot/decide.ts';
+import type { MachineMatch } from '../boot/machine.ts';
+import type { Mac } from '../net/mac.ts';
+import type { Uuid } from '../net/uuid.ts';
+import { classifyClient } from './classify.ts';
+import { messageTypeName } from './options.ts';
+import { BOOTREQUEST, DEFAULT_MAX_MESSAGE_SIZE, encodePacket, tryParsePacket } from './packet.ts';
+import type { DhcpPolicy, Exchange } from './policy.ts';
+import type { DhcpRecorder } from './recorder.ts';
+import type { Destination, Peer } from './transport.ts';
+
+/** What the store knows of a machine, keyed as /ipxe keys it. */
+export type MachineLookup = (query: { mac: Mac; uuid: Uuid | undefined }) => MachineMatch;
+
+export type DhcpSend = (bytes: Buffer, to: Destination) => Promise<void>;
+
+export interface DhcpPipelineDeps {
+  boot: BootSettings;
+  lookup: MachineLookup;
+  recorder: DhcpRecorder;
+  send: DhcpSend;
+}
+
+export class DhcpPipeline {
+  constructor(
+    readonly policy: DhcpPolicy,
+    private readonly deps: DhcpPipelineDeps,
+  ) {}
+
+  /** The socket handler: never throws for anything a packet contains. */
+  async handle(data: Buffer, from: Peer): Promise<void> {
+    const { recorder } = this.deps;
+    const parsed = tryParsePacket(data);
+    if (!parsed.ok) return recorder.malformed(parsed.reason, from, data.length);
+    const request = parsed.packet;
+    const type = messageTypeName(request.options.messageType());
+    if (request.op !== BOOTREQUEST) return recorder.unusable('not-request', request, type, from, `op ${request.op} is a reply, not a request`);
+    const client = classifyClient(request);
+    if (!client) return recorder.unusable('not-ethernet', request, type, from, `hardware type ${request.htype}/length ${request.hlen} is not Ethernet`);
+
+    const machine = this.deps.lookup({ mac: client.mac, uuid: client.uuid });
+    const ex: Exchange = { request, client, type, from, target: resolveBootTarget(client, this.deps.boot, machine) };
+    const ip = this.policy.clientAddress(ex);
+    recorder.request(ex, ip);
+    const answer = await this.policy.answer(ex);
+    if (answer.kind === 'handled') return;
+    if (answer.kind === 'ignore') return recorder.ignored(ex, answer);
+
+    let bytes: Buffer;
+    try {
+      bytes = encodePacket(answer.packet, { maxLength: Math.max(DEFAULT_MAX_MESSAGE_SIZE, request.options.maxMessageSize() ?? 0) });
+    } catch (err) {
+      return recorder.unbuildable(ex, err);
+    }
+    try {
+      await this.deps.send(bytes, answer.to);
+    } catch (err) {
+      return recorder.sendFailed(ex, answer.type, answer.to, err);
+    }
+    recorder.replied(ex, answer, ip);
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * ProxyDHCP on port 67 (shared/notes/wire.md): another server hands out addresses; we tell
+ * PXE firmware and iPXE what to boot. OFFER to a PXE DISCOVER, ACK to a PXE REQUEST
+ * addressed to us; never an address in yiaddr, never an answer to a REQUEST meant for
+ * another server.
+ */
+import { applyBootTarget } from './boot-reply.ts';
+import { MessageType, Opt } from './options.ts';
+import { replyTo } from './packet.ts';
+import { silence, type DhcpPolicy, type Exchange, type PolicyAnswer } from './policy.ts';
+import { replyDestination, SERVER_PORT } from './transport.ts';
+
+export class ProxyDhcpPolicy implements DhcpPolicy {
+  readonly mode = 'proxy';
+  readonly port = SERVER_PORT;
+
+  /** Our IPv4 on --iface: option 54, siaddr, sname. */
+  constructor(private readonly serverAddress: string) {}
+
+  /**
+   * The site's server hands out the address; the REQUEST names it (option 50, or ciaddr when
+   * renewing). Binding it ties the TFTP and HTTP steps that follow, which carry no MAC, to this machine.
+   */
+  clientAddress({ request }: Exchange): string | undefined {
+    return request.options.requestedIp() ?? (request.ciaddr !== '0.0.0.0' ? request.ciaddr : undefined);
+  }
+
+  answer(ex: Exchange): PolicyAnswer {
+    const { request, target } = ex;
+    const msgType = request.options.messageType();
+    let type: 'OFFER' | 'ACK';
+    if (msgType === MessageType.DISCOVER) type = 'OFFER';
+    else if (msgType === MessageType.REQUEST) {
+      // Some Intel ROMs want their REQUEST answered (Pixiecore issue 21): a PXE client's
+      // REQUEST naming us, or naming no server, gets an ACK with the boot info and no
+      // address. One naming another server is that server's: never an ACK or NAK from us.
+      const sid = request.options.serverId();
+      if (sid !== undefined && sid !== this.serverAddress) return silence('other-server', `REQUEST is for server ${sid}`, false);
+      type = 'ACK';
+    } else return silence('unhandled-type', `ProxyDHCP does not answer ${ex.type}`, false);
+
+    // Every laptop and phone on the segment is not-pxe here: a debug line, no timeline.
+    if (target.action === 'ignore') return silence(target.code, target.reason, target.code !== 'not-pxe');
+    const reply = replyTo(request);
+    reply.options.setU8(Opt.MESSAGE_TYPE, type === 'OFFER' ? MessageType.OFFER : MessageType.ACK);
+    applyBootTarget(reply, ex.client, target, { serverAddress: this.serverAddress, pxeVendorClass: true });
+    return { kind: 'reply', type, packet: reply, to: replyDestination(request) };
+  }
+}

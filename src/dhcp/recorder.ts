@@ -1,0 +1,144 @@
+/**
+ * What the DHCP side says about each packet, in one place for every mode: the log line, the
+ * counters and the machine's timeline step. Only machines that boot (option 93) get timeline
+ * steps: laptops, phones and the booted OS's own DHCP client would all look like stalled boots.
+ */
+import { bootFileOf } from '../boot/decide.ts';
+import type { BootTimeline } from '../events/timeline.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import { RateLimiter } from '../util/rate-limiter.ts';
+import type { DhcpPacket } from './packet.ts';
+import type { DhcpPolicy, DhcpReply, DhcpSilence, Exchange } from './policy.ts';
+import type { Destination, Peer } from './transport.ts';
+
+/** Malformed packets logged one by one per second, at most; the counter has them all. */
+const MALFORMED_LOGS_PER_SECOND = 5;
+
+export interface DhcpRecorderDeps {
+  log: Logger;
+  metrics: Pick<Metrics, 'dhcpRequests' | 'dhcpReplies' | 'dhcpIgnored' | 'malformedPackets'>;
+  timeline: Pick<BootTimeline, 'record' | 'bindAddress'>;
+}
+
+const hex32 = (n: number) => `0x${n.toString(16).padStart(8, '0')}`;
+const peer = (p: Peer) => `${p.address}:${p.port}`;
+
+export class DhcpRecorder {
+  private readonly malformedLog = new RateLimiter(MALFORMED_LOGS_PER_SECOND, 1000);
+  /** Full DHCP logs `DHCP ACK`; ProxyDHCP and the boot server their mode. */
+  private readonly label: string;
+
+  constructor(
+    private readonly policy: Pick<DhcpPolicy, 'mode' | 'port'>,
+    private readonly deps: DhcpRecorderDeps,
+  ) {
+    this.label = policy.mode === 'full' ? 'DHCP' : policy.mode;
+  }
+
+  /** A datagram that does not parse: always counted, logged within the rate limit. */
+  malformed(reason: string, from: Peer, length: number): void {
+    const { log, metrics } = this.deps;
+    metrics.malformedPackets.inc({ protocol: 'dhcp' });
+    const held = this.malformedLog.take();
+    if (held === undefined) return;
+    if (held > 0) log.warn({ suppressed: held }, `dhcp: ${held} more malformed packets dropped in the last second (not logged one by one)`);
+    log.debug({ from: peer(from), port: this.policy.port, length, reason }, `dhcp: dropped malformed packet from ${peer(from)}: ${reason}`);
+  }
+
+  /** A packet that parses but is no client request we can key on (a BOOTREPLY, a non-Ethernet client). */
+  unusable(reason: 'not-request' | 'not-ethernet', request: DhcpPacket, type: string, from: Peer, why: string): void {
+    const { log, metrics } = this.deps;
+    if (reason === 'not-ethernet') metrics.dhcpRequests.inc({ type, mode: this.policy.mode, arch: 'none' });
+    metrics.dhcpIgnored.inc({ reason });
+    if (log.isLevelEnabled('debug')) log.debug({ from: peer(from), port: this.policy.port, xid: hex32(request.xid), reason }, `${this.label}: not answering: ${why}`);
+  }
+
+  request(ex: Exchange, ip: string | undefined): void {
+    const { log, metrics, timeline } = this.deps;
+    const { client, request, type } = ex;
+    metrics.dhcpRequests.inc({ type, mode: this.policy.mode, arch: client.archName });
+    if (client.arch === undefined) {
+      if (log.isLevelEnabled('debug')) log.debug(this.fields(ex), `${this.label}: ${type} from ${client.mac} (not PXE)`);
+      return;
+    }
+    log.info({ ...this.fields(ex), ip }, `${this.label}: ${type} from ${client.mac} (${this.who(ex)})${ip ? ` at ${ip}` : ''}`);
+    const base = { type, arch: client.archName, ipxe: client.ipxe, xid: request.xid, port: this.policy.port };
+    if (this.policy.mode === 'bootserver') timeline.record({ step: 'pxe.request', mac: client.mac, uuid: client.uuid, ip, detail: { ...base, from: peer(ex.from) } });
+    else timeline.record({ step: 'dhcp.request', mac: client.mac, uuid: client.uuid, ip, detail: { ...base, mode: this.policy.mode, hostname: client.hostname } });
+  }
+
+  replied(ex: Exchange, reply: DhcpReply, ip: string | undefined): void {
+    const { log, metrics, timeline } = this.deps;
+    const { client, target } = ex;
+    const to = peer(reply.to);
+    metrics.dhcpReplies.inc({ type: reply.type, mode: this.policy.mode, arch: client.archName });
+    const boot = reply.type === 'NAK' ? undefined : target.action === 'ignore' ? { action: target.action, reason: target.reason } : { action: target.action, file: bootFileOf(target), reason: target.reason };
+    const config = target.machine.kind === 'config' ? target.machine.key : undefined;
+    const fields = { ...this.fields(ex), reply: reply.type, yiaddr: reply.yiaddr, state: reply.state, ...boot, ...(reply.nakReason ? { reason: reply.nakReason } : {}), config, to, via: reply.to.via };
+    // Scripts match full DHCP's lines exactly (`DHCP ACK`); its fields say the rest.
+    const message = this.policy.mode === 'full' ? `DHCP ${reply.type}` : `${this.label}: ${reply.type} to ${client.mac} (${this.who(ex)}): ${boot?.file ?? 'no boot file'} — ${boot?.reason ?? reply.nakReason ?? ''}`;
+    log.info(fields, message);
+    // An ACKed address belongs to the client now: its later TFTP and HTTP steps carry only the address.
+    if (reply.type === 'ACK' && reply.yiaddr) timeline.bindAddress(reply.yiaddr, client.mac);
+    if (client.arch === undefined) return;
+    if (this.policy.mode === 'bootserver') {
+      if (reply.type !== 'ACK' || target.action === 'ignore') return;
+      timeline.record({ step: 'pxe.reply', mac: client.mac, uuid: client.uuid, ip, detail: { type: 'ACK', to, action: target.action, file: bootFileOf(target), reason: target.reason, config } });
+      return;
+    }
+    timeline.record({
+      step: 'dhcp.reply',
+      mac: client.mac,
+      uuid: client.uuid,
+      ip: reply.yiaddr,
+      detail: { type: reply.type, mode: this.policy.mode, to, yiaddr: reply.yiaddr, state: reply.state, ...boot, ...(reply.nakReason ? { reason: reply.nakReason } : {}), config },
+    });
+  }
+
+  ignored(ex: Exchange, silence: DhcpSilence): void {
+    const { log, metrics, timeline } = this.deps;
+    const { client, type } = ex;
+    metrics.dhcpIgnored.inc({ reason: silence.reason });
+    const booting = client.arch !== undefined;
+    const notable = silence.notable && booting;
+    if (notable || log.isLevelEnabled('debug')) {
+      const fields = { ...this.fields(ex), reason: silence.reason, detail: silence.why };
+      const message = `${this.label}: not answering ${client.mac} (${this.who(ex)}): ${silence.why}`;
+      if (notable) log.info(fields, message);
+      else log.debug(fields, message);
+    }
+    if (notable) timeline.record({ step: 'dhcp.ignored', mac: client.mac, uuid: client.uuid, detail: { type, mode: this.policy.mode, reason: silence.reason, why: silence.why, arch: client.archName, port: this.policy.port } });
+  }
+
+  /** The reply could not be encoded for this client (too big for its option 57, a field too long). */
+  unbuildable(ex: Exchange, err: unknown): void {
+    this.deps.log.error({ ...this.fields(ex), err }, `${this.label}: cannot build reply for ${ex.client.mac}: ${(err as Error).message}`);
+  }
+
+  sendFailed(ex: Exchange, type: string, to: Destination, err: unknown): void {
+    this.deps.log.warn({ ...this.fields(ex), err, to: peer(to) }, `${this.label}: sending ${type} to ${peer(to)} failed: ${(err as Error).message}`);
+  }
+
+  private who(ex: Exchange): string {
+    return `${ex.client.archName}${ex.client.ipxe ? ', iPXE' : ''}`;
+  }
+
+  private fields(ex: Exchange) {
+    const { client, request, type, from } = ex;
+    return {
+      mac: client.mac,
+      uuid: client.uuid,
+      arch: client.archName,
+      archCode: client.arch,
+      ipxe: client.ipxe,
+      mode: this.policy.mode,
+      type,
+      xid: hex32(request.xid),
+      from: peer(from),
+      port: this.policy.port,
+      ...(request.giaddr !== '0.0.0.0' ? { giaddr: request.giaddr } : {}),
+    };
+  }
+}
+
