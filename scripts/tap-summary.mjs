@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 let passed = 0, failed = 0, skipped = 0, sawPlan = false;
 const rl = createInterface({ input: process.stdin });
 for await (const line of rl) {
-  process.stdout.write(line + '\n');
+  process.stdout.write(`${line}\n`);
   if (/^ok \d+/.test(line)) {
     if (/# SKIP/i.test(line)) skipped++;
     else if (/# TODO/i.test(line)) skipped++;

@@ -12,5 +12,7 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 
 npm run typecheck --silent
+# Lint, format and the import rules (docs/architecture.md): zero findings, or the suite does not run.
+npm run lint --silent
 set -o pipefail
 npx ava --tap "$@" | node scripts/tap-summary.mjs

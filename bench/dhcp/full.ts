@@ -58,12 +58,12 @@ async function runDnsmasq(srv: Namespace, cli: Namespace, dir: string, round: nu
   const conf = path.join(dir, 'dnsmasq.conf');
   await writeFile(
     conf,
-    [
+    `${[
       'interface=br0', 'bind-interfaces', 'port=0', 'user=root',
       `dhcp-range=${RANGE[0]},${RANGE[1]},255.255.0.0,1h`,
       `dhcp-leasefile=${leases}`, 'dhcp-lease-max=200000', 'no-ping', 'dhcp-authoritative',
       'quiet-dhcp', `log-facility=${path.join(dir, 'dnsmasq.log')}`, 'pid-file=',
-    ].join('\n') + '\n',
+    ].join('\n')}\n`,
   );
   const dnsmasq = srv.spawn('taskset', ['-c', '0', 'dnsmasq', '-k', `--conf-file=${conf}`]);
   await waitListening(srv, dnsmasq, 'dnsmasq');

@@ -169,7 +169,10 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const row = (name: string): Row => {
     let r = rows.find((x) => x.case === name);
-    if (!r) rows.push((r = { case: name, results: {} }));
+    if (!r) {
+      r = { case: name, results: {} };
+      rows.push(r);
+    }
     return r;
   };
   const children: ChildProcess[] = [];
@@ -191,7 +194,8 @@ async function main(): Promise<void> {
         for (const i of order) {
           const server = SERVERS[i]!;
           const r = await once(i, server);
-          (runs[server.name] ??= []).push(r);
+          runs[server.name] ??= [];
+          runs[server.name]!.push(r);
           process.stderr.write(`  ${server.name.padEnd(10)} ${name.padEnd(46)} ${r.seconds.toFixed(2)} s${r.failures ? ` ${r.failures} FAILED ${r.note ?? ''}` : ''}\n`);
         }
         const slowest = Math.max(...Object.values(runs).map((x) => x[x.length - 1]!.seconds));

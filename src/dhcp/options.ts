@@ -4,6 +4,7 @@
  * undefined for a value of the wrong shape instead of throwing, so one odd option never
  * costs a client its answer.
  */
+import { ipv4Bytes, ipv4FromBytes } from '../net/ipv4.ts';
 
 export const Opt = {
   PAD: 0,
@@ -46,7 +47,6 @@ export const MessageType = {
   RELEASE: 7,
   INFORM: 8,
 } as const;
-export type MessageTypeCode = (typeof MessageType)[keyof typeof MessageType];
 
 const MESSAGE_TYPE_NAMES: Record<number, string> = {
   1: 'DISCOVER',
@@ -160,40 +160,6 @@ export function encodeTlv(entries: Iterable<[number, Uint8Array]>, withEnd: bool
   }
   if (withEnd) out[at++] = Opt.END;
   return out;
-}
-
-/** Writes a dotted-quad IPv4 into `out` at `offset`; throws OptionError when it is not one. */
-export function writeIpv4(ip: string, out: Uint8Array, offset: number): void {
-  let part = 0;
-  let value = 0;
-  let digits = 0;
-  for (let i = 0; i <= ip.length; i++) {
-    const c = i < ip.length ? ip.charCodeAt(i) : 46;
-    if (c === 46) {
-      if (digits === 0 || part > 3) throw new OptionError(`not an IPv4 address: "${ip}"`);
-      out[offset + part] = value;
-      part += 1;
-      value = 0;
-      digits = 0;
-    } else if (c >= 48 && c <= 57 && digits < 3) {
-      value = value * 10 + (c - 48);
-      digits += 1;
-      if (value > 255) throw new OptionError(`not an IPv4 address: "${ip}"`);
-    } else {
-      throw new OptionError(`not an IPv4 address: "${ip}"`);
-    }
-  }
-  if (part !== 4) throw new OptionError(`not an IPv4 address: "${ip}"`);
-}
-
-export function ipv4Bytes(ip: string): Buffer {
-  const out = Buffer.alloc(4);
-  writeIpv4(ip, out, 0);
-  return out;
-}
-
-export function ipv4FromBytes(b: Uint8Array, offset = 0): string {
-  return `${b[offset]}.${b[offset + 1]}.${b[offset + 2]}.${b[offset + 3]}`;
 }
 
 export function u8(n: number): Buffer {

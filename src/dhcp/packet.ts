@@ -3,7 +3,8 @@
  * Parsing checks every length against the buffer before reading, so a hostile or broken
  * packet becomes a MalformedPacketError, never an out-of-range read or a crash.
  */
-import { DhcpOptions, encodeTlv, ipv4FromBytes, Opt, OptionError, parseTlv, writeIpv4 } from './options.ts';
+import { ipv4FromBytes, writeIpv4 } from '../net/ipv4.ts';
+import { DhcpOptions, encodeTlv, Opt, OptionError, parseTlv } from './options.ts';
 
 export const BOOTREQUEST = 1;
 export const BOOTREPLY = 2;

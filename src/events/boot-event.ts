@@ -144,21 +144,6 @@ export interface BootEventDetails {
 
 export type BootStep = keyof BootEventDetails;
 
-export const BOOT_STEPS: readonly BootStep[] = [
-  'dhcp.request',
-  'dhcp.reply',
-  'dhcp.ignored',
-  'pxe.request',
-  'pxe.reply',
-  'tftp.start',
-  'tftp.end',
-  'http.boot-script',
-  'http.ipxe',
-  'http.cloud',
-  'http.pixiecore',
-  'http.image',
-];
-
 /** One recorded step: `at` is milliseconds since the epoch, `ip` the client's IPv4 when known. */
 export type BootEvent = {
   [S in BootStep]: { step: S; at: number; ip: string | undefined; detail: BootEventDetails[S] };

@@ -84,7 +84,7 @@ export function newCompletionState(): CompletionState {
 export function advanceCompletion(state: CompletionState, e: BootEvent): boolean {
   if (isScript(e) && !failedHttp(e)) {
     const files = scriptFiles(e);
-    state.pending = files && files.length ? new Set(files) : undefined;
+    state.pending = files?.length ? new Set(files) : undefined;
     return false;
   }
   if (e.step === 'http.image' && state.pending && !failedHttp(e)) {
@@ -212,7 +212,7 @@ export function assessBoot(events: readonly BootEvent[], now: number, rules: Pro
   }
   // A boot that fetched all its files is done; later HTTP steps (cloud config) keep it done.
   const sinceCompletion = completedAt >= 0 ? events.slice(completedAt + 1) : undefined;
-  if (sinceCompletion && sinceCompletion.every((e) => e.step === 'http.cloud' || e.step === 'http.image')) {
+  if (sinceCompletion?.every((e) => e.step === 'http.cloud' || e.step === 'http.image')) {
     return { ...base, state: 'booted', reason: 'fetched its boot script, kernel and every initrd', expected: [] };
   }
   if (last.step === 'http.cloud') {

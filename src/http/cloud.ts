@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import type { BootTimeline } from '../events/timeline.ts';
 import type { Store } from '../store/store.ts';
 import { fail } from './errors.ts';
-import { lookupMiss, noteLookup } from './lookup-response.ts';
+import { lookupDetail, lookupMiss, noteLookup } from './lookup-response.ts';
 import { machineQuery } from './machine-query.ts';
 import { clientIp, named, requestInfo } from './request-log.ts';
 
@@ -29,7 +29,7 @@ export function cloudRouter({ store, timeline }: CloudRoutesDeps): Router {
         mac: machine.mac,
         uuid: machine.uuid,
         ip: clientIp(c),
-        detail: { status: miss?.status ?? 200, found: result.value !== undefined, key: result.decidedBy?.key, file: result.decidedBy?.path, ...(miss ? { path: '/cloud', reason: miss.reason } : {}) },
+        detail: lookupDetail(c, result, miss),
       });
       if (miss) fail(c, miss.status, miss.body, miss.reason);
       c.type = 'text/plain';

@@ -4,7 +4,7 @@ import type { BootTimeline } from '../events/timeline.ts';
 import { BOOT_SCRIPT, renderBoot } from '../render/ipxe-script.ts';
 import type { Store } from '../store/store.ts';
 import { fail } from './errors.ts';
-import { lookupMiss, noteLookup } from './lookup-response.ts';
+import { lookupDetail, lookupMiss, noteLookup } from './lookup-response.ts';
 import { machineQuery } from './machine-query.ts';
 import { clientIp, named, requestInfo } from './request-log.ts';
 
@@ -46,18 +46,8 @@ export function ipxeRouter({ store, timeline, baseUrl }: IpxeRoutesDeps): Router
         mac: machine.mac,
         uuid: machine.uuid,
         ip,
-        detail: {
-          status: miss?.status ?? 200,
-          found: rendered !== undefined,
-          key: result.decidedBy?.key,
-          file: result.decidedBy?.path,
-          // What the script names, so the timeline can tell when every file was fetched.
-          kernel: rendered?.kernelUrl,
-          initrds: rendered?.initrdUrls,
-          hostname: query.hostname,
-          serial: query.serial,
-          ...(miss ? { path: '/ipxe', reason: miss.reason } : {}),
-        },
+        // What the script names, so the timeline can tell when every file was fetched.
+        detail: { ...lookupDetail(c, result, miss), kernel: rendered?.kernelUrl, initrds: rendered?.initrdUrls, hostname: query.hostname, serial: query.serial },
       });
       if (miss) fail(c, miss.status, miss.body, miss.reason);
       c.type = 'text/plain';

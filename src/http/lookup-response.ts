@@ -1,4 +1,5 @@
 import type Koa from 'koa';
+import type { HttpLookupDetail } from '../events/boot-event.ts';
 import { describeLookup, type LookupResult } from '../store/store.ts';
 import { requestInfo } from './request-log.ts';
 
@@ -25,4 +26,15 @@ export function lookupMiss(result: LookupResult<unknown>, dataPath: string): Loo
   const reason = describeLookup(result, dataPath);
   const broken = result.decidedBy?.outcome === 'broken';
   return { status: broken ? 500 : 404, body: `${broken ? 'broken' : 'no'} ${reason}\n`, reason };
+}
+
+/** The timeline detail every lookup step shares: status, whether a config answered and which; the path and reason when none did. */
+export function lookupDetail(c: Koa.Context, result: LookupResult<unknown>, miss: LookupMiss | undefined): HttpLookupDetail {
+  return {
+    status: miss?.status ?? 200,
+    found: result.value !== undefined,
+    key: result.decidedBy?.key,
+    file: result.decidedBy?.path,
+    ...(miss ? { path: c.path, reason: miss.reason } : {}),
+  };
 }

@@ -4,7 +4,7 @@ import { parseMacInput } from '../net/mac.ts';
 import { renderPixiecore } from '../render/pixiecore.ts';
 import type { Store } from '../store/store.ts';
 import { fail } from './errors.ts';
-import { lookupMiss, noteLookup } from './lookup-response.ts';
+import { lookupDetail, lookupMiss, noteLookup } from './lookup-response.ts';
 import { clientIp, named, requestInfo } from './request-log.ts';
 
 export interface PixiecoreRoutesDeps {
@@ -34,16 +34,7 @@ export function pixiecoreRouter({ store, timeline, baseUrl }: PixiecoreRoutesDep
       timeline.record({
         step: 'http.pixiecore',
         mac,
-        detail: {
-          status: miss?.status ?? 200,
-          found: body !== undefined,
-          key: result.decidedBy?.key,
-          file: result.decidedBy?.path,
-          from: clientIp(c),
-          kernel: body?.kernel,
-          initrds: body?.initrd,
-          ...(miss ? { path: c.path, reason: miss.reason } : {}),
-        },
+        detail: { ...lookupDetail(c, result, miss), from: clientIp(c), kernel: body?.kernel, initrds: body?.initrd },
       });
       if (miss) fail(c, miss.status, miss.body, miss.reason);
       c.body = body;

@@ -11,6 +11,7 @@
  */
 import dgram from 'node:dgram';
 import { isIPv4 } from 'node:net';
+import { writeIpv4 } from './ipv4.ts';
 import { IFNAMSIZ, loadLibc, SO_BINDTODEVICE, SOCK_CLOEXEC, SOCK_NONBLOCK, SOL_SOCKET, type Libc } from './libc.ts';
 
 const AF_INET = 2;
@@ -39,7 +40,7 @@ function sockaddrIn(address: string, port: number): Buffer {
   const b = Buffer.alloc(16);
   b.writeUInt16LE(AF_INET, 0); // sa_family_t is host order (little-endian on every Linux we run on)
   b.writeUInt16BE(port, 2);
-  address.split('.').forEach((o, i) => (b[4 + i] = Number(o)));
+  writeIpv4(address, b, 4);
   return b;
 }
 

@@ -127,7 +127,7 @@ export class RaQuenchService implements Service {
     const socket = this.socket;
     if (!socket) return;
     for (let i = 0; i < MAX_PER_POLL; i++) {
-      let msg;
+      let msg: ReturnType<RaSocket['recv']>;
       try {
         msg = socket.recv();
       } catch (err) {
@@ -160,7 +160,10 @@ export class RaQuenchService implements Service {
   private request(trigger: RaTrigger, mac: Mac | undefined): void {
     if (!this.socket) return;
     const wait = this.lastSent + MIN_GAP_MS - this.deps.now();
-    if (wait <= 0) return this.send(trigger, mac);
+    if (wait <= 0) {
+      this.send(trigger, mac);
+      return;
+    }
     if (trigger === 'ipxe-discover' || this.pending) return; // an RA just went (or is about to go) to everyone
     this.pendingMac = mac;
     this.pending = setTimeout(() => {

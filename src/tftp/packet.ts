@@ -122,12 +122,17 @@ function cstring(s: string, what: string): Buffer {
   return Buffer.from(`${s}\0`, 'latin1');
 }
 
+/** Opcode and one 16-bit field: the whole of an ACK, the head of DATA and ERROR. */
+function head(op: number, value: number, what: string): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b.writeUInt16BE(op, 0);
+  b.writeUInt16BE(u16(value, what), 2);
+  return b;
+}
+
 /** The 4-byte DATA header; the payload is sent beside it so file bytes are never copied. */
 export function dataHeader(block: number): Buffer {
-  const b = Buffer.allocUnsafe(4);
-  b.writeUInt16BE(OP.DATA, 0);
-  b.writeUInt16BE(u16(block, 'block'), 2);
-  return b;
+  return head(OP.DATA, block, 'block');
 }
 
 export function encodeData(block: number, data: Buffer): Buffer {
@@ -136,18 +141,12 @@ export function encodeData(block: number, data: Buffer): Buffer {
 }
 
 export function encodeAck(block: number): Buffer {
-  const b = Buffer.allocUnsafe(4);
-  b.writeUInt16BE(OP.ACK, 0);
-  b.writeUInt16BE(u16(block, 'block'), 2);
-  return b;
+  return head(OP.ACK, block, 'block');
 }
 
 export function encodeError(code: number, message: string): Buffer {
-  const head = Buffer.allocUnsafe(4);
-  head.writeUInt16BE(OP.ERROR, 0);
-  head.writeUInt16BE(u16(code, 'error code'), 2);
   // Messages are for people; keep them short enough to fit any path MTU.
-  return Buffer.concat([head, cstring(message.slice(0, 200), 'message')]);
+  return Buffer.concat([head(OP.ERROR, code, 'error code'), cstring(message.slice(0, 200), 'message')]);
 }
 
 export function encodeOack(options: TftpOptions): Buffer {

@@ -120,7 +120,10 @@ export class TftpServer {
     if (!this.socket) return; // stopping
     const peer: Peer = { address: rinfo.address, port: rinfo.port };
     const parsed = parsePacket(msg);
-    if (!parsed.ok) return this.opts.events.malformed(parsed.reason, peer);
+    if (!parsed.ok) {
+      this.opts.events.malformed(parsed.reason, peer);
+      return;
+    }
     const p = parsed.packet;
     if (p.op === 'wrq') {
       this.reply(encodeError(ERR.ACCESS_VIOLATION, 'Read-only server'), peer);
@@ -128,7 +131,10 @@ export class TftpServer {
       return;
     }
     // DATA/ACK/ERROR/OACK belong on a transfer's own port; on this one they are noise.
-    if (p.op !== 'rrq') return this.opts.events.malformed(`${p.op} on the request port`, peer);
+    if (p.op !== 'rrq') {
+      this.opts.events.malformed(`${p.op} on the request port`, peer);
+      return;
+    }
 
     const key = `${peer.address}:${peer.port}`;
     const existing = this.active.get(key);

@@ -4,7 +4,7 @@
  * the appliance on the server namespace's eth0, clients on a bridge beside it.
  */
 import test from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,6 +13,7 @@ import { PROJECT_ROOT, startAppliance, type RunningAppliance } from '../helpers/
 import { IpxeSubOpt, MessageType, Opt } from '../../src/dhcp/options.ts';
 import { createLan, LAN, runPxeClient, testMac, type ProxyLan } from './scripted.ts';
 import type { ClientKind } from './fixtures.ts';
+import { onLines } from '../helpers/lines.ts';
 
 const maybe = isRoot ? test.serial : test.skip;
 const RANGE = `${LAN.prefix}.100,${LAN.prefix}.120`;
@@ -58,18 +59,11 @@ async function setup(t: { teardown(fn: () => Promise<void> | void): void }, clie
 /** A long-running client whose script prints `EVENT <name> k=v …` lines; waits on them. */
 class ScriptedClient {
   readonly lines: string[] = [];
-  private buf = '';
   constructor(readonly child: ChildProcess) {
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => this.feed(d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => this.feed(d));
-  }
-  private feed(d: string) {
-    this.buf += d;
-    let nl;
-    while ((nl = this.buf.indexOf('\n')) >= 0) {
-      this.lines.push(this.buf.slice(0, nl));
-      this.buf = this.buf.slice(nl + 1);
-    }
+    // One buffer for both streams, as the script interleaves them.
+    const feed = onLines((line) => this.lines.push(line));
+    child.stdout!.setEncoding('utf8').on('data', feed);
+    child.stderr!.setEncoding('utf8').on('data', feed);
   }
   /** The k=v fields of the `n`th (0-based) EVENT line named `name`. */
   async event(name: string, n = 0, timeoutMs = 20_000): Promise<Record<string, string>> {

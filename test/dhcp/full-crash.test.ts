@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isRoot, Topology, type Namespace } from '../helpers/netns.ts';
 import { cliArgs, PROJECT_ROOT } from '../helpers/appliance.ts';
+import { onLines } from '../helpers/lines.ts';
 
 const maybe = isRoot ? test.serial : test.skip;
 const GEN = fileURLToPath(new URL('../../bench/dhcp/full-load.ts', import.meta.url));
@@ -21,20 +22,17 @@ const SERVER = '10.41.0.1';
 function generate(ns: Namespace, args: string[], onAck?: (count: number) => void, stepTimeoutMs = 1500): Promise<Map<string, string>> {
   const child = ns.spawn(process.execPath, ['--import', 'tsx', GEN, '--iface', 'eth0', '--print-acks', '--timeout', String(stepTimeoutMs), ...args], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const acks = new Map<string, string>();
-  let buf = '';
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const m = /^ACK (\S+) (\S+)$/.exec(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-      if (!m) continue;
+  child.stdout!.setEncoding('utf8').on(
+    'data',
+    onLines((line) => {
+      const m = /^ACK (\S+) (\S+)$/.exec(line);
+      if (!m) return;
       acks.set(m[1]!, m[2]!);
       onAck?.(acks.size);
-    }
-  });
+    }),
+  );
   return new Promise((resolve, reject) =>
     child.once('exit', (code) => (code === 0 ? resolve(acks) : reject(new Error(`generator exited ${code}: ${err.slice(-1000)}`)))),
   );

@@ -9,6 +9,7 @@ import { LeaseFile, LeaseFileLockedError } from '../../src/dhcp/lease-file.ts';
 import { LeasePool, normalizeClientId } from '../../src/dhcp/leases.ts';
 import { parseMac, type Mac } from '../../src/net/mac.ts';
 import { cliArgs, PROJECT_ROOT } from '../helpers/appliance.ts';
+import { onLines } from '../helpers/lines.ts';
 
 const silent = pino({ level: 'silent' });
 const mac = (n: number): Mac => parseMac(n.toString(16).padStart(12, '0'))!;
@@ -165,23 +166,19 @@ test('kill -9 mid-load, three times: no acknowledged lease is lost, no address i
     const proc = spawn(process.execPath, cliArgs([]).slice(0, 2).concat([child, file, String(1 + round * 1_000_000), '65536']), { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     proc.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    let buf = '';
     let seen = 0;
     const exited = new Promise<NodeJS.Signals | null>((resolve) => proc.once('exit', (_c, sig) => resolve(sig)));
-    proc.stdout.setEncoding('utf8').on('data', (d: string) => {
-      buf += d;
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
+    proc.stdout.setEncoding('utf8').on(
+      'data',
+      onLines((line) => {
         const m = /^ACK (\S+) (\S+)$/.exec(line);
-        if (!m) continue;
+        if (!m) return;
         const prev = acked.get(m[1]!);
         if (prev && prev !== m[2]) t.fail(`${m[1]} acknowledged to ${prev} and to ${m[2]}`);
         acked.set(m[1]!, m[2] as Mac);
         if (++seen === killAfter) proc.kill('SIGKILL');
-      }
-    });
+      }),
+    );
     const sig = await exited;
     t.is(sig, 'SIGKILL', `round ${round} was killed mid-load (stderr: ${err.slice(-500)})`);
   }
@@ -227,8 +224,8 @@ test('whatever a client sends (long hostname, long client id) is written in a fo
   const a = await openFile(file);
   const longId = normalizeClientId(Buffer.alloc(300, 7), mac(1));
   t.is(longId, undefined, 'a 300-byte client id is not used as a key');
-  const c = { mac: mac(1), clientId: normalizeClientId(Buffer.from('ff' + 'ab'.repeat(254), 'hex'), mac(1)) };
-  t.true(a.pool.bind(c, '10.0.0.7', 'h'.repeat(600) + '\u0000\n"\\').ok);
+  const c = { mac: mac(1), clientId: normalizeClientId(Buffer.from(`ff${'ab'.repeat(254)}`, 'hex'), mac(1)) };
+  t.true(a.pool.bind(c, '10.0.0.7', `${'h'.repeat(600)}\u0000\n"\\`).ok);
   await a.lf.commit();
   await a.lf.abandon();
   const b = await openFile(file);

@@ -5,7 +5,7 @@
  * (one JSON line each, decoded with our codec) until the wait ends, then exits 0.
  * Shared with the full-mode tests: see scripted.ts for the wrapper.
  */
-import dgram from 'node:dgram';
+import type dgram from 'node:dgram';
 import { openDeviceSocket } from '../../src/net/bind-device.ts';
 import { encodePacket, tryParsePacket } from '../../src/dhcp/packet.ts';
 import { request } from './fixtures.ts';

@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Namespace } from './netns.ts';
+import { onLines } from './lines.ts';
 
 export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
@@ -29,13 +30,9 @@ export async function startAppliance(args: string[], opts: { ns?: Namespace; env
   const lines: Record<string, unknown>[] = [];
   const waiters = new Set<{ p: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }>();
   let err = '';
-  let buf = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    buf += chunk;
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const text = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
+  child.stdout!.setEncoding('utf8').on(
+    'data',
+    onLines((text) => {
       let line: Record<string, unknown>;
       try {
         line = JSON.parse(text) as Record<string, unknown>;
@@ -43,12 +40,13 @@ export async function startAppliance(args: string[], opts: { ns?: Namespace; env
         line = { msg: text };
       }
       lines.push(line);
-      for (const w of waiters) if (w.p(line)) {
-        waiters.delete(w);
-        w.resolve(line);
-      }
-    }
-  });
+      for (const w of waiters)
+        if (w.p(line)) {
+          waiters.delete(w);
+          w.resolve(line);
+        }
+    }),
+  );
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 

@@ -15,8 +15,12 @@ maybe('--iface that exists but has no carrier is reported as down, not as missin
   // eth0 is up with an address, but its peer is down: no carrier, as with the cable out.
   await topo.veth(a, 'eth0', b, 'eth0', '10.98.0.1/24');
   await b.ip('link', 'set', 'eth0', 'down');
+  // The kernel settles a new veth's operational state up to a second later (linkwatch), and
+  // until then Node still lists eth0 as running: wait until it does not, as the appliance will see it.
+  const listed = async () => (await a.exec(process.execPath, ['-e', "process.stdout.write(String('eth0' in require('os').networkInterfaces()))"])).trim() === 'true';
+  for (let i = 0; i < 50 && (await listed()); i++) await new Promise((r) => setTimeout(r, 100));
   const start = (iface: string) =>
-    run('ip', ['netns', 'exec', a.name, process.execPath, ...cliArgs(['--iface', iface, '--data-path', PROJECT_ROOT + 'data'])], { cwd: PROJECT_ROOT, encoding: 'utf8' }).then(
+    run('ip', ['netns', 'exec', a.name, process.execPath, ...cliArgs(['--iface', iface, '--data-path', `${PROJECT_ROOT}data`])], { cwd: PROJECT_ROOT, encoding: 'utf8' }).then(
       () => ({ code: 0, stderr: '' }),
       (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
     );

@@ -39,8 +39,8 @@ test('--log-format pretty: one line per request, the MAC first, readable without
   const base = `http://127.0.0.1:${listening![1]}`;
   await (await fetch(`${base}/ipxe?mac=${MAC.replaceAll(':', '-')}`)).text();
   await (await fetch(`${base}/images/vmlinuz`)).arrayBuffer();
-  const ipxeLine = (await until(new RegExp(`^.*GET /ipxe.*$`, 'm')))?.[0] ?? '';
-  const imageLine = (await until(new RegExp(`^.*GET /images/vmlinuz.*$`, 'm')))?.[0] ?? '';
+  const ipxeLine = (await until(/^.*GET \/ipxe.*$/m))?.[0] ?? '';
+  const imageLine = (await until(/^.*GET \/images\/vmlinuz.*$/m))?.[0] ?? '';
   // [HH:MM:ss.mmm] INFO: <mac> GET /ipxe?… 200 {"method":…}
   t.regex(ipxeLine, new RegExp(`^\\[\\d\\d:\\d\\d:\\d\\d\\.\\d{3}\\] INFO: ${MAC} GET /ipxe\\?mac=52-54-00-10-90-01 200 \\{`));
   t.regex(imageLine, new RegExp(`INFO: ${MAC} GET /images/vmlinuz 200`), 'the download is tied to the machine by its address');

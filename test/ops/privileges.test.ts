@@ -16,6 +16,7 @@ import { isRoot, type Namespace } from '../helpers/netns.ts';
 import { cliArgs, PROJECT_ROOT } from '../helpers/appliance.ts';
 import { createLan, LAN, runPxeClient, testMac } from '../dhcp/scripted.ts';
 import { MessageType } from '../../src/dhcp/options.ts';
+import { onLines } from '../helpers/lines.ts';
 
 const maybe = isRoot ? test.serial : test.skip;
 const run = promisify(execFile);
@@ -45,21 +46,17 @@ interface Started {
 function spawnConfined(ns: Namespace, priv: string[], args: string[]): Started {
   const child = ns.spawn('setpriv', [...priv, process.execPath, ...cliArgs(['--log-format', 'json', ...args])], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Record<string, unknown>[] = [];
-  let buf = '';
   let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => {
-    buf += s;
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const text = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
+  child.stdout!.setEncoding('utf8').on(
+    'data',
+    onLines((text) => {
       try {
         lines.push(JSON.parse(text) as Record<string, unknown>);
       } catch {
         lines.push({ msg: text });
       }
-    }
-  });
+    }),
+  );
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, lines, exited, stderr: () => err };

@@ -10,7 +10,7 @@ import { copyFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { startAppliance, type RunningAppliance } from '../helpers/appliance.ts';
-import { encodeAck, encodeRequest, OP } from '../../src/tftp/packet.ts';
+import { encodeAck, OP } from '../../src/tftp/packet.ts';
 import { clients, FIRMWARE_DIR, makeRoot, run, sha256File, tempDir, type Root } from './helpers.ts';
 
 async function freePort(kind: 'udp' | 'tcp'): Promise<number> {

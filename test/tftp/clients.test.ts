@@ -74,7 +74,7 @@ test.serial('traversal attempts never leave the root (curl, tftp-hpa, atftp)', a
     ] as const) {
       const got = await readText(local(`trav-${client === 'tftp-hpa' ? 'hpa' : client}-${i}`));
       t.true(got === undefined || got === '' || got !== passwd, `${client} ${name}`);
-      t.falsy(got && got.includes('root:'), `${client} ${name}: ${r.stderr}`);
+      t.falsy(got?.includes('root:'), `${client} ${name}: ${r.stderr}`);
     }
   }
   const refused = srv.logs.filter((l) => l.outcome === 'refused' || l.outcome === 'not-found');

@@ -94,12 +94,18 @@ test('ERROR messages are cut to a size that fits one frame', (t) => {
 
 test('parse never throws on random bytes', (t) => {
   let seed = 42;
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 0xff;
+  const rnd = () => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return (seed >>> 16) & 0xff;
+  };
   for (let i = 0; i < 20_000; i++) {
     const len = rnd() % 64;
     const buf = Buffer.alloc(len);
     for (let j = 0; j < len; j++) buf[j] = rnd();
-    if (len >= 2 && i % 2 === 0) buf[0] = 0, (buf[1] = (rnd() % 7));
+    if (len >= 2 && i % 2 === 0) {
+      buf[0] = 0;
+      buf[1] = rnd() % 7;
+    }
     parsePacket(buf);
   }
   t.pass();

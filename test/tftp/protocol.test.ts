@@ -94,7 +94,10 @@ async function fetchAll(c: RawClient, port: number, blksize: number, windowsize:
 test.serial('OVMF size probe: OACK with tsize, ERROR 8 is a normal end; then windows of 4 are really sent', async (t) => {
   const srv = await startServer(root.dir, { retransmit: PATIENT });
   const c = await RawClient.open();
-  t.teardown(() => (c.close(), srv.stop()));
+  t.teardown(() => {
+    c.close();
+    return srv.stop();
+  });
   const size = 74213;
   c.send(encodeRequest('rrq', 'undionly.kpxe', 'octet', { tsize: '0', blksize: '1468', windowsize: '4' }), srv.port);
   const oack = await c.expect('oack');
@@ -139,7 +142,10 @@ test.serial('OVMF size probe: OACK with tsize, ERROR 8 is a normal end; then win
 test.serial('duplicate ACKs never trigger a resend (no Sorcerer\'s Apprentice)', async (t) => {
   const srv = await startServer(root.dir, { retransmit: PATIENT });
   const c = await RawClient.open();
-  t.teardown(() => (c.close(), srv.stop()));
+  t.teardown(() => {
+    c.close();
+    return srv.stop();
+  });
   c.send(encodeRequest('rrq', 'undionly.kpxe'), srv.port);
   const d1 = await c.expect('data');
   t.is(d1.packet.block, 1);
@@ -155,7 +161,10 @@ test.serial('duplicate ACKs never trigger a resend (no Sorcerer\'s Apprentice)',
 test.serial('a repeated ACK a round trip after the window answers at once, not after the backed-off timer', async (t) => {
   const srv = await startServer(root.dir, { retransmit: { minRtoMs: 200, initialRtoMs: 200, maxRtoMs: 20_000, maxRetries: 8 } });
   const c = await RawClient.open();
-  t.teardown(() => (c.close(), srv.stop()));
+  t.teardown(() => {
+    c.close();
+    return srv.stop();
+  });
   c.send(encodeRequest('rrq', 'undionly.kpxe'), srv.port);
   const d1 = await c.expect('data');
   c.send(encodeAck(1), d1.port);
@@ -170,7 +179,10 @@ test.serial('a repeated ACK a round trip after the window answers at once, not a
 test.serial('a lost DATA is sent again on timeout, within a bounded retry budget', async (t) => {
   const srv = await startServer(root.dir, { retransmit: { minRtoMs: 20, initialRtoMs: 20, maxRtoMs: 40, maxRetries: 3 } });
   const c = await RawClient.open();
-  t.teardown(() => (c.close(), srv.stop()));
+  t.teardown(() => {
+    c.close();
+    return srv.stop();
+  });
   c.send(encodeRequest('rrq', 'undionly.kpxe'), srv.port);
   const blocks: number[] = [];
   for (let i = 0; i < 4; i++) blocks.push((await c.expect('data')).packet.block);
@@ -185,7 +197,10 @@ test.serial('a lost DATA is sent again on timeout, within a bounded retry budget
 test.serial('after a retransmission the transfer still completes intact', async (t) => {
   const srv = await startServer(root.dir, { retransmit: { minRtoMs: 30, initialRtoMs: 30, maxRtoMs: 60, maxRetries: 5 } });
   const c = await RawClient.open();
-  t.teardown(() => (c.close(), srv.stop()));
+  t.teardown(() => {
+    c.close();
+    return srv.stop();
+  });
   c.send(encodeRequest('rrq', 'one-mib.bin', 'octet', { blksize: '1024' }), srv.port);
   const o = await c.expect('oack');
   c.send(encodeAck(0), o.port);
@@ -211,7 +226,10 @@ test.serial('after a retransmission the transfer still completes intact', async 
 test.serial('block numbers wrap past 65535 (to 0) and every byte arrives', async (t) => {
   const srv = await startServer(root.dir);
   const c = await RawClient.open();
-  t.teardown(() => (c.close(), srv.stop()));
+  t.teardown(() => {
+    c.close();
+    return srv.stop();
+  });
   c.send(encodeRequest('rrq', 'wrap.bin', 'octet', { blksize: '8', windowsize: '64', tsize: '0' }), srv.port);
   const o = await c.expect('oack');
   t.is(o.packet.options.tsize, String(8 * 70_002 + 3));
@@ -227,7 +245,10 @@ test.serial('block numbers wrap past 65535 (to 0) and every byte arrives', async
 test.serial('a file that is an exact multiple of blksize ends with an empty block', async (t) => {
   const srv = await startServer(root.dir);
   const c = await RawClient.open();
-  t.teardown(() => (c.close(), srv.stop()));
+  t.teardown(() => {
+    c.close();
+    return srv.stop();
+  });
   c.send(encodeRequest('rrq', 'one-mib.bin', 'octet', { blksize: '8192', windowsize: '8' }), srv.port);
   const o = await c.expect('oack');
   c.send(encodeAck(0), o.port);
@@ -240,7 +261,11 @@ test.serial('the cap on concurrent transfers answers ERROR "busy" at once', asyn
   const srv = await startServer(root.dir, { maxTransfers: 1, retransmit: PATIENT });
   const a = await RawClient.open();
   const b = await RawClient.open();
-  t.teardown(() => (a.close(), b.close(), srv.stop()));
+  t.teardown(() => {
+    a.close();
+    b.close();
+    return srv.stop();
+  });
   a.send(encodeRequest('rrq', 'undionly.kpxe'), srv.port);
   await a.expect('data');
   b.send(encodeRequest('rrq', 'undionly.kpxe'), srv.port);
@@ -254,7 +279,10 @@ test.serial('the cap on concurrent transfers answers ERROR "busy" at once', asyn
 test.serial('a retransmitted RRQ does not start a second transfer; a different one from the same port supersedes', async (t) => {
   const srv = await startServer(root.dir, { retransmit: PATIENT });
   const c = await RawClient.open();
-  t.teardown(() => (c.close(), srv.stop()));
+  t.teardown(() => {
+    c.close();
+    return srv.stop();
+  });
   const rrq = encodeRequest('rrq', 'undionly.kpxe', 'octet', { tsize: '0' });
   c.send(rrq, srv.port);
   const o1 = await c.expect('oack');
@@ -273,7 +301,10 @@ test.serial('a retransmitted RRQ does not start a second transfer; a different o
 test.serial('netascii is refused, WRQ is refused from the listening port', async (t) => {
   const srv = await startServer(root.dir);
   const c = await RawClient.open();
-  t.teardown(() => (c.close(), srv.stop()));
+  t.teardown(() => {
+    c.close();
+    return srv.stop();
+  });
   c.send(encodeRequest('rrq', 'undionly.kpxe', 'netascii'), srv.port);
   t.is((await c.expect('error')).packet.code, 4);
   c.send(encodeRequest('wrq', 'x.bin'), srv.port);
@@ -289,7 +320,10 @@ test.serial('firmware listed but failing its checksum is never served, and the l
   await writeFile(path.join(bad.dir, 'SHA256SUMS'), `${bad.sums['undionly.kpxe']!}  undionly.kpxe\n${'0'.repeat(64)}  ipxe.efi\n`);
   const srv = await startServer(bad.dir);
   const c = await RawClient.open();
-  t.teardown(() => (c.close(), srv.stop()));
+  t.teardown(() => {
+    c.close();
+    return srv.stop();
+  });
   c.send(encodeRequest('rrq', 'ipxe.efi'), srv.port);
   t.is((await c.expect('error')).packet.code, 1);
   t.regex(String(srv.logs.find((l) => l.file === 'ipxe.efi')?.detail), /checksum/);
@@ -298,7 +332,10 @@ test.serial('firmware listed but failing its checksum is never served, and the l
 test.serial('malformed packets on the listening and the transfer port are dropped and counted', async (t) => {
   const srv = await startServer(root.dir, { retransmit: PATIENT });
   const c = await RawClient.open();
-  t.teardown(() => (c.close(), srv.stop()));
+  t.teardown(() => {
+    c.close();
+    return srv.stop();
+  });
   const junk = [Buffer.alloc(0), Buffer.from([0]), Buffer.from([0, 9, 1, 2]), Buffer.from([0, 1, 0x41]), Buffer.from([0, 4, 0, 1])];
   for (const j of junk) c.send(j, srv.port);
   c.send(encodeRequest('rrq', 'undionly.kpxe'), srv.port);

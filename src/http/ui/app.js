@@ -24,7 +24,7 @@ function ago(iso, nowIso) {
 }
 
 function clock(iso) {
-  return new Date(iso).toLocaleTimeString([], { hour12: false }) + '.' + String(new Date(iso).getMilliseconds()).padStart(3, '0');
+  return `${new Date(iso).toLocaleTimeString([], { hour12: false })}.${String(new Date(iso).getMilliseconds()).padStart(3, '0')}`;
 }
 
 function badge(state) {

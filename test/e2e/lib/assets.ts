@@ -62,7 +62,7 @@ function kernelPackage(depends: string): string {
 function moduleDepends(ko: string): string[] {
   const text = readFileSync(ko).toString('latin1');
   const m = /\0depends=([A-Za-z0-9_,-]*)\0/.exec(text);
-  return m && m[1] ? m[1].split(',').filter(Boolean) : [];
+  return m?.[1] ? m[1].split(',').filter(Boolean) : [];
 }
 
 function indexModules(root: string): Map<string, string> {
@@ -97,7 +97,7 @@ function moduleOrder(index: Map<string, string>): string[] {
 async function cpioGzip(root: string, out: string): Promise<void> {
   const list = (await sh('sh', ['-c', `cd "${root}" && find . | LC_ALL=C sort`])).trim().split('\n').filter((s) => s !== '.');
   const cpio = spawn('cpio', ['--quiet', '-o', '-H', 'newc', '-R', '0:0'], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] });
-  cpio.stdin.end(list.map((p) => p.replace(/^\.\//, '')).join('\n') + '\n');
+  cpio.stdin.end(`${list.map((p) => p.replace(/^\.\//, '')).join('\n')}\n`);
   const done = new Promise<void>((resolve, reject) => cpio.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`cpio exited ${code}`)))));
   await pipeline(cpio.stdout, createGzip({ level: 9 }), createWriteStream(out));
   await done;
@@ -222,15 +222,15 @@ async function build(log: (msg: string) => void): Promise<GuestAssets> {
   chmodSync(path.join(root, 'bin', 'busybox'), 0o755);
   symlinkSync('busybox', path.join(root, 'bin', 'sh'));
   for (const m of order) copyFileSync(index.get(m)!, path.join(root, 'lib', 'modules', `${m}.ko`));
-  writeFileSync(path.join(root, 'lib', 'modules', 'order'), order.join('\n') + '\n');
+  writeFileSync(path.join(root, 'lib', 'modules', 'order'), `${order.join('\n')}\n`);
   writeFileSync(path.join(root, 'init'), INIT, { mode: 0o755 });
 
   const kernel = path.join(CACHE_DIR, 'vmlinuz');
   const initrd = path.join(CACHE_DIR, 'initrd.gz');
-  copyFileSync(vmlinuz, kernel + '.tmp');
-  renameSync(kernel + '.tmp', kernel);
-  await cpioGzip(root, initrd + '.tmp');
-  renameSync(initrd + '.tmp', initrd);
+  copyFileSync(vmlinuz, `${kernel}.tmp`);
+  renameSync(`${kernel}.tmp`, kernel);
+  await cpioGzip(root, `${initrd}.tmp`);
+  renameSync(`${initrd}.tmp`, initrd);
   rmSync(root, { recursive: true, force: true });
   rmSync(unpacked, { recursive: true, force: true });
   log(`guest ready: ${kernel} (${statSync(kernel).size} B), ${initrd} (${statSync(initrd).size} B)`);

@@ -74,7 +74,7 @@ export async function startDnsmasq(ns: Namespace, o: DnsmasqOptions): Promise<Da
   }
   lines.push(...(o.extra ?? []));
   const conf = path.join(dir, 'dnsmasq.conf');
-  writeFileSync(conf, lines.join('\n') + '\n');
+  writeFileSync(conf, `${lines.join('\n')}\n`);
   const child = ns.spawn(...orphanSafe('dnsmasq', ['-k', `--conf-file=${conf}`, '--pid-file']));
   const log = collect(child);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));

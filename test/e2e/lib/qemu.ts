@@ -6,11 +6,12 @@
  * - uefi: OVMF with virtio-net-pci and no option ROM, so OVMF's native PXE stack runs.
  * At most VM_SLOTS VMs run at once on this machine, across every test process (lock files).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import type { Namespace } from '../../helpers/netns.ts';
 import { BOOTED_RE, CACHE_DIR, lockIsStale } from './assets.ts';
+import { onLines } from '../../helpers/lines.ts';
 
 export type Firmware = 'bios' | 'uefi';
 
@@ -201,16 +202,12 @@ export async function startVm(o: VmOptions): Promise<Vm> {
   };
   child.stdout!.on('data', onData);
   // qemu's own messages, line by line; the fw_cfg name warning is expected (SeaBIOS reads exactly etc/sercon-port).
-  let errBuf = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    errBuf += chunk.toString('latin1');
-    let nl;
-    while ((nl = errBuf.indexOf('\n')) >= 0) {
-      const line = errBuf.slice(0, nl);
-      errBuf = errBuf.slice(nl + 1);
+  child.stderr!.on(
+    'data',
+    onLines((line) => {
       if (!/etc\/sercon-port.*prefixed with "opt\/"/.test(line)) onData(Buffer.from(`\n[qemu] ${line}\n`));
-    }
-  });
+    }),
+  );
   const exited = new Promise<number | null>((resolve) =>
     child.once('exit', (code, signal) => {
       release();
