@@ -2,7 +2,10 @@
 // Exit status: non-zero if any test failed or the TAP stream ended without a plan.
 import { createInterface } from 'node:readline';
 
-let passed = 0, failed = 0, skipped = 0, sawPlan = false;
+let passed = 0,
+  failed = 0,
+  skipped = 0,
+  sawPlan = false;
 const rl = createInterface({ input: process.stdin });
 for await (const line of rl) {
   process.stdout.write(`${line}\n`);

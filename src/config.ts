@@ -17,7 +17,6 @@ export type { Segment } from './net/interface.ts';
 export const DHCP_MODES = ['proxy', 'full', 'off'] as const;
 export type DhcpMode = (typeof DHCP_MODES)[number];
 
-
 export interface AddressRange {
   start: string;
   end: string;
@@ -57,7 +56,6 @@ export interface AppConfig {
   ipv6RaQuench: boolean;
   log: LogSettings;
 }
-
 
 function ipv4(what: string) {
   return z.string().refine((s) => isIPv4(s), { message: `${what} must be an IPv4 address` });
@@ -132,7 +130,10 @@ export function resolveConfig(raw: RawOptions, env: ResolveEnvironment): AppConf
   } else if (mode === 'full') {
     throw new ConfigError(`--dhcp full: needs --dhcp-range START,END`);
   }
-  const dns = (o['dhcp-dns'] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const dns = (o['dhcp-dns'] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const d of dns) if (!isIPv4(d)) throw new ConfigError(`--dhcp-dns: "${d}" is not an IPv4 address`);
 
   let tftp: HostPort | undefined;

@@ -13,7 +13,6 @@ import type { Uuid } from './net/uuid.ts';
 import { renderBoot } from './render/ipxe-script.ts';
 import { describeLookup, type LookupResult, type LookupStep, type Store, type StoreProblem } from './store/store.ts';
 
-
 /** The firmware a machine may boot with, as DHCP sees each one. */
 export interface FirmwareProfile {
   id: string;
@@ -94,7 +93,7 @@ function via(profile: FirmwareProfile, action: DhcpAnswer['action'], mode: DhcpM
   if (profile.ipxe) return 'the ProxyDHCP offer on port 67 (EFI iPXE asks the PXE boot server on 4011)';
   if (profile.httpBoot) return 'the ProxyDHCP offer on port 67, with option 60 HTTPClient';
   if (profile.archName === 'bios') return 'the ProxyDHCP offer on port 67 (option 43: take the file from this offer)';
-  return 'the PXE boot server on port 4011, asked after the site\'s DHCP server answered (UEFI always asks there)';
+  return "the PXE boot server on port 4011, asked after the site's DHCP server answered (UEFI always asks there)";
 }
 
 /** What each kind of firmware would be handed, from the pure boot decision. */

@@ -16,18 +16,47 @@ export interface MetricsOptions {
 export class Metrics {
   readonly registry = new Registry();
 
-  readonly dhcpRequests = new Counter({ name: 'bootcfg_dhcp_requests_total', help: 'DHCP requests received, by message type, mode and client architecture', labelNames: ['type', 'mode', 'arch'] as const, registers: [this.registry] });
-  readonly dhcpReplies = new Counter({ name: 'bootcfg_dhcp_replies_total', help: 'DHCP replies sent, by message type, mode and client architecture', labelNames: ['type', 'mode', 'arch'] as const, registers: [this.registry] });
-  readonly dhcpIgnored = new Counter({ name: 'bootcfg_dhcp_ignored_total', help: 'DHCP requests deliberately left unanswered, by reason', labelNames: ['reason'] as const, registers: [this.registry] });
-  readonly malformedPackets = new Counter({ name: 'bootcfg_malformed_packets_total', help: 'Packets dropped because they could not be parsed, by protocol', labelNames: ['protocol'] as const, registers: [this.registry] });
+  readonly dhcpRequests = new Counter({
+    name: 'bootcfg_dhcp_requests_total',
+    help: 'DHCP requests received, by message type, mode and client architecture',
+    labelNames: ['type', 'mode', 'arch'] as const,
+    registers: [this.registry],
+  });
+  readonly dhcpReplies = new Counter({
+    name: 'bootcfg_dhcp_replies_total',
+    help: 'DHCP replies sent, by message type, mode and client architecture',
+    labelNames: ['type', 'mode', 'arch'] as const,
+    registers: [this.registry],
+  });
+  readonly dhcpIgnored = new Counter({
+    name: 'bootcfg_dhcp_ignored_total',
+    help: 'DHCP requests deliberately left unanswered, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly malformedPackets = new Counter({
+    name: 'bootcfg_malformed_packets_total',
+    help: 'Packets dropped because they could not be parsed, by protocol',
+    labelNames: ['protocol'] as const,
+    registers: [this.registry],
+  });
   readonly tftpTransfers = new Counter({ name: 'bootcfg_tftp_transfers_total', help: 'TFTP transfers finished, by outcome', labelNames: ['outcome'] as const, registers: [this.registry] });
   readonly tftpBytes = new Counter({ name: 'bootcfg_tftp_bytes_total', help: 'File bytes sent over TFTP', registers: [this.registry] });
   readonly tftpRetransmissions = new Counter({ name: 'bootcfg_tftp_retransmissions_total', help: 'TFTP DATA packets sent again after a timeout', registers: [this.registry] });
   readonly httpRequests = new Counter({ name: 'bootcfg_http_requests_total', help: 'HTTP requests, by route and status', labelNames: ['route', 'status'] as const, registers: [this.registry] });
   readonly bootsCompleted = new Counter({ name: 'bootcfg_boots_completed_total', help: 'Machines that fetched their boot script and every file it names', registers: [this.registry] });
-  readonly bootsStalled = new Counter({ name: 'bootcfg_boots_stalled_total', help: 'Boots that went a minute without the step that should follow their last one (see /ui)', registers: [this.registry] });
+  readonly bootsStalled = new Counter({
+    name: 'bootcfg_boots_stalled_total',
+    help: 'Boots that went a minute without the step that should follow their last one (see /ui)',
+    registers: [this.registry],
+  });
   readonly storeReloads = new Counter({ name: 'bootcfg_store_reloads_total', help: 'FileStore reloads, by kind of data', labelNames: ['kind'] as const, registers: [this.registry] });
-  readonly storeErrors = new Counter({ name: 'bootcfg_store_errors_total', help: 'Data files rejected on load (the last good version keeps serving)', labelNames: ['kind'] as const, registers: [this.registry] });
+  readonly storeErrors = new Counter({
+    name: 'bootcfg_store_errors_total',
+    help: 'Data files rejected on load (the last good version keeps serving)',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
   readonly dhcpLeases = new Gauge({
     name: 'bootcfg_dhcp_leases',
     help: 'Full DHCP pool addresses by state (bound, offered, declined = quarantined, free)',
@@ -38,8 +67,17 @@ export class Metrics {
       if (counts) for (const [state, n] of Object.entries(counts)) this.dhcpLeases.set({ state }, n);
     },
   });
-  readonly ipv6RouterAdverts = new Counter({ name: 'bootcfg_ipv6_router_adverts_total', help: 'IPv6 router advertisements (lifetime 0) sent by --ipv6-ra-quench, by trigger', labelNames: ['trigger'] as const, registers: [this.registry] });
-  readonly dhcpLeaseWriteFailures = new Counter({ name: 'bootcfg_dhcp_lease_write_failures_total', help: 'Full DHCP requests left without an ACK because their lease could not be written to the lease file', registers: [this.registry] });
+  readonly ipv6RouterAdverts = new Counter({
+    name: 'bootcfg_ipv6_router_adverts_total',
+    help: 'IPv6 router advertisements (lifetime 0) sent by --ipv6-ra-quench, by trigger',
+    labelNames: ['trigger'] as const,
+    registers: [this.registry],
+  });
+  readonly dhcpLeaseWriteFailures = new Counter({
+    name: 'bootcfg_dhcp_lease_write_failures_total',
+    help: 'Full DHCP requests left without an ACK because their lease could not be written to the lease file',
+    registers: [this.registry],
+  });
 
   private readonly leaseCounts: (() => LeaseCounts) | undefined;
 

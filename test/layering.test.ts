@@ -33,7 +33,10 @@ test('a forbidden import fails the check, naming the rule and the import', async
   await copyFile(path.join(PROJECT_ROOT, '.dependency-cruiser.cjs'), path.join(dir, '.dependency-cruiser.cjs'));
   await copyFile(path.join(PROJECT_ROOT, 'tsconfig.json'), path.join(dir, 'tsconfig.json'));
   await writeFile(path.join(dir, 'src/dhcp/packet.ts'), 'export const BOOTREQUEST = 1;\n');
-  await writeFile(path.join(dir, 'src/boot/decide.ts'), "import { readFileSync } from 'node:fs';\nimport { BOOTREQUEST } from '../dhcp/packet.ts';\nexport const probe = () => readFileSync(String(BOOTREQUEST));\n");
+  await writeFile(
+    path.join(dir, 'src/boot/decide.ts'),
+    "import { readFileSync } from 'node:fs';\nimport { BOOTREQUEST } from '../dhcp/packet.ts';\nexport const probe = () => readFileSync(String(BOOTREQUEST));\n",
+  );
   await writeFile(path.join(dir, 'src/net/mac.ts'), "import { probe } from '../boot/decide.ts';\nexport const mac = probe;\n");
   const r = await depcruise(dir, 'src');
   t.not(r.code, 0, r.out);

@@ -43,7 +43,8 @@ let stray = 0;
 
 function packetFor(n: number): Buffer {
   const i = s.macs ? n % s.macs : n;
-  const mac = `02:b0:${((i >> 24) & 255).toString(16).padStart(2, '0')}:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}` as Mac;
+  const mac =
+    `02:b0:${((i >> 24) & 255).toString(16).padStart(2, '0')}:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}` as Mac;
   return encodePacket(request({ kind, mac, xid: (XID_BASE + n) >>> 0, type: MessageType.DISCOVER }));
 }
 

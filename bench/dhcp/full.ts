@@ -46,10 +46,26 @@ interface LoadResult {
 }
 
 async function load(cli: Namespace, macBase: number): Promise<LoadResult> {
-  const out = await cli.exec('taskset', ['-c', '1', process.execPath, '--import', 'tsx', GEN, '--iface', 'eth0', '--count', values.count!, '--concurrency', values.concurrency!, '--seconds', values.seconds!, '--mac-base', String(macBase)]);
+  const out = await cli.exec('taskset', [
+    '-c',
+    '1',
+    process.execPath,
+    '--import',
+    'tsx',
+    GEN,
+    '--iface',
+    'eth0',
+    '--count',
+    values.count!,
+    '--concurrency',
+    values.concurrency!,
+    '--seconds',
+    values.seconds!,
+    '--mac-base',
+    String(macBase),
+  ]);
   return JSON.parse(out.trim().split('\n').at(-1)!) as LoadResult;
 }
-
 
 async function runDnsmasq(srv: Namespace, cli: Namespace, dir: string, round: number): Promise<LoadResult> {
   // Full mode, lease file on (it rewrites and fsyncs it per lease), no ICMP probe.
@@ -59,10 +75,18 @@ async function runDnsmasq(srv: Namespace, cli: Namespace, dir: string, round: nu
   await writeFile(
     conf,
     `${[
-      'interface=br0', 'bind-interfaces', 'port=0', 'user=root',
+      'interface=br0',
+      'bind-interfaces',
+      'port=0',
+      'user=root',
       `dhcp-range=${RANGE[0]},${RANGE[1]},255.255.0.0,1h`,
-      `dhcp-leasefile=${leases}`, 'dhcp-lease-max=200000', 'no-ping', 'dhcp-authoritative',
-      'quiet-dhcp', `log-facility=${path.join(dir, 'dnsmasq.log')}`, 'pid-file=',
+      `dhcp-leasefile=${leases}`,
+      'dhcp-lease-max=200000',
+      'no-ping',
+      'dhcp-authoritative',
+      'quiet-dhcp',
+      `log-facility=${path.join(dir, 'dnsmasq.log')}`,
+      'pid-file=',
     ].join('\n')}\n`,
   );
   const dnsmasq = srv.spawn('taskset', ['-c', '0', 'dnsmasq', '-k', `--conf-file=${conf}`]);
@@ -79,11 +103,35 @@ async function runDnsmasq(srv: Namespace, cli: Namespace, dir: string, round: nu
 async function runOurs(srv: Namespace, cli: Namespace, dir: string, round: number): Promise<LoadResult> {
   // Same range, lease file under a fresh data dir; log at warn like dnsmasq's quiet-dhcp.
   const data = path.join(dir, 'data');
-  const ours = srv.spawn('taskset', ['-c', '0', process.execPath, ...cliArgs([
-    '--iface', 'br0', '--dhcp', 'full', '--dhcp-range', RANGE.join(','), '--address', `${SERVER}:8080`,
-    '--tftp-address', 'off', '--data-path', data, '--firmware-path', path.join(PROJECT_ROOT, 'firmware'),
-    '--log-level', 'warn', '--log-format', 'json',
-  ])], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const ours = srv.spawn(
+    'taskset',
+    [
+      '-c',
+      '0',
+      process.execPath,
+      ...cliArgs([
+        '--iface',
+        'br0',
+        '--dhcp',
+        'full',
+        '--dhcp-range',
+        RANGE.join(','),
+        '--address',
+        `${SERVER}:8080`,
+        '--tftp-address',
+        'off',
+        '--data-path',
+        data,
+        '--firmware-path',
+        path.join(PROJECT_ROOT, 'firmware'),
+        '--log-level',
+        'warn',
+        '--log-format',
+        'json',
+      ]),
+    ],
+    { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let err = '';
   ours.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
   ours.stdout!.resume();
@@ -118,7 +166,13 @@ try {
     results.ours.push(await runOurs(srv, cli, path.join(dir, `r${round}`), round));
   }
   const sum = (rs: LoadResult[]) => rs.reduce((a, r) => a + r.completed, 0) / rs.reduce((a, r) => a + r.seconds, 0);
-  const summary = { ratio: ratio(sum(results.ours), Math.max(1, sum(results.dnsmasq))), perRound: results.ours.map((r, i) => ratio(r.rate, Math.max(1, results.dnsmasq[i]!.rate))), oursRate: Math.round(sum(results.ours)), dnsmasqRate: Math.round(sum(results.dnsmasq)), note: 'full DORA/s, leases durable before ACK, ours / dnsmasq with lease file' };
+  const summary = {
+    ratio: ratio(sum(results.ours), Math.max(1, sum(results.dnsmasq))),
+    perRound: results.ours.map((r, i) => ratio(r.rate, Math.max(1, results.dnsmasq[i]!.rate))),
+    oursRate: Math.round(sum(results.ours)),
+    dnsmasqRate: Math.round(sum(results.dnsmasq)),
+    note: 'full DORA/s, leases durable before ACK, ours / dnsmasq with lease file',
+  };
   process.stdout.write(`${JSON.stringify(summary)}\n`);
   const out = path.join(PROJECT_ROOT, 'bench', 'results', `dhcp-full-${new Date().toISOString().replaceAll(':', '-')}.json`);
   await mkdir(path.dirname(out), { recursive: true });

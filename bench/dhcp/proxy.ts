@@ -54,7 +54,18 @@ interface GenResult {
 }
 
 async function generate(cli: Namespace, script: Record<string, unknown>): Promise<GenResult> {
-  const out = await cli.exec('nice', ['-n', '-10', 'taskset', '-c', '1', process.execPath, '--import', 'tsx', GEN, JSON.stringify({ iface: 'eth0', server: SERVER, kind: 'bios', macs: Number(values.macs), ...script })]);
+  const out = await cli.exec('nice', [
+    '-n',
+    '-10',
+    'taskset',
+    '-c',
+    '1',
+    process.execPath,
+    '--import',
+    'tsx',
+    GEN,
+    JSON.stringify({ iface: 'eth0', server: SERVER, kind: 'bios', macs: Number(values.macs), ...script }),
+  ]);
   return JSON.parse(out.trim().split('\n').at(-1)!) as GenResult;
 }
 
@@ -77,7 +88,16 @@ try {
   const conf = path.join(scratch, 'dnsmasq.conf');
   await writeFile(
     conf,
-    ['interface=eth0', 'bind-interfaces', `dhcp-range=${SERVER.replace(/\.1$/, '.0')},proxy,255.255.255.0`, 'pxe-service=x86PC,"Network boot",undionly', `log-facility=${path.join(scratch, 'dnsmasq.log')}`, 'user=root', ...(values.logs === 'off' ? ['quiet-dhcp'] : []), ''].join('\n'),
+    [
+      'interface=eth0',
+      'bind-interfaces',
+      `dhcp-range=${SERVER.replace(/\.1$/, '.0')},proxy,255.255.255.0`,
+      'pxe-service=x86PC,"Network boot",undionly',
+      `log-facility=${path.join(scratch, 'dnsmasq.log')}`,
+      'user=root',
+      ...(values.logs === 'off' ? ['quiet-dhcp'] : []),
+      '',
+    ].join('\n'),
   );
   const dataDir = path.join(scratch, 'data');
 
@@ -86,7 +106,32 @@ try {
     ours: () =>
       srv.spawn(
         'nice',
-        ['-n', '-10', 'taskset', '-c', '0', process.execPath, ...cliArgs(['--iface', 'eth0', '--dhcp', 'proxy', '--address', `${SERVER}:8080`, '--tftp-address', 'off', '--data-path', dataDir, '--firmware-path', path.join(PROJECT_ROOT, 'firmware'), '--log-format', 'json', '--log-level', values.logs === 'off' ? 'warn' : 'info'])],
+        [
+          '-n',
+          '-10',
+          'taskset',
+          '-c',
+          '0',
+          process.execPath,
+          ...cliArgs([
+            '--iface',
+            'eth0',
+            '--dhcp',
+            'proxy',
+            '--address',
+            `${SERVER}:8080`,
+            '--tftp-address',
+            'off',
+            '--data-path',
+            dataDir,
+            '--firmware-path',
+            path.join(PROJECT_ROOT, 'firmware'),
+            '--log-format',
+            'json',
+            '--log-level',
+            values.logs === 'off' ? 'warn' : 'info',
+          ]),
+        ],
         { cwd: PROJECT_ROOT, stdio: 'ignore' },
       ),
     dnsmasq: () => srv.spawn('nice', ['-n', '-10', 'taskset', '-c', '0', 'dnsmasq', '-k', `--conf-file=${conf}`, '--port=0', `--pid-file=${path.join(scratch, 'dnsmasq.pid')}`], { stdio: 'ignore' }),

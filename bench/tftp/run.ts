@@ -87,10 +87,31 @@ const SERVERS: Server[] = [
     name: 'ours',
     windowsize: true,
     start: (ns, log, ip) =>
-      ns.spawn('taskset', ['-c', SERVER_CPU, process.execPath, '--import', 'tsx', path.join(PROJECT, 'src/main.ts'), '--tftp-address', `${ip}:69`, '--address', `${ip}:18080`, '--firmware-path', ROOT, '--log-format', 'json', '--log-level', 'info'], {
-        cwd: PROJECT,
-        stdio: ['ignore', log, log],
-      }),
+      ns.spawn(
+        'taskset',
+        [
+          '-c',
+          SERVER_CPU,
+          process.execPath,
+          '--import',
+          'tsx',
+          path.join(PROJECT, 'src/main.ts'),
+          '--tftp-address',
+          `${ip}:69`,
+          '--address',
+          `${ip}:18080`,
+          '--firmware-path',
+          ROOT,
+          '--log-format',
+          'json',
+          '--log-level',
+          'info',
+        ],
+        {
+          cwd: PROJECT,
+          stdio: ['ignore', log, log],
+        },
+      ),
   },
   {
     name: 'tftpd-hpa',
@@ -101,18 +122,40 @@ const SERVERS: Server[] = [
     name: 'dnsmasq',
     windowsize: false,
     start: (ns, log, ip) =>
-      ns.spawn('taskset', ['-c', SERVER_CPU, 'dnsmasq', '-k', '--conf-file=/dev/null', '--port=0', '--enable-tftp', `--tftp-root=${ROOT}`, `--listen-address=${ip}`, '--bind-interfaces', `--tftp-max=${CONCURRENT + 100}`, '--pid-file', '--log-facility=-'], {
-        stdio: ['ignore', log, log],
-      }),
+      ns.spawn(
+        'taskset',
+        [
+          '-c',
+          SERVER_CPU,
+          'dnsmasq',
+          '-k',
+          '--conf-file=/dev/null',
+          '--port=0',
+          '--enable-tftp',
+          `--tftp-root=${ROOT}`,
+          `--listen-address=${ip}`,
+          '--bind-interfaces',
+          `--tftp-max=${CONCURRENT + 100}`,
+          '--pid-file',
+          '--log-facility=-',
+        ],
+        {
+          stdio: ['ignore', log, log],
+        },
+      ),
   },
   {
     name: 'atftpd',
     windowsize: true,
     start: (ns, log, ip) =>
-      ns.spawn('taskset', ['-c', SERVER_CPU, path.join(PEERS, 'usr/sbin/atftpd'), '--daemon', '--no-fork', '--port', '69', '--bind-address', ip, '--maxthread', String(CONCURRENT + 100), '--logfile', '-', ROOT], {
-        env: peerEnv,
-        stdio: ['ignore', log, log],
-      }),
+      ns.spawn(
+        'taskset',
+        ['-c', SERVER_CPU, path.join(PEERS, 'usr/sbin/atftpd'), '--daemon', '--no-fork', '--port', '69', '--bind-address', ip, '--maxthread', String(CONCURRENT + 100), '--logfile', '-', ROOT],
+        {
+          env: peerEnv,
+          stdio: ['ignore', log, log],
+        },
+      ),
   },
 ];
 
@@ -275,7 +318,11 @@ function report(rows: Row[]): void {
   }
   lines.push('* the peer does not acknowledge windowsize; atftp fell back to lock-step');
   lines.push(`seconds are medians of up to ${ROUNDS} interleaved rounds; every run: bench/results/tftp-*.json`);
-  const failed = rows.flatMap((r) => Object.entries(r.results).filter(([, x]) => x.failures).map(([n, x]) => `${r.case} / ${n}: ${x.failures} of ${x.runs.length} runs failed: ${x.note ?? ''}`));
+  const failed = rows.flatMap((r) =>
+    Object.entries(r.results)
+      .filter(([, x]) => x.failures)
+      .map(([n, x]) => `${r.case} / ${n}: ${x.failures} of ${x.runs.length} runs failed: ${x.note ?? ''}`),
+  );
   if (failed.length) lines.push('', 'failures:', ...failed);
   process.stdout.write(`${lines.join('\n')}\n`);
   const results = path.join(PROJECT, 'bench', 'results');

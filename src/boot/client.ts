@@ -6,18 +6,7 @@ import type { Mac } from '../net/mac.ts';
 import type { Uuid } from '../net/uuid.ts';
 
 /** Option 93 values we know (RFC 4578 and the IANA registry), by what they boot. */
-export type ArchName =
-  | 'bios'
-  | 'efi-ia32'
-  | 'efi-x64'
-  | 'efi-arm32'
-  | 'efi-arm64'
-  | 'http-ia32'
-  | 'http-x64'
-  | 'http-arm32'
-  | 'http-arm64'
-  | 'unknown'
-  | 'none';
+export type ArchName = 'bios' | 'efi-ia32' | 'efi-x64' | 'efi-arm32' | 'efi-arm64' | 'http-ia32' | 'http-x64' | 'http-arm32' | 'http-arm64' | 'unknown' | 'none';
 
 const ARCH_NAMES: Record<number, ArchName> = {
   0: 'bios',

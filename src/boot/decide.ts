@@ -81,7 +81,12 @@ export function resolveBootTarget(client: ClientInfo, settings: BootSettings, ma
   if (client.ipxe) {
     // Debian's iPXE has HTTP but not HTTPS (wire.md): one that says so cannot fetch an https:// script.
     if (client.ipxeFeatures && !client.ipxeFeatures.https && settings.baseUrl.startsWith('https:')) {
-      return { action: 'ignore', code: 'no-https', reason: `this iPXE announces no HTTPS support (option 175), but --base-url ${settings.baseUrl} is https://: serve an http:// base URL to it`, machine };
+      return {
+        action: 'ignore',
+        code: 'no-https',
+        reason: `this iPXE announces no HTTPS support (option 175), but --base-url ${settings.baseUrl} is https://: serve an http:// base URL to it`,
+        machine,
+      };
     }
     return { action: 'ipxe-script', url: `${settings.baseUrl}/boot.ipxe`, reason: `iPXE (option 77 or 175) gets the boot script${scriptFor(machine)}`, machine };
   }

@@ -45,7 +45,9 @@ function splitArgs(args: string[]): { mac?: string; uuid?: string; json: boolean
 export async function explainCommand(args: string[], io: ExplainIo): Promise<number> {
   const flags = splitArgs(args);
   if (flags.help) {
-    io.stdout(`Usage: ${EXPLAIN_USAGE}\n\nSays which boot and cloud file would answer this machine (and which lookups missed),\nand what DHCP would hand it as BIOS, UEFI x64, UEFI arm64, UEFI HTTP Boot and iPXE.\nReads the same flags and BOOTCFG_* variables as serve.\n`);
+    io.stdout(
+      `Usage: ${EXPLAIN_USAGE}\n\nSays which boot and cloud file would answer this machine (and which lookups missed),\nand what DHCP would hand it as BIOS, UEFI x64, UEFI arm64, UEFI HTTP Boot and iPXE.\nReads the same flags and BOOTCFG_* variables as serve.\n`,
+    );
     return 0;
   }
   let mac: Mac | undefined;

@@ -144,7 +144,10 @@ export class FullDhcpPolicy implements DhcpPolicy {
     const ip = req.options.requestedIp() ?? req.ciaddr;
     const declined = pool.decline(who, ip);
     // Someone else answers ARP for this address: an operator wants to know.
-    log.warn({ mac: client.mac, ip, quarantined: declined }, declined ? `address ${ip} declined (in use by another host): quarantined` : `DECLINE of ${ip} ignored: held by another client or not ours`);
+    log.warn(
+      { mac: client.mac, ip, quarantined: declined },
+      declined ? `address ${ip} declined (in use by another host): quarantined` : `DECLINE of ${ip} ignored: held by another client or not ours`,
+    );
     if (declined) await this.deps.commit().catch((err: unknown) => log.error({ err }, 'lease file write failed'));
     return HANDLED;
   }

@@ -31,7 +31,11 @@ const mac = z.string().transform((s, ctx) => {
 const LeaseRecord = z.object({
   ip,
   mac: mac.optional(),
-  clientId: z.string().regex(/^([0-9a-f]{2})+$/).max(510).optional(),
+  clientId: z
+    .string()
+    .regex(/^([0-9a-f]{2})+$/)
+    .max(510)
+    .optional(),
   hostname: z.string().max(255).optional(),
   state: z.enum(['bound', 'released', 'declined']),
   expires: z.number().int().nonnegative(),
@@ -362,4 +366,3 @@ export class LeaseFile {
     }
   }
 }
-

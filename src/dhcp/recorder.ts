@@ -73,11 +73,15 @@ export class DhcpRecorder {
     const { client, target } = ex;
     const to = peer(reply.to);
     metrics.dhcpReplies.inc({ type: reply.type, mode: this.policy.mode, arch: client.archName });
-    const boot = reply.type === 'NAK' ? undefined : target.action === 'ignore' ? { action: target.action, reason: target.reason } : { action: target.action, file: bootFileOf(target), reason: target.reason };
+    const boot =
+      reply.type === 'NAK' ? undefined : target.action === 'ignore' ? { action: target.action, reason: target.reason } : { action: target.action, file: bootFileOf(target), reason: target.reason };
     const config = target.machine.kind === 'config' ? target.machine.key : undefined;
     const fields = { ...this.fields(ex), reply: reply.type, yiaddr: reply.yiaddr, state: reply.state, ...boot, ...(reply.nakReason ? { reason: reply.nakReason } : {}), config, to, via: reply.to.via };
     // Scripts match full DHCP's lines exactly (`DHCP ACK`); its fields say the rest.
-    const message = this.policy.mode === 'full' ? `DHCP ${reply.type}` : `${this.label}: ${reply.type} to ${client.mac} (${this.who(ex)}): ${boot?.file ?? 'no boot file'} — ${boot?.reason ?? reply.nakReason ?? ''}`;
+    const message =
+      this.policy.mode === 'full'
+        ? `DHCP ${reply.type}`
+        : `${this.label}: ${reply.type} to ${client.mac} (${this.who(ex)}): ${boot?.file ?? 'no boot file'} — ${boot?.reason ?? reply.nakReason ?? ''}`;
     log.info(fields, message);
     // An ACKed address belongs to the client now: its later TFTP and HTTP steps carry only the address.
     if (reply.type === 'ACK' && reply.yiaddr) timeline.bindAddress(reply.yiaddr, client.mac);
@@ -108,7 +112,13 @@ export class DhcpRecorder {
       if (notable) log.info(fields, message);
       else log.debug(fields, message);
     }
-    if (notable) timeline.record({ step: 'dhcp.ignored', mac: client.mac, uuid: client.uuid, detail: { type, mode: this.policy.mode, reason: silence.reason, why: silence.why, arch: client.archName, port: this.policy.port } });
+    if (notable)
+      timeline.record({
+        step: 'dhcp.ignored',
+        mac: client.mac,
+        uuid: client.uuid,
+        detail: { type, mode: this.policy.mode, reason: silence.reason, why: silence.why, arch: client.archName, port: this.policy.port },
+      });
   }
 
   /** The reply could not be encoded for this client (too big for its option 57, a field too long). */
@@ -141,4 +151,3 @@ export class DhcpRecorder {
     };
   }
 }
-

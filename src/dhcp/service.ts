@@ -108,7 +108,11 @@ export class DhcpService implements Service {
   }
 
   async stop(): Promise<void> {
-    while (this.running.length) await this.running.pop()!.stop().catch(() => undefined);
+    while (this.running.length)
+      await this.running
+        .pop()!
+        .stop()
+        .catch(() => undefined);
   }
 }
 

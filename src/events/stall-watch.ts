@@ -67,7 +67,10 @@ export class StallWatch implements Service {
       if (p.state !== 'stalled') continue;
       stalled.push(mac);
       this.deps.metrics.bootsStalled.inc();
-      this.deps.log.warn({ mac, uuid: machine.uuid, ip: machine.ip, step: 'boot.stalled', lastStep: p.lastStep, expected: p.expected, missingFiles: p.missingFiles.length ? p.missingFiles : undefined }, `boot stalled: ${p.reason}`);
+      this.deps.log.warn(
+        { mac, uuid: machine.uuid, ip: machine.ip, step: 'boot.stalled', lastStep: p.lastStep, expected: p.expected, missingFiles: p.missingFiles.length ? p.missingFiles : undefined },
+        `boot stalled: ${p.reason}`,
+      );
     }
     return stalled;
   }

@@ -198,6 +198,9 @@ export class FirmwareCatalog {
     for (const e of bad) {
       log.warn({ firmware: e.name, status: e.status, expected: e.expected, actual: e.actual }, `firmware: ${this.explain(e.name)}; it will not be handed out`);
     }
-    log.info({ firmwarePath: this.root, found: ok, unavailable: bad.map((e) => e.name) }, `firmware: found ${ok.length ? ok.join(', ') : 'none'}${bad.length ? `; unavailable: ${bad.map((e) => `${e.name} (${e.status})`).join(', ')}` : ''}`);
+    log.info(
+      { firmwarePath: this.root, found: ok, unavailable: bad.map((e) => e.name) },
+      `firmware: found ${ok.length ? ok.join(', ') : 'none'}${bad.length ? `; unavailable: ${bad.map((e) => `${e.name} (${e.status})`).join(', ')}` : ''}`,
+    );
   }
 }

@@ -9,7 +9,10 @@ import { fail } from './errors.ts';
  * A query parameter given once (Koa hands a repeated one over as an array, which the
  * string check refuses); at most 255 characters, which no MAC, UUID or hostname exceeds.
  */
-const param = z.string({ error: (issue) => (Array.isArray(issue.input) ? 'given more than once' : 'must be text') }).max(255, 'longer than 255 characters').optional();
+const param = z
+  .string({ error: (issue) => (Array.isArray(issue.input) ? 'given more than once' : 'must be text') })
+  .max(255, 'longer than 255 characters')
+  .optional();
 
 /** iPXE sends `uuid=` when it knows none, so an empty value means absent. */
 function present(v: string | undefined): string | undefined {
@@ -19,25 +22,23 @@ function present(v: string | undefined): string | undefined {
 }
 
 /** What /ipxe and /cloud accept; other parameters are ignored (boot scripts in the wild add their own). */
-export const MachineQuerySchema = z
-  .object({ uuid: param, mac: param, hostname: param, domain: param, serial: param })
-  .transform((q, ctx) => {
-    const macText = present(q.mac);
-    const uuidText = present(q.uuid);
-    let mac: Mac | undefined;
-    let uuid: Uuid | undefined;
-    if (macText !== undefined) {
-      const parsed = parseMacInput(macText, 'mac');
-      if (parsed.ok) mac = parsed.mac;
-      else ctx.addIssue({ code: 'custom', path: [], message: parsed.reason });
-    }
-    if (uuidText !== undefined) {
-      const parsed = parseUuidInput(uuidText, 'uuid');
-      if (parsed.ok) uuid = parsed.uuid;
-      else ctx.addIssue({ code: 'custom', path: [], message: parsed.reason });
-    }
-    return { uuid, mac, hostname: present(q.hostname), domain: present(q.domain), serial: present(q.serial) };
-  });
+export const MachineQuerySchema = z.object({ uuid: param, mac: param, hostname: param, domain: param, serial: param }).transform((q, ctx) => {
+  const macText = present(q.mac);
+  const uuidText = present(q.uuid);
+  let mac: Mac | undefined;
+  let uuid: Uuid | undefined;
+  if (macText !== undefined) {
+    const parsed = parseMacInput(macText, 'mac');
+    if (parsed.ok) mac = parsed.mac;
+    else ctx.addIssue({ code: 'custom', path: [], message: parsed.reason });
+  }
+  if (uuidText !== undefined) {
+    const parsed = parseUuidInput(uuidText, 'uuid');
+    if (parsed.ok) uuid = parsed.uuid;
+    else ctx.addIssue({ code: 'custom', path: [], message: parsed.reason });
+  }
+  return { uuid, mac, hostname: present(q.hostname), domain: present(q.domain), serial: present(q.serial) };
+});
 
 export type ParsedMachineQuery = z.output<typeof MachineQuerySchema>;
 

@@ -27,12 +27,7 @@ export function uuidFromClientGuid(guid: Uint8Array): Uuid | undefined {
   if (guid.length !== 17 || guid[0] !== 0) return undefined;
   const b = Buffer.from(guid.subarray(1));
   const hex = (buf: Buffer) => buf.toString('hex');
-  const swapped = Buffer.concat([
-    Buffer.from(b.subarray(0, 4)).reverse(),
-    Buffer.from(b.subarray(4, 6)).reverse(),
-    Buffer.from(b.subarray(6, 8)).reverse(),
-    b.subarray(8),
-  ]);
+  const swapped = Buffer.concat([Buffer.from(b.subarray(0, 4)).reverse(), Buffer.from(b.subarray(4, 6)).reverse(), Buffer.from(b.subarray(6, 8)).reverse(), b.subarray(8)]);
   const s = hex(swapped);
   return parseUuid(s);
 }

@@ -17,33 +17,29 @@ const url = (what: string) =>
     .refine((v) => !/\s/.test(v), `${what} must not contain spaces (encode them as %20)`);
 
 const CmdlineText = oneLine('cmdline');
-const CmdlineObject = z
-  .record(z.string(), z.union([oneLine('a cmdline value'), z.literal(true)], { error: 'a cmdline value must be a string or true' }))
-  .superRefine((record, ctx) => {
-    for (const key of Object.keys(record)) {
-      if (key === '' || /[\s=]/.test(key) || CONTROL.test(key)) ctx.addIssue({ code: 'custom', path: [key], message: `cmdline key "${key}" must be non-empty, without spaces or =` });
-    }
-  });
+const CmdlineObject = z.record(z.string(), z.union([oneLine('a cmdline value'), z.literal(true)], { error: 'a cmdline value must be a string or true' })).superRefine((record, ctx) => {
+  for (const key of Object.keys(record)) {
+    if (key === '' || /[\s=]/.test(key) || CONTROL.test(key)) ctx.addIssue({ code: 'custom', path: [key], message: `cmdline key "${key}" must be non-empty, without spaces or =` });
+  }
+});
 
 export const BootConfigSchema = z
   .object({
     kernel: url('kernel'),
     initrd: z.array(url('an initrd entry')).default([]),
-    cmdline: z.unknown().optional().transform((value, ctx): string | Record<string, string | true> => {
-      if (value === undefined) return '';
-      // Chosen by type so a bad entry is reported as itself, not as "matches neither form".
-      const parsed =
-        typeof value === 'string'
-          ? CmdlineText.safeParse(value)
-          : value !== null && typeof value === 'object' && !Array.isArray(value)
-            ? CmdlineObject.safeParse(value)
-            : undefined;
-      if (parsed?.success) return parsed.data;
-      for (const issue of parsed?.error.issues ?? [{ path: [], message: 'cmdline must be a string or an object of string or true values' }]) {
-        ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
-      }
-      return z.NEVER;
-    }),
+    cmdline: z
+      .unknown()
+      .optional()
+      .transform((value, ctx): string | Record<string, string | true> => {
+        if (value === undefined) return '';
+        // Chosen by type so a bad entry is reported as itself, not as "matches neither form".
+        const parsed = typeof value === 'string' ? CmdlineText.safeParse(value) : value !== null && typeof value === 'object' && !Array.isArray(value) ? CmdlineObject.safeParse(value) : undefined;
+        if (parsed?.success) return parsed.data;
+        for (const issue of parsed?.error.issues ?? [{ path: [], message: 'cmdline must be a string or an object of string or true values' }]) {
+          ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+        }
+        return z.NEVER;
+      }),
     /** Shown by Pixiecore while it boots the machine. */
     message: z.string().optional(),
   })
@@ -62,11 +58,7 @@ export function parseBootConfig(text: string): BootConfig {
   }
   const parsed = BootConfigSchema.safeParse(json);
   if (!parsed.success) {
-    throw new Error(
-      parsed.error.issues
-        .map((issue) => (issue.path.length ? `${issue.path.join('.')}: ${issue.message}` : issue.message))
-        .join('; '),
-    );
+    throw new Error(parsed.error.issues.map((issue) => (issue.path.length ? `${issue.path.join('.')}: ${issue.message}` : issue.message)).join('; '));
   }
   return parsed.data;
 }

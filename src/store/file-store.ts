@@ -3,17 +3,7 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { BootConfig } from './boot-config.ts';
 import { judgeDataFiles, readOutcome, scanDataPath, type ConfigValue, type FileOutcome, type KeyedFile, type Signature } from './data-files.ts';
-import {
-  CONFIG_KINDS,
-  lookupKeys,
-  type CloudConfig,
-  type ConfigKind,
-  type LookupResult,
-  type LookupStep,
-  type MachineQuery,
-  type Store,
-  type StoreProblem,
-} from './store.ts';
+import { CONFIG_KINDS, lookupKeys, type CloudConfig, type ConfigKind, type LookupResult, type LookupStep, type MachineQuery, type Store, type StoreProblem } from './store.ts';
 
 /** What is known about one key of one kind: the file behind it now, and the last version of it that parsed. */
 interface Entry<T> {

@@ -76,9 +76,7 @@ export function lookupKeys(query: MachineQuery): string[] {
 
 /** One line for logs and 404 bodies: what was looked up where, and what each step found. */
 export function describeLookup(result: LookupResult<unknown>, dataPath: string): string {
-  const who = [result.query.uuid ? `uuid=${result.query.uuid}` : '', result.query.mac ? `mac=${result.query.mac}` : '']
-    .filter(Boolean)
-    .join(' ');
+  const who = [result.query.uuid ? `uuid=${result.query.uuid}` : '', result.query.mac ? `mac=${result.query.mac}` : ''].filter(Boolean).join(' ');
   const steps = result.steps
     .map((s) => {
       const where = `${result.kind}/${s.key}`;

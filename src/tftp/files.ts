@@ -37,7 +37,10 @@ export function normalizeRequest(filename: string): { ok: true; rel: string } | 
   // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(filename)) return { ok: false, reason: 'control character or NUL in filename' };
   if (filename.includes('\\')) return { ok: false, reason: 'backslash in filename' };
-  const segments = filename.replace(/^\/+/, '').split('/').filter((s) => s !== '' && s !== '.');
+  const segments = filename
+    .replace(/^\/+/, '')
+    .split('/')
+    .filter((s) => s !== '' && s !== '.');
   if (segments.length === 0) return { ok: false, reason: 'no file named' };
   if (segments.includes('..')) return { ok: false, reason: '".." in filename' };
   if (segments.some((s) => s.startsWith('.'))) return { ok: false, reason: 'hidden file' };

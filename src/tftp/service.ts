@@ -82,7 +82,10 @@ export class TftpService implements Service {
     await server.start();
     this.server = server;
     const addr = server.address();
-    const offered = options.catalog.list().filter((e) => e.status === 'ok').map((e) => e.name);
+    const offered = options.catalog
+      .list()
+      .filter((e) => e.status === 'ok')
+      .map((e) => e.name);
     this.deps.log.info({ address: `${addr.address}:${addr.port}`, root: options.root, firmware: offered, maxBlksize: limits.maxBlksize }, `tftp listening on ${addr.address}:${addr.port}`);
   }
 

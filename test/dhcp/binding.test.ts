@@ -44,7 +44,17 @@ maybe('two interfaces: a DISCOVER (and a 4011 request) arriving on the other int
   const stray = await runPxeClient(other!, { kind: 'uefi7', mac: strayMac, xid: 0x0bad0001, type: MessageType.DISCOVER, iface: 'eth0', waitMs: 1500 });
   t.is(stray.length, 0, 'no reply on the other network');
   await other!.ip('addr', 'add', `${OTHER.client}/24`, 'dev', 'eth0');
-  const stray4011 = await runPxeClient(other!, { kind: 'uefi7', mac: strayMac, xid: 0x0bad0002, type: MessageType.REQUEST, ciaddr: OTHER.client, to: { address: OTHER.server, port: 4011 }, fromPort: 4011, iface: 'eth0', waitMs: 1500 });
+  const stray4011 = await runPxeClient(other!, {
+    kind: 'uefi7',
+    mac: strayMac,
+    xid: 0x0bad0002,
+    type: MessageType.REQUEST,
+    ciaddr: OTHER.client,
+    to: { address: OTHER.server, port: 4011 },
+    fromPort: 4011,
+    iface: 'eth0',
+    waitMs: 1500,
+  });
   t.is(stray4011.length, 0, 'no 4011 reply on the other network');
 
   // The same request on the bound interface is answered: the silence above is the binding, not a dead server.
@@ -58,7 +68,10 @@ maybe('two interfaces: a DISCOVER (and a 4011 request) arriving on the other int
   t.is(sent.length, 1, `exactly one packet left the appliance: ${sent.join(' | ')}`);
   t.regex(sent[0]!, /eth0/, 'and it left by eth0');
   t.regex(sent[0]!, new RegExp(`${LAN.server.replaceAll('.', '\\.')}\\.67 > 255\\.255\\.255\\.255\\.68`));
-  t.false(app.lines.some((l) => l.mac === strayMac), 'the stray requests were never even seen');
+  t.false(
+    app.lines.some((l) => l.mac === strayMac),
+    'the stray requests were never even seen',
+  );
   t.true(app.lines.some((l) => l.mac === goodMac && l.reply === 'OFFER'));
 });
 

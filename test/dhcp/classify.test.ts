@@ -77,5 +77,19 @@ test('a malformed GUID gives no uuid but is still echoed raw', (t) => {
 });
 
 test('archName covers the registry values we serve and flags the rest', (t) => {
-  t.deepEqual([0, 6, 7, 9, 10, 11, 15, 16, 18, 19, 2, 12, undefined].map(archName), ['bios', 'efi-ia32', 'efi-x64', 'efi-x64', 'efi-arm32', 'efi-arm64', 'http-ia32', 'http-x64', 'http-arm32', 'http-arm64', 'unknown', 'unknown', 'none']);
+  t.deepEqual([0, 6, 7, 9, 10, 11, 15, 16, 18, 19, 2, 12, undefined].map(archName), [
+    'bios',
+    'efi-ia32',
+    'efi-x64',
+    'efi-x64',
+    'efi-arm32',
+    'efi-arm64',
+    'http-ia32',
+    'http-x64',
+    'http-arm32',
+    'http-arm64',
+    'unknown',
+    'unknown',
+    'none',
+  ]);
 });

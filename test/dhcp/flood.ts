@@ -31,10 +31,14 @@ while (sent < script.count && Date.now() - started < (script.maxMs ?? 20_000)) {
   for (let k = 0; k < batch && sent < script.count; k++, sent++) {
     const bytes = mutate(seeds[sent % seeds.length]!, rand);
     const to = script.targets[sent % script.targets.length]!;
-    pending.push(new Promise<void>((resolve) => socket.send(bytes, to.port, to.address, (err) => {
-      if (err) errors += 1;
-      resolve();
-    })));
+    pending.push(
+      new Promise<void>((resolve) =>
+        socket.send(bytes, to.port, to.address, (err) => {
+          if (err) errors += 1;
+          resolve();
+        }),
+      ),
+    );
   }
   await Promise.all(pending);
   // Let the receiver drain between batches: this measures robustness, not buffer sizes.

@@ -41,8 +41,26 @@ async function setup(t: { teardown(fn: () => Promise<void> | void): void }, clie
     async start() {
       ctx.app = await startAppliance(
         [
-          '--iface', 'eth0', '--address', `${LAN.server}:8080`, '--data-path', dir, '--firmware-path', path.join(PROJECT_ROOT, 'firmware'), '--tftp-address', 'off',
-          '--dhcp', 'full', '--dhcp-range', RANGE, '--dhcp-router', `${LAN.prefix}.254`, '--dhcp-dns', `${LAN.prefix}.53`, '--lease-time', '600',
+          '--iface',
+          'eth0',
+          '--address',
+          `${LAN.server}:8080`,
+          '--data-path',
+          dir,
+          '--firmware-path',
+          path.join(PROJECT_ROOT, 'firmware'),
+          '--tftp-address',
+          'off',
+          '--dhcp',
+          'full',
+          '--dhcp-range',
+          RANGE,
+          '--dhcp-router',
+          `${LAN.prefix}.254`,
+          '--dhcp-dns',
+          `${LAN.prefix}.53`,
+          '--lease-time',
+          '600',
         ],
         { ns: lan.srv },
       );
@@ -67,14 +85,15 @@ class ScriptedClient {
   }
   /** The k=v fields of the `n`th (0-based) EVENT line named `name`. */
   async event(name: string, n = 0, timeoutMs = 20_000): Promise<Record<string, string>> {
-    const line = await waitFor(
-      `${name} event #${n}`,
-      () => this.lines.filter((l) => l.startsWith(`EVENT ${name} `))[n],
-      timeoutMs,
-    ).catch((err: Error) => {
+    const line = await waitFor(`${name} event #${n}`, () => this.lines.filter((l) => l.startsWith(`EVENT ${name} `))[n], timeoutMs).catch((err: Error) => {
       throw new Error(`${err.message}\nclient output:\n${this.lines.join('\n')}`);
     });
-    return Object.fromEntries(line.split(' ').slice(2).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+    return Object.fromEntries(
+      line
+        .split(' ')
+        .slice(2)
+        .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+    );
   }
   async line(re: RegExp, timeoutMs = 20_000): Promise<string> {
     return waitFor(`a line matching ${re}`, () => this.lines.find((l) => re.test(l)), timeoutMs);
@@ -236,13 +255,16 @@ maybe('scripted PXE and iPXE clients (needs root): full DORA gives yiaddr + siad
     seen.add(offer.yiaddr);
     const acks = await runPxeClient(ns, { kind, mac, xid: 0x6000 + seen.size, type: MessageType.REQUEST, serverId: LAN.server, requestedIp: offer.yiaddr, iface: 'eth0', maxReplies: 1, waitMs: 3000 });
     t.is(acks.length, 1, `${kind}: one ACK`);
-    for (const [name, p] of [['OFFER', offer], ['ACK', acks[0]!.packet]] as const) {
+    for (const [name, p] of [
+      ['OFFER', offer],
+      ['ACK', acks[0]!.packet],
+    ] as const) {
       t.is(p.yiaddr, offer.yiaddr, `${kind} ${name} yiaddr`);
       t.is(p.siaddr, LAN.server, `${kind} ${name} siaddr`);
       t.is(p.options.serverId(), LAN.server);
       t.false(p.options.has(Opt.VENDOR_SPECIFIC), `${kind} ${name}: no option 43 in full mode`);
       const file = p.options.bootfileName();
-      t.is(p.file, file ?? "", `${kind} ${name}: BOOTP file = option 67`);
+      t.is(p.file, file ?? '', `${kind} ${name}: BOOTP file = option 67`);
       t.true(ok(file, p.options.vendorClass(), p.options.ipxeOptions()?.get(IpxeSubOpt.NO_PXEDHCP)?.[0]), `${kind} ${name}: ${what}; got file=${file} 60=${p.options.vendorClass()}`);
     }
     t.is(acks[0]!.packet.options.messageType(), MessageType.ACK);

@@ -20,7 +20,10 @@ const SERVER = '10.41.0.1';
 
 /** Runs the generator; calls onAck per ACK line; resolves with every ACK (ip → mac). */
 function generate(ns: Namespace, args: string[], onAck?: (count: number) => void, stepTimeoutMs = 1500): Promise<Map<string, string>> {
-  const child = ns.spawn(process.execPath, ['--import', 'tsx', GEN, '--iface', 'eth0', '--print-acks', '--timeout', String(stepTimeoutMs), ...args], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = ns.spawn(process.execPath, ['--import', 'tsx', GEN, '--iface', 'eth0', '--print-acks', '--timeout', String(stepTimeoutMs), ...args], {
+    cwd: PROJECT_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const acks = new Map<string, string>();
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
@@ -33,9 +36,7 @@ function generate(ns: Namespace, args: string[], onAck?: (count: number) => void
       onAck?.(acks.size);
     }),
   );
-  return new Promise((resolve, reject) =>
-    child.once('exit', (code) => (code === 0 ? resolve(acks) : reject(new Error(`generator exited ${code}: ${err.slice(-1000)}`)))),
-  );
+  return new Promise((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve(acks) : reject(new Error(`generator exited ${code}: ${err.slice(-1000)}`)))));
 }
 
 /** The lease file as the restarted appliance left it: snapshot, then journal lines (later wins). */
@@ -66,7 +67,30 @@ maybe('kill -9 mid-load (needs root): every ACKed lease survives, none is handed
   const leaseFile = path.join(dir, 'state', 'leases.json');
   // Spawned by hand: startAppliance waits for the info-level "ready" line, and at warn (no per-packet logs under load) there is none.
   const spawnApp = () => {
-    const child = srv.spawn(process.execPath, cliArgs(['--iface', 'br0', '--dhcp', 'full', '--dhcp-range', '10.41.1.0,10.41.60.255', '--address', `${SERVER}:8080`, '--tftp-address', 'off', '--data-path', dir, '--firmware-path', path.join(PROJECT_ROOT, 'firmware'), '--log-level', 'warn', '--log-format', 'json']), { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = srv.spawn(
+      process.execPath,
+      cliArgs([
+        '--iface',
+        'br0',
+        '--dhcp',
+        'full',
+        '--dhcp-range',
+        '10.41.1.0,10.41.60.255',
+        '--address',
+        `${SERVER}:8080`,
+        '--tftp-address',
+        'off',
+        '--data-path',
+        dir,
+        '--firmware-path',
+        path.join(PROJECT_ROOT, 'firmware'),
+        '--log-level',
+        'warn',
+        '--log-format',
+        'json',
+      ]),
+      { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     child.stdout!.resume();
     child.stderr!.resume();
     return child;
@@ -125,4 +149,3 @@ maybe('kill -9 mid-load (needs root): every ACKed lease survives, none is handed
   t.is(differ, 0);
   t.true(same >= 100, `${same} returning clients got their address back`);
 });
-

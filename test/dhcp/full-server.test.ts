@@ -182,7 +182,10 @@ test('metrics and timeline: requests and replies counted with mode full, the ACK
   t.regex(text, /bootcfg_dhcp_leases\{state="bound"\} 1\n/);
   t.regex(text, /bootcfg_dhcp_leases\{state="free"\} 9\n/);
   t.is(ctx.timeline.macForAddress(offer.yiaddr), mac(7));
-  t.deepEqual(ctx.timeline.get(mac(7))!.events.map((e) => e.step), ['dhcp.request', 'dhcp.reply', 'dhcp.request', 'dhcp.reply']);
+  t.deepEqual(
+    ctx.timeline.get(mac(7))!.events.map((e) => e.step),
+    ['dhcp.request', 'dhcp.reply', 'dhcp.request', 'dhcp.reply'],
+  );
   t.is((ctx.timeline.get(mac(7))!.events[3]!.detail as { file?: string }).file, 'undionly.kpxe', 'the boot file, where the progress rules read it');
   // A plain host (no option 93) gets its address tied to its MAC, but no boot timeline.
   const plain = (await ask(s, { kind: 'udhcpc', mac: mac(8), xid: 3 }))!.packet;

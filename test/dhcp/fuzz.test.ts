@@ -26,7 +26,16 @@ maybe('fuzz: 100,000 mutated packets to 67 and 4011, then a valid DISCOVER still
     '--import',
     'tsx',
     FLOOD,
-    JSON.stringify({ count: 100_000, seed: 0x5eed, iface: 'eth0', targets: [{ address: '255.255.255.255', port: 67 }, { address: LAN.server, port: 4011 }], maxMs: 60_000 }),
+    JSON.stringify({
+      count: 100_000,
+      seed: 0x5eed,
+      iface: 'eth0',
+      targets: [
+        { address: '255.255.255.255', port: 67 },
+        { address: LAN.server, port: 4011 },
+      ],
+      maxMs: 60_000,
+    }),
   ]);
   const summary = JSON.parse(out.trim().split('\n').at(-1)!) as { sent: number; errors: number; ms: number };
   t.log(`flood: ${summary.sent} packets in ${summary.ms} ms, ${summary.errors} send errors`);
@@ -37,7 +46,10 @@ maybe('fuzz: 100,000 mutated packets to 67 and 4011, then a valid DISCOVER still
   t.is(replies.length, 1, 'the valid DISCOVER was answered');
   t.is(replies[0]!.packet.file, 'ipxe.efi');
   t.is(app.child.exitCode, null, 'still running');
-  t.false(app.lines.some((l) => typeof l.msg === 'string' && l.msg.includes('handler failed')), 'no handler error');
+  t.false(
+    app.lines.some((l) => typeof l.msg === 'string' && l.msg.includes('handler failed')),
+    'no handler error',
+  );
 
   const metrics = await lan.srv.exec('curl', ['-sf', `http://${LAN.server}:8080/metrics`]);
   const malformed = Number(/bootcfg_malformed_packets_total\{protocol="dhcp"\} (\d+)/.exec(metrics)?.[1] ?? 0);

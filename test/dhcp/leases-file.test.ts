@@ -62,7 +62,7 @@ test('the state directory is created, and a clean close and reopen keeps every l
   await a.lf.close();
   const b = await openFile(file);
   t.is(b.result.loaded, 20);
-  t.is(b.pool.find({ mac: mac(1) })?.state, 'released', 'released stays released, still the client\'s');
+  t.is(b.pool.find({ mac: mac(1) })?.state, 'released', "released stays released, still the client's");
   bound.delete(b.pool.find({ mac: mac(1) })!.ip);
   assertHeld(t, b.pool, bound);
   await b.lf.close();
@@ -162,8 +162,18 @@ test('kill -9 mid-load, three times: no acknowledged lease is lost, no address i
   const file = path.join(await scratch(t), 'leases.json');
   const child = fileURLToPath(new URL('./leases-crash-child.ts', import.meta.url));
   const acked = new Map<string, Mac>();
-  for (const [round, killAfter] of [[0, 400], [1, 1500], [2, 3000]] as const) {
-    const proc = spawn(process.execPath, cliArgs([]).slice(0, 2).concat([child, file, String(1 + round * 1_000_000), '65536']), { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  for (const [round, killAfter] of [
+    [0, 400],
+    [1, 1500],
+    [2, 3000],
+  ] as const) {
+    const proc = spawn(
+      process.execPath,
+      cliArgs([])
+        .slice(0, 2)
+        .concat([child, file, String(1 + round * 1_000_000), '65536']),
+      { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let err = '';
     proc.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
     let seen = 0;
@@ -196,7 +206,10 @@ test('kill -9 mid-load, three times: no acknowledged lease is lost, no address i
     if (acked.has(o.ip)) t.fail(`${o.ip} (acknowledged to ${acked.get(o.ip)}) offered to ${c.mac}`);
     t.false(pool.bind(c, [...acked.keys()][i]!).ok);
   }
-  const owners = pool.all().filter((l) => l.mac && pool.isActive(l)).map((l) => l.mac);
+  const owners = pool
+    .all()
+    .filter((l) => l.mac && pool.isActive(l))
+    .map((l) => l.mac);
   t.is(new Set(owners).size, owners.length, 'no client holds two addresses');
   await lf.close();
 });

@@ -149,9 +149,24 @@ test('changes: binds, releases and declines are durable changes; a fresh offer i
   p.bind(client(1), '10.0.0.10');
   p.bind(client(2), '10.0.0.11');
   const ch = p.takeChanges();
-  t.deepEqual(ch.map((c) => [c.ip, 'state' in c ? c.state : 'free']), [['10.0.0.10', 'bound'], ['10.0.0.11', 'bound']]);
+  t.deepEqual(
+    ch.map((c) => [c.ip, 'state' in c ? c.state : 'free']),
+    [
+      ['10.0.0.10', 'bound'],
+      ['10.0.0.11', 'bound'],
+    ],
+  );
   p.bind(client(1), '10.0.0.13'); // moved: its old address is freed
-  t.deepEqual(p.takeChanges().map((c) => [c.ip, c.free ? 'free' : c.state]).sort(), [['10.0.0.10', 'free'], ['10.0.0.13', 'bound']]);
+  t.deepEqual(
+    p
+      .takeChanges()
+      .map((c) => [c.ip, c.free ? 'free' : c.state])
+      .sort(),
+    [
+      ['10.0.0.10', 'free'],
+      ['10.0.0.13', 'bound'],
+    ],
+  );
 });
 
 test('load: later records win, leases outside a new range are dropped, one record per client', (t) => {

@@ -37,7 +37,11 @@ test('round trip: every header field and option survives encode → parse', (t) 
     t.is(q.sname, 'server');
     t.is(q.file, 'boot/file');
     t.deepEqual(hardwareAddress(q), Buffer.from('525400123456', 'hex'));
-    t.deepEqual(q.options.entries().sort((a, b) => a[0] - b[0]), p.options.entries().sort((a, b) => a[0] - b[0]), kind);
+    t.deepEqual(
+      q.options.entries().sort((a, b) => a[0] - b[0]),
+      p.options.entries().sort((a, b) => a[0] - b[0]),
+      kind,
+    );
   }
 });
 
@@ -108,7 +112,13 @@ test('parse: malformed input is rejected with a reason', (t) => {
 });
 
 test('parse: overload 52 reads options from file (1), sname (2) and both (3), in that order', (t) => {
-  const fileOpts = encodeTlv([[Opt.VENDOR_CLASS, Buffer.from('FILE')], [Opt.BOOTFILE_NAME, Buffer.from('f.efi')]], true);
+  const fileOpts = encodeTlv(
+    [
+      [Opt.VENDOR_CLASS, Buffer.from('FILE')],
+      [Opt.BOOTFILE_NAME, Buffer.from('f.efi')],
+    ],
+    true,
+  );
   const snameOpts = encodeTlv([[Opt.VENDOR_CLASS, Buffer.from('SNAME')]], true);
   const withFields = (over: number) =>
     raw([53, 1, 1, 52, 1, over, 60, 3, 0x4f, 0x50, 0x54, 255], (b) => {

@@ -32,16 +32,9 @@ if (isRoot) {
     const conf = path.join(scratch, 'dnsmasq.conf');
     await writeFile(
       conf,
-      [
-        'interface=eth0',
-        'bind-interfaces',
-        `dhcp-range=${POOL.start},${POOL.end},255.255.255.0,10m`,
-        `dhcp-leasefile=${path.join(scratch, 'leases')}`,
-        'no-ping',
-        'log-dhcp',
-        'user=root',
-        '',
-      ].join('\n'),
+      ['interface=eth0', 'bind-interfaces', `dhcp-range=${POOL.start},${POOL.end},255.255.255.0,10m`, `dhcp-leasefile=${path.join(scratch, 'leases')}`, 'no-ping', 'log-dhcp', 'user=root', ''].join(
+        '\n',
+      ),
     );
     const child = lan.site!.spawn('dnsmasq', ['-k', `--conf-file=${conf}`, '--port=0', '--log-facility=-', `--pid-file=${path.join(scratch, 'pid')}`]);
     child.stderr!.setEncoding('utf8').on('data', (s: string) => (dnsmasqLog += s));
@@ -70,7 +63,10 @@ maybe('udhcpc (not PXE) gets its lease from dnsmasq and nothing from us (needs r
   t.is(m![4], '', 'no boot file for a non-PXE client');
   t.regex(await c.ip('-4', 'addr', 'show', 'eth0'), new RegExp(m![1]!.replaceAll('.', '\\.')));
   const mac = (await c.exec('cat', ['/sys/class/net/eth0/address'])).trim();
-  t.false(app.lines.some((l) => l.mac === mac && typeof l.reply === 'string'), 'the appliance sent it nothing');
+  t.false(
+    app.lines.some((l) => l.mac === mac && typeof l.reply === 'string'),
+    'the appliance sent it nothing',
+  );
 });
 
 for (const kind of ['uefi7', 'bios'] as const) {
@@ -107,7 +103,18 @@ for (const kind of ['uefi7', 'bios'] as const) {
       // OVMF now has dnsmasq's address and asks us on 4011 from its own port 4011.
       await c.ip('addr', 'add', `${addr}/24`, 'dev', 'eth0');
       t.teardown(() => c.ip('addr', 'del', `${addr}/24`, 'dev', 'eth0').then(() => undefined));
-      const boot = await runPxeClient(c, { kind, mac, xid: xid + 2, type: MessageType.REQUEST, ciaddr: addr, to: { address: LAN.server, port: 4011 }, fromPort: 4011, iface: 'eth0', waitMs: 3000, maxReplies: 1 });
+      const boot = await runPxeClient(c, {
+        kind,
+        mac,
+        xid: xid + 2,
+        type: MessageType.REQUEST,
+        ciaddr: addr,
+        to: { address: LAN.server, port: 4011 },
+        fromPort: 4011,
+        iface: 'eth0',
+        waitMs: 3000,
+        maxReplies: 1,
+      });
       t.is(boot.length, 1);
       t.is(boot[0]!.from.address, LAN.server);
       t.is(boot[0]!.packet.options.messageType(), MessageType.ACK);

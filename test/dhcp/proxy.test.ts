@@ -116,7 +116,11 @@ maybe('proxy: REQUEST naming us (or no server) gets an ACK with the same boot in
     const replies = await runPxeClient(c, { kind, mac, xid: ours, type: MessageType.REQUEST, serverId: LAN.server, iface: 'eth0', waitMs: 3000, maxReplies: 1 });
     t.is(replies.length, 1, kind);
     const want: Expect =
-      kind === 'bios' ? { file: 'undionly.kpxe', vendorClass: 'PXEClient', bios43: true } : kind === 'uefi7' ? { file: 'ipxe.efi', vendorClass: 'PXEClient', bios43: false } : { file: `${BASE}/boot.ipxe`, vendorClass: 'PXEClient', bios43: false };
+      kind === 'bios'
+        ? { file: 'undionly.kpxe', vendorClass: 'PXEClient', bios43: true }
+        : kind === 'uefi7'
+          ? { file: 'ipxe.efi', vendorClass: 'PXEClient', bios43: false }
+          : { file: `${BASE}/boot.ipxe`, vendorClass: 'PXEClient', bios43: false };
     checkBootReply(t, replies[0]!, { xid: ours, mac, flags: kind.startsWith('ipxe') ? 0 : 0x8000 }, MessageType.ACK, want);
 
     const theirs = await runPxeClient(c, { kind, mac, xid: nextXid(), type: MessageType.REQUEST, serverId: '10.77.0.254', requestedIp: CLIENT_IP, iface: 'eth0', waitMs: 1000 });
@@ -136,7 +140,18 @@ maybe('proxy: a relayed DISCOVER is answered to giaddr:67 (needs root)', async (
   const mac = testMac();
   const xid = nextXid();
   // The relay agent sends from port 67 to the server; the reply must come back to giaddr:67.
-  const replies = await runPxeClient(c, { kind: 'uefi7', mac, xid, type: MessageType.DISCOVER, giaddr: CLIENT_IP, to: { address: LAN.server, port: 67 }, fromPort: 67, iface: 'eth0', waitMs: 3000, maxReplies: 1 });
+  const replies = await runPxeClient(c, {
+    kind: 'uefi7',
+    mac,
+    xid,
+    type: MessageType.DISCOVER,
+    giaddr: CLIENT_IP,
+    to: { address: LAN.server, port: 67 },
+    fromPort: 67,
+    iface: 'eth0',
+    waitMs: 3000,
+    maxReplies: 1,
+  });
   t.is(replies.length, 1);
   t.is(replies[0]!.packet.giaddr, CLIENT_IP, 'giaddr echoed');
   t.is(replies[0]!.packet.file, 'ipxe.efi');
@@ -152,7 +167,18 @@ maybe('bootserver: OVMF request from its address:4011 to us:4011 gets the ACK at
   for (const kind of ['uefi7', 'uefi9'] as ClientKind[]) {
     const mac = testMac();
     const xid = nextXid();
-    const replies = await runPxeClient(c, { kind, mac, xid, type: MessageType.REQUEST, ciaddr: CLIENT_IP, to: { address: LAN.server, port: 4011 }, fromPort: 4011, iface: 'eth0', waitMs: 3000, maxReplies: 1 });
+    const replies = await runPxeClient(c, {
+      kind,
+      mac,
+      xid,
+      type: MessageType.REQUEST,
+      ciaddr: CLIENT_IP,
+      to: { address: LAN.server, port: 4011 },
+      fromPort: 4011,
+      iface: 'eth0',
+      waitMs: 3000,
+      maxReplies: 1,
+    });
     t.is(replies.length, 1, kind);
     t.deepEqual(replies[0]!.from, { address: LAN.server, port: 4011 });
     checkBootReply(t, replies[0]!, { xid, mac, flags: 0x8000, ciaddr: CLIENT_IP }, MessageType.ACK, { file: 'ipxe.efi', vendorClass: 'PXEClient', bios43: false });
@@ -167,7 +193,19 @@ maybe('bootserver: EFI iPXE ProxyDHCP request from port 68 gets the boot script 
   t.teardown(() => c.ip('addr', 'del', `${CLIENT_IP}/${LAN.cidr}`, 'dev', 'eth0').then(() => undefined));
   const mac = testMac();
   const xid = nextXid();
-  const replies = await runPxeClient(c, { kind: 'ipxe-efi', mac, xid, type: MessageType.REQUEST, ciaddr: CLIENT_IP, serverId: LAN.server, to: { address: LAN.server, port: 4011 }, fromPort: 68, iface: 'eth0', waitMs: 3000, maxReplies: 1 });
+  const replies = await runPxeClient(c, {
+    kind: 'ipxe-efi',
+    mac,
+    xid,
+    type: MessageType.REQUEST,
+    ciaddr: CLIENT_IP,
+    serverId: LAN.server,
+    to: { address: LAN.server, port: 4011 },
+    fromPort: 68,
+    iface: 'eth0',
+    waitMs: 3000,
+    maxReplies: 1,
+  });
   t.is(replies.length, 1);
   t.deepEqual(replies[0]!.from, { address: LAN.server, port: 4011 });
   checkBootReply(t, replies[0]!, { xid, mac, flags: 0, ciaddr: CLIENT_IP }, MessageType.ACK, { file: `${BASE}/boot.ipxe`, vendorClass: 'PXEClient', bios43: false });

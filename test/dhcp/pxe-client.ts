@@ -31,7 +31,16 @@ async function main(): Promise<void> {
       }
     });
   });
-  const pkt = request({ kind: script.kind, mac: script.mac as Mac, xid: script.xid, type: script.type, ciaddr: script.ciaddr, giaddr: script.giaddr, serverId: script.serverId, requestedIp: script.requestedIp });
+  const pkt = request({
+    kind: script.kind,
+    mac: script.mac as Mac,
+    xid: script.xid,
+    type: script.type,
+    ciaddr: script.ciaddr,
+    giaddr: script.giaddr,
+    serverId: script.serverId,
+    requestedIp: script.requestedIp,
+  });
   const to = script.to ?? { address: '255.255.255.255', port: 67 };
   await new Promise<void>((resolve, reject) => socket.send(encodePacket(pkt), to.port, to.address, (err) => (err ? reject(err) : resolve())));
   await done;

@@ -58,7 +58,10 @@ const MAC = '52:54:00:aa:bb:01' as Mac;
 const CLIENT = { address: '0.0.0.0', port: 68 };
 
 async function metric(m: Metrics, name: string): Promise<string> {
-  return (await m.registry.getSingleMetricAsString(name)).split('\n').filter((l) => !l.startsWith('#')).join('\n');
+  return (await m.registry.getSingleMetricAsString(name))
+    .split('\n')
+    .filter((l) => !l.startsWith('#'))
+    .join('\n');
 }
 
 test('DISCOVER from UEFI → one broadcast OFFER; request, reply, metrics and timeline recorded', async (t) => {
@@ -154,7 +157,10 @@ test('ignored PXE clients get a reason in the log, a metric and a timeline event
   const line = h.lines.find((l) => l.mac === MAC && l.reason === 'no-firmware')!;
   t.regex(String(line.detail), /ipxe\.efi/);
   t.is((line as { level: number }).level, 30);
-  t.deepEqual(h.deps.timeline.get(MAC)!.events.map((e) => e.step), ['dhcp.request', 'dhcp.ignored']);
+  t.deepEqual(
+    h.deps.timeline.get(MAC)!.events.map((e) => e.step),
+    ['dhcp.request', 'dhcp.ignored'],
+  );
   t.is(h.deps.timeline.get(other), undefined);
   const quiet = h.lines.find((l) => l.mac === other && l.reason === 'not-pxe')!;
   t.is((quiet as { level: number }).level, 20);
@@ -206,7 +212,10 @@ test('fuzz in process: 100,000 mutated and truncated packets, no throw, malforme
   t.true(h.sent.length > 0, 'mutated packets that are still valid requests were answered');
   const malformed = Number(/\} (\d+)/.exec(await metric(h.deps.metrics, 'bootcfg_malformed_packets_total'))?.[1] ?? 0);
   t.true(malformed > 30_000, `malformed counted: ${malformed}`);
-  t.false(h.lines.some((l) => typeof l.msg === 'string' && /bug|cannot build/.test(l.msg)), 'no handler bug surfaced');
+  t.false(
+    h.lines.some((l) => typeof l.msg === 'string' && /bug|cannot build/.test(l.msg)),
+    'no handler bug surfaced',
+  );
   const before = h.sent.length;
   for (const kind of kinds) await h.proxy.handle(requestBytes({ kind, mac: MAC, xid: 0xf00d, type: MessageType.DISCOVER }), CLIENT);
   t.is(h.sent.length, before + kinds.length, 'valid DISCOVERs still answered');

@@ -43,7 +43,10 @@ for (const firmware of ['bios', 'uefi'] as Firmware[]) {
     if (firmware === 'bios') {
       const adverts = ours.app.lines.filter((l) => l.step === 'ipv6.router-advert');
       // iPXE sends its first router solicitation as "Configuring" starts; it must have been answered.
-      t.true(adverts.some((l) => l.trigger === 'solicitation'), `iPXE's router solicitation was answered: ${JSON.stringify(adverts)}`);
+      t.true(
+        adverts.some((l) => l.trigger === 'solicitation'),
+        `iPXE's router solicitation was answered: ${JSON.stringify(adverts)}`,
+      );
       t.log(`RAs sent: ${adverts.map((l) => String(l.trigger)).join(', ')}; solicitations: ${ours.app.lines.filter((l) => l.step === 'ipv6.router-solicitation').length}`);
     }
   });

@@ -35,13 +35,7 @@ test('load verifies every listed file: ok, missing, bad checksum, symlink out of
   await mkdir(path.join(dir, 'dir.efi'));
   await writeFile(
     path.join(dir, 'SHA256SUMS'),
-    [
-      `${sha(good)}  undionly.kpxe`,
-      `${sha('original')}  ipxe.efi`,
-      `${sha('elsewhere')}  snponly.efi`,
-      `${sha('x')}  ipxe-arm64.efi`,
-      `${sha('x')}  dir.efi`,
-    ].join('\n'),
+    [`${sha(good)}  undionly.kpxe`, `${sha('original')}  ipxe.efi`, `${sha('elsewhere')}  snponly.efi`, `${sha('x')}  ipxe-arm64.efi`, `${sha('x')}  dir.efi`].join('\n'),
   );
   const fw = await FirmwareCatalog.load(dir);
   t.true(fw.has('undionly.kpxe'));

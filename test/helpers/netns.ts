@@ -114,10 +114,7 @@ export class Topology {
     for (const child of this.children) {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
-        const exited = await Promise.race([
-          new Promise<boolean>((r) => child.once('exit', () => r(true))),
-          new Promise<boolean>((r) => setTimeout(() => r(false), 3000)),
-        ]);
+        const exited = await Promise.race([new Promise<boolean>((r) => child.once('exit', () => r(true))), new Promise<boolean>((r) => setTimeout(() => r(false), 3000))]);
         if (!exited) child.kill('SIGKILL');
       }
     }
@@ -130,13 +127,14 @@ export class Topology {
 
   /** Used from the process-exit hook, where nothing asynchronous runs. */
   destroySync(): void {
-    for (const child of this.children) if (child.pid && child.exitCode === null) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        /* already gone */
+    for (const child of this.children)
+      if (child.pid && child.exitCode === null) {
+        try {
+          process.kill(child.pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
       }
-    }
     for (const ns of this.namespaces.splice(0)) {
       try {
         execFileSync('ip', ['netns', 'del', ns.name], { stdio: 'ignore' });

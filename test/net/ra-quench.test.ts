@@ -57,14 +57,35 @@ maybe('[root] --ipv6-ra-quench: rdisc6 on the boot LAN gets an RA with hop limit
   const other = await topo.namespace('oth');
   await topo.veth(srv, 'eth0', cli, 'eth0', `${SERVER}/24`);
   await topo.veth(srv, 'eth1', other, 'eth0', '10.79.0.1/24');
-  for (const [ns, dev] of [[srv, 'eth0'], [srv, 'eth1'], [cli, 'eth0'], [other, 'eth0']] as const) {
+  for (const [ns, dev] of [
+    [srv, 'eth0'],
+    [srv, 'eth1'],
+    [cli, 'eth0'],
+    [other, 'eth0'],
+  ] as const) {
     await waitFor(`${ns.name}/${dev} link-local out of DAD`, () => linkLocalReady(ns, dev), 10_000, 100);
   }
 
   const dir = await mkdtemp(path.join(tmpdir(), 'bca-ra-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const app = await startAppliance(
-    ['--iface', 'eth0', '--address', `${SERVER}:8080`, '--data-path', dir, '--firmware-path', path.join(PROJECT_ROOT, 'firmware'), '--tftp-address', 'off', '--dhcp', 'full', '--dhcp-range', '10.78.0.100,10.78.0.110', '--ipv6-ra-quench'],
+    [
+      '--iface',
+      'eth0',
+      '--address',
+      `${SERVER}:8080`,
+      '--data-path',
+      dir,
+      '--firmware-path',
+      path.join(PROJECT_ROOT, 'firmware'),
+      '--tftp-address',
+      'off',
+      '--dhcp',
+      'full',
+      '--dhcp-range',
+      '10.78.0.100,10.78.0.110',
+      '--ipv6-ra-quench',
+    ],
     { ns: srv },
   );
   t.teardown(async () => {
@@ -117,7 +138,25 @@ maybe('[root] --ipv6-ra-quench without CAP_NET_RAW: the appliance refuses to sta
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   // Root stripped to the unit's capability set (the kernel grants root nothing beyond its bounding set).
   const caps = '-all,+net_bind_service';
-  const args = cliArgs(['--log-format', 'json', '--iface', 'eth0', '--address', `${SERVER}:8080`, '--data-path', dir, '--firmware-path', path.join(PROJECT_ROOT, 'firmware'), '--tftp-address', 'off', '--dhcp', 'full', '--dhcp-range', '10.78.0.100,10.78.0.110', '--ipv6-ra-quench']);
+  const args = cliArgs([
+    '--log-format',
+    'json',
+    '--iface',
+    'eth0',
+    '--address',
+    `${SERVER}:8080`,
+    '--data-path',
+    dir,
+    '--firmware-path',
+    path.join(PROJECT_ROOT, 'firmware'),
+    '--tftp-address',
+    'off',
+    '--dhcp',
+    'full',
+    '--dhcp-range',
+    '10.78.0.100,10.78.0.110',
+    '--ipv6-ra-quench',
+  ]);
   const result = await sh('ip', ['netns', 'exec', srv.name, 'setpriv', `--inh-caps=${caps}`, `--ambient-caps=${caps}`, `--bounding-set=${caps}`, '--no-new-privs', process.execPath, ...args]).then(
     (out) => ({ code: 0, out }),
     (err: Error) => ({ code: 1, out: err.message }),

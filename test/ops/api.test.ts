@@ -74,7 +74,10 @@ test('/api/machines lists machines with their last step and verdict; ?state filt
   );
   t.regex(list.machines[0]!.reason, /DHCP answered with ipxe\.efi, but no TFTP or HTTP request followed/);
   const stalled = JSON.parse((await get(`${server.url}/api/machines?state=stalled`)).text) as { machines: { mac: string }[] };
-  t.deepEqual(stalled.machines.map((m) => m.mac), ['52:54:00:aa:bb:02']);
+  t.deepEqual(
+    stalled.machines.map((m) => m.mac),
+    ['52:54:00:aa:bb:02'],
+  );
   t.is((await get(`${server.url}/api/machines?state=bogus`)).status, 400);
 });
 

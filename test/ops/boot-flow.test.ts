@@ -55,15 +55,24 @@ async function lab(t: ExecutionContext, modeArgs: string[]): Promise<Lab> {
   await writeFile(path.join(images, 'initrd.img'), Buffer.alloc(500_000, 9));
 
   // prettier-ignore
-  const app = await startAppliance([
-    '--iface', 'eth0',
-    '--address', `${LAN.server}:8080`,
-    ...modeArgs,
-    '--tftp-address', `${LAN.server}:69`,
-    '--data-path', data,
-    '--images-path', images,
-    '--firmware-path', path.join(PROJECT_ROOT, 'firmware'),
-  ], { ns: lan.srv, readyTimeoutMs: 90_000 });
+  const app = await startAppliance(
+    [
+      '--iface',
+      'eth0',
+      '--address',
+      `${LAN.server}:8080`,
+      ...modeArgs,
+      '--tftp-address',
+      `${LAN.server}:69`,
+      '--data-path',
+      data,
+      '--images-path',
+      images,
+      '--firmware-path',
+      path.join(PROJECT_ROOT, 'firmware'),
+    ],
+    { ns: lan.srv, readyTimeoutMs: 90_000 },
+  );
   t.teardown(() => app.stop());
   return { client, dir };
 }
@@ -130,7 +139,10 @@ maybe('a DHCP → TFTP → HTTP boot shows every step in /api/machines/:mac, on 
   const probeOut = await client.exec(process.execPath, ['--import', 'tsx', PROBE, BASE, mac]);
   const page = JSON.parse(probeOut.trim().split('\n').at(-1)!) as PageProbe;
   t.deepEqual(page.errors, []);
-  t.deepEqual(page.rows.find((r) => r.mac === mac), { mac, state: 'booted', lastStep: 'http.image' });
+  t.deepEqual(
+    page.rows.find((r) => r.mac === mac),
+    { mac, state: 'booted', lastStep: 'http.image' },
+  );
   t.is(page.timelineMac, mac);
   t.deepEqual(page.steps, steps);
   t.is(page.screenshotWidth, 1280);
@@ -172,7 +184,10 @@ maybe('ProxyDHCP: the TFTP and HTTP steps of a BIOS client land on its MAC via t
   const m = await machine(client, mac);
   const steps = m.events.map((e) => e.step);
   t.log(steps.join(' → '));
-  t.true(inOrder(steps, ['dhcp.request', 'dhcp.reply', 'dhcp.request', 'tftp.start', 'tftp.end', 'dhcp.request', 'dhcp.reply', 'http.boot-script', 'http.ipxe', 'http.image', 'http.image']), steps.join(', '));
+  t.true(
+    inOrder(steps, ['dhcp.request', 'dhcp.reply', 'dhcp.request', 'tftp.start', 'tftp.end', 'dhcp.request', 'dhcp.reply', 'http.boot-script', 'http.ipxe', 'http.image', 'http.image']),
+    steps.join(', '),
+  );
   t.is(m.ip, ip);
   t.is(m.state, 'booted', m.reason);
   const metrics = await client.exec('curl', ['-sS', '--fail', `${BASE}/metrics`]);

@@ -93,8 +93,18 @@ maybe('with only CAP_NET_BIND_SERVICE the appliance binds 67/4011/69 on --iface 
   const user = (await nobodyCanRead(path.join(PROJECT_ROOT, 'package.json'))) ? 'nobody' : 'root';
   t.log(`running as ${user} with CAP_NET_BIND_SERVICE only`);
   const app = spawnConfined(lan.srv, setprivArgs(user, ['net_bind_service']), [
-    '--iface', 'eth0', '--dhcp', 'proxy', '--address', `${LAN.server}:8080`, '--tftp-address', `${LAN.server}:69`,
-    '--data-path', data, '--firmware-path', path.join(PROJECT_ROOT, 'firmware'),
+    '--iface',
+    'eth0',
+    '--dhcp',
+    'proxy',
+    '--address',
+    `${LAN.server}:8080`,
+    '--tftp-address',
+    `${LAN.server}:69`,
+    '--data-path',
+    data,
+    '--firmware-path',
+    path.join(PROJECT_ROOT, 'firmware'),
   ]);
   t.teardown(async () => {
     app.child.kill('SIGTERM');
@@ -116,7 +126,7 @@ maybe('with only CAP_NET_BIND_SERVICE the appliance binds 67/4011/69 on --iface 
   await client.ip('addr', 'add', `${LAN.prefix}.151/${LAN.cidr}`, 'dev', 'eth0');
   const out = path.join(data, 'undionly.kpxe');
   await client.exec('tftp', ['-m', 'binary', LAN.server, '-c', 'get', 'undionly.kpxe', out]);
-  t.is((await client.exec('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', `http://${LAN.server}:8080/boot.ipxe`])), '200');
+  t.is(await client.exec('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', `http://${LAN.server}:8080/boot.ipxe`]), '200');
 });
 
 maybe('with no capability at all the appliance refuses to start, saying why (needs root)', async (t) => {
@@ -126,8 +136,18 @@ maybe('with no capability at all the appliance refuses to start, saying why (nee
   const data = await scratch(t);
   const user = (await nobodyCanRead(path.join(PROJECT_ROOT, 'package.json'))) ? 'nobody' : 'root';
   const app = spawnConfined(lan.srv, setprivArgs(user, []), [
-    '--iface', 'eth0', '--dhcp', 'proxy', '--address', `${LAN.server}:8080`, '--tftp-address', `${LAN.server}:69`,
-    '--data-path', data, '--firmware-path', path.join(PROJECT_ROOT, 'firmware'),
+    '--iface',
+    'eth0',
+    '--dhcp',
+    'proxy',
+    '--address',
+    `${LAN.server}:8080`,
+    '--tftp-address',
+    `${LAN.server}:69`,
+    '--data-path',
+    data,
+    '--firmware-path',
+    path.join(PROJECT_ROOT, 'firmware'),
   ]);
   t.teardown(() => {
     app.child.kill('SIGTERM');

@@ -39,7 +39,13 @@ test('systemd-analyze verify accepts the unit without a warning', async (t) => {
   const { code, stderr } = await verify(file);
   t.is(code, 0, stderr);
   // verify exits 0 on unknown keys and bad values, printing them: any line about the unit is a defect.
-  t.is(stderr.split('\n').filter((l) => l.includes('bootcfg-appliance')).join('\n'), '');
+  t.is(
+    stderr
+      .split('\n')
+      .filter((l) => l.includes('bootcfg-appliance'))
+      .join('\n'),
+    '',
+  );
 });
 
 test('systemd-analyze verify fails when ExecStart does not exist (the check above means something)', async (t) => {

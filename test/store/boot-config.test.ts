@@ -32,8 +32,10 @@ for (const [name, text, reason] of broken) {
 }
 
 test('object cmdline renders sorted k=v, flags bare, {{base_url}} substituted', (t) => {
-  t.is(renderCmdline({ z: 'last', console: 'ttyS0', quiet: true, 'coreos.autologin': '', url: '{{base_url}}/cloud?uuid=${uuid}' }, BASE),
-    'console=ttyS0 coreos.autologin quiet url=http://10.9.0.1:8080/cloud?uuid=${uuid} z=last');
+  t.is(
+    renderCmdline({ z: 'last', console: 'ttyS0', quiet: true, 'coreos.autologin': '', url: '{{base_url}}/cloud?uuid=${uuid}' }, BASE),
+    'console=ttyS0 coreos.autologin quiet url=http://10.9.0.1:8080/cloud?uuid=${uuid} z=last',
+  );
   t.is(renderCmdline('  root=/dev/sda1 ro ', BASE), 'root=/dev/sda1 ro');
 });
 
@@ -47,14 +49,10 @@ test('asset paths resolve against base-url (with its prefix), URLs stay', (t) =>
 
 test('iPXE script: kernel with initrd names for the EFI stub, one initrd line each, boot', (t) => {
   const script = renderIpxeScript(parseBootConfig(JSON.stringify({ kernel: '/images/k', initrd: ['/images/a.gz', 'http://m/b.gz'], cmdline: { console: 'ttyS0', quiet: true } })), BASE);
-  t.is(script, [
-    '#!ipxe',
-    `kernel ${BASE}/images/k initrd=initrd0 initrd=initrd1 console=ttyS0 quiet`,
-    `initrd --name initrd0 ${BASE}/images/a.gz`,
-    'initrd --name initrd1 http://m/b.gz',
-    'boot',
-    '',
-  ].join('\n'));
+  t.is(
+    script,
+    ['#!ipxe', `kernel ${BASE}/images/k initrd=initrd0 initrd=initrd1 console=ttyS0 quiet`, `initrd --name initrd0 ${BASE}/images/a.gz`, 'initrd --name initrd1 http://m/b.gz', 'boot', ''].join('\n'),
+  );
 });
 
 test('iPXE script: an author-given initrd= is left alone; no initrd, no initrd=', (t) => {

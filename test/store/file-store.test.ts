@@ -42,11 +42,14 @@ test('uuid beats mac beats default; each result says which file answered and wha
   t.is(kernelFor(store, {}), '/images/default');
 
   const r = store.boot({ uuid: parseUuid('00000000-0000-0000-0000-000000000001'), mac: OTHER_MAC });
-  t.deepEqual(r.steps.map((s) => [s.key, s.outcome]), [
-    ['uuid/00000000-0000-0000-0000-000000000001', 'miss'],
-    ['mac/52:54:00:00:00:01', 'miss'],
-    ['default', 'hit'],
-  ]);
+  t.deepEqual(
+    r.steps.map((s) => [s.key, s.outcome]),
+    [
+      ['uuid/00000000-0000-0000-0000-000000000001', 'miss'],
+      ['mac/52:54:00:00:00:01', 'miss'],
+      ['default', 'hit'],
+    ],
+  );
   t.is(r.decidedBy?.path, path.join(dir.root, 'boot/default.json'));
 });
 
@@ -124,7 +127,10 @@ test('bad names, duplicates and broken files are problems; dotfiles and editor l
   t.is(kernelFor(store, { mac: OTHER_MAC }), '/images/d');
   t.false(problems.some(([p]) => p!.includes('swp') || p!.includes('~') || p!.includes('hidden')));
   t.true(lines.some((l) => l.level === 50 && l.path === path.join(dir.root, 'boot/mac/not-a-mac.json') && typeof l.reason === 'string'));
-  t.is((await metrics.storeErrors.get()).values.reduce((n, v) => n + v.value, 0), problems.length);
+  t.is(
+    (await metrics.storeErrors.get()).values.reduce((n, v) => n + v.value, 0),
+    problems.length,
+  );
 });
 
 test('a file broken from the start stops the lookup instead of falling through to default', async (t) => {
@@ -206,7 +212,12 @@ test('a missing data path is not fatal: lookups miss until it appears', async (t
 });
 
 test('checkDataPath judges files as the store does', async (t) => {
-  const dir = await dataDir({ 'boot/default.json': boot('d'), 'boot/mac/zz.json': boot('x'), 'cloud/uuid/1cff2cd8-f00a-42c8-9426-f55e6a1847f6': 'x', 'boot/uuid/1cff2cd8-f00a-42c8-9426-f55e6a1847f6.json': '{}' });
+  const dir = await dataDir({
+    'boot/default.json': boot('d'),
+    'boot/mac/zz.json': boot('x'),
+    'cloud/uuid/1cff2cd8-f00a-42c8-9426-f55e6a1847f6': 'x',
+    'boot/uuid/1cff2cd8-f00a-42c8-9426-f55e6a1847f6.json': '{}',
+  });
   t.teardown(() => dir.cleanup());
   const check = await checkDataPath(dir.root);
   t.true(check.dataPathExists);
@@ -222,4 +233,3 @@ test('the shipped example data is valid', async (t) => {
   t.true(check.configs.boot.some((k) => k.startsWith('uuid/')) && check.configs.boot.some((k) => k.startsWith('mac/')));
   t.true(check.configs.cloud.includes('default'));
 });
-

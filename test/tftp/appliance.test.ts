@@ -84,10 +84,20 @@ test.serial('HEAD and GET /firmware/<name> answer as UEFI HTTP Boot needs', asyn
   t.is(head.headers.get('content-length'), '850528');
   const get = await fetch(`${base}/snponly.efi`);
   t.is(get.status, 200);
-  t.is(createHash('sha256').update(Buffer.from(await get.arrayBuffer())).digest('hex'), efiSha['snponly.efi']!);
+  t.is(
+    createHash('sha256')
+      .update(Buffer.from(await get.arrayBuffer()))
+      .digest('hex'),
+    efiSha['snponly.efi']!,
+  );
   const kpxe = await fetch(`${base}/undionly.kpxe`);
   t.is(kpxe.headers.get('content-type'), 'application/octet-stream');
-  t.is(createHash('sha256').update(Buffer.from(await kpxe.arrayBuffer())).digest('hex'), root.sums['undionly.kpxe']!);
+  t.is(
+    createHash('sha256')
+      .update(Buffer.from(await kpxe.arrayBuffer()))
+      .digest('hex'),
+    root.sums['undionly.kpxe']!,
+  );
   const etag = kpxe.headers.get('etag');
   t.truthy(etag);
   // curl, because fetch adds Cache-Control: no-cache to conditional requests.
@@ -123,9 +133,7 @@ test.serial('the process survives 100,000 malformed TFTP packets and still serve
   let sent = 0;
   // Bounded: batches of 500, each waited for, so the loop ends however slow the server is.
   while (sent < total) {
-    await Promise.all(
-      Array.from({ length: 500 }, (_, i) => new Promise<void>((r) => s.send(kinds[(sent + i) % kinds.length]!(), tftpPort, '127.0.0.1', () => r()))),
-    );
+    await Promise.all(Array.from({ length: 500 }, (_, i) => new Promise<void>((r) => s.send(kinds[(sent + i) % kinds.length]!(), tftpPort, '127.0.0.1', () => r()))));
     sent += 500;
     // A breath per batch: the point is malformed input, not overrunning the socket buffer.
     await new Promise((r) => setTimeout(r, 2));

@@ -139,7 +139,7 @@ test.serial('OVMF size probe: OACK with tsize, ERROR 8 is a normal end; then win
   t.is(await srv.counter('tftpTransfers', { outcome: 'ok' }), 1);
 });
 
-test.serial('duplicate ACKs never trigger a resend (no Sorcerer\'s Apprentice)', async (t) => {
+test.serial("duplicate ACKs never trigger a resend (no Sorcerer's Apprentice)", async (t) => {
   const srv = await startServer(root.dir, { retransmit: PATIENT });
   const c = await RawClient.open();
   t.teardown(() => {

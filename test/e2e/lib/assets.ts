@@ -5,7 +5,23 @@
  * and powers off. Built once into .cache/e2e (gitignored) and reused by every test, the
  * demo and bench/boot.
  */
-import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, copyFileSync, chmodSync, symlinkSync, openSync, closeSync, unlinkSync } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  copyFileSync,
+  chmodSync,
+  symlinkSync,
+  openSync,
+  closeSync,
+  unlinkSync,
+} from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { createGzip } from 'node:zlib';
@@ -95,7 +111,10 @@ function moduleOrder(index: Map<string, string>): string[] {
 }
 
 async function cpioGzip(root: string, out: string): Promise<void> {
-  const list = (await sh('sh', ['-c', `cd "${root}" && find . | LC_ALL=C sort`])).trim().split('\n').filter((s) => s !== '.');
+  const list = (await sh('sh', ['-c', `cd "${root}" && find . | LC_ALL=C sort`]))
+    .trim()
+    .split('\n')
+    .filter((s) => s !== '.');
   const cpio = spawn('cpio', ['--quiet', '-o', '-H', 'newc', '-R', '0:0'], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] });
   cpio.stdin.end(`${list.map((p) => p.replace(/^\.\//, '')).join('\n')}\n`);
   const done = new Promise<void>((resolve, reject) => cpio.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`cpio exited ${code}`)))));

@@ -40,7 +40,11 @@ let signalsHooked = false;
 function exitCleanlyOnSignals(): void {
   if (signalsHooked) return;
   signalsHooked = true;
-  for (const [sig, code] of [['SIGTERM', 143], ['SIGINT', 130], ['SIGHUP', 129]] as const) {
+  for (const [sig, code] of [
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+    ['SIGHUP', 129],
+  ] as const) {
     if (process.listenerCount(sig) === 0) process.once(sig, () => process.exit(code));
   }
 }

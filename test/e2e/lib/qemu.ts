@@ -90,23 +90,34 @@ export async function stopChild(child: ChildProcess): Promise<void> {
 /** qemu argv for one VM; exported so the demo and bench print the same command. */
 export function qemuArgs(o: VmOptions): string[] {
   const args = [
-    '-name', o.name,
-    '-accel', 'tcg',
-    '-m', String(o.memoryMb ?? 512),
-    '-smp', '1',
-    '-display', 'none',
-    '-monitor', 'none',
-    '-serial', 'stdio',
+    '-name',
+    o.name,
+    '-accel',
+    'tcg',
+    '-m',
+    String(o.memoryMb ?? 512),
+    '-smp',
+    '1',
+    '-display',
+    'none',
+    '-monitor',
+    'none',
+    '-serial',
+    'stdio',
     '-no-reboot',
     '-nodefaults',
-    '-netdev', `tap,id=n0,ifname=${o.tap},script=no,downscript=no`,
+    '-netdev',
+    `tap,id=n0,ifname=${o.tap},script=no,downscript=no`,
   ];
   if (o.uuid) args.push('-smbios', `type=1,uuid=${o.uuid}`);
   if (o.firmware === 'bios') {
     args.push(
-      '-device', `e1000,netdev=n0,mac=${o.mac},romfile=${path.join(IPXE_ROM_DIR, 'pxe-e1000.rom')},bootindex=0`,
-      '-fw_cfg', `name=etc/sercon-port,file=${serconPortFile()}`,
-      '-boot', 'order=n,strict=on',
+      '-device',
+      `e1000,netdev=n0,mac=${o.mac},romfile=${path.join(IPXE_ROM_DIR, 'pxe-e1000.rom')},bootindex=0`,
+      '-fw_cfg',
+      `name=etc/sercon-port,file=${serconPortFile()}`,
+      '-boot',
+      'order=n,strict=on',
     );
   } else {
     args.push('-bios', OVMF_CODE, '-device', `virtio-net-pci,netdev=n0,mac=${o.mac},romfile=,bootindex=0`);
@@ -254,7 +265,12 @@ export async function startVm(o: VmOptions): Promise<Vm> {
     logFile,
     startedAt,
     serial: () => text,
-    tail: (lines = 40) => text.split('\n').filter((l) => l.trim() !== '').slice(-lines).join('\n'),
+    tail: (lines = 40) =>
+      text
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .slice(-lines)
+        .join('\n'),
     waitFor,
     async waitBooted(timeoutMs) {
       const m = await waitFor(BOOTED_RE, timeoutMs, FIRMWARE_GAVE_UP);

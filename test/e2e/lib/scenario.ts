@@ -83,14 +83,7 @@ export interface OurServer {
 
 /** The CLI flags a user would pass on this lab. */
 export function applianceArgs(mode: 'full' | 'proxy', dataPath: string, imagesPath: string): string[] {
-  const args = [
-    '--iface', LAB.bridge,
-    '--dhcp', mode,
-    '--address', `${LAB.server}:${LAB.httpPort}`,
-    '--data-path', dataPath,
-    '--images-path', imagesPath,
-    '--firmware-path', FIRMWARE_DIR,
-  ];
+  const args = ['--iface', LAB.bridge, '--dhcp', mode, '--address', `${LAB.server}:${LAB.httpPort}`, '--data-path', dataPath, '--images-path', imagesPath, '--firmware-path', FIRMWARE_DIR];
   if (mode === 'full') args.push('--dhcp-range', `${LAB.range.start},${LAB.range.end}`);
   return args;
 }
