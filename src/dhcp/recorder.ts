@@ -21,6 +21,9 @@ export interface DhcpRecorderDeps {
   timeline: Pick<BootTimeline, 'record' | 'bindAddress'>;
 }
 
+/** One log line's fields: the request's, then what the line adds. */
+type LogFields = Record<string, string | number | boolean | undefined>;
+
 const hex32 = (n: number) => `0x${n.toString(16).padStart(8, '0')}`;
 const peer = (p: Peer) => `${p.address}:${p.port}`;
 
@@ -62,10 +65,26 @@ export class DhcpRecorder {
       if (log.isLevelEnabled('debug')) log.debug(this.fields(ex), `${this.label}: ${type} from ${client.mac} (not PXE)`);
       return;
     }
-    log.info({ ...this.fields(ex), ip }, `${this.label}: ${type} from ${client.mac} (${this.who(ex)})${ip ? ` at ${ip}` : ''}`);
-    const base = { type, arch: client.archName, ipxe: client.ipxe, xid: request.xid, port: this.policy.port };
-    if (this.policy.mode === 'bootserver') timeline.record({ step: 'pxe.request', mac: client.mac, uuid: client.uuid, ip, detail: { ...base, from: peer(ex.from) } });
-    else timeline.record({ step: 'dhcp.request', mac: client.mac, uuid: client.uuid, ip, detail: { ...base, mode: this.policy.mode, hostname: client.hostname } });
+    const fields: LogFields = this.fields(ex);
+    fields.ip = ip;
+    log.info(fields, `${this.label}: ${type} from ${client.mac} (${this.who(ex)})${ip ? ` at ${ip}` : ''}`);
+    if (this.policy.mode === 'bootserver') {
+      timeline.record({
+        step: 'pxe.request',
+        mac: client.mac,
+        uuid: client.uuid,
+        ip,
+        detail: { type, arch: client.archName, ipxe: client.ipxe, xid: request.xid, port: this.policy.port, from: peer(ex.from) },
+      });
+    } else {
+      timeline.record({
+        step: 'dhcp.request',
+        mac: client.mac,
+        uuid: client.uuid,
+        ip,
+        detail: { type, mode: this.policy.mode, arch: client.archName, ipxe: client.ipxe, xid: request.xid, port: this.policy.port, hostname: client.hostname },
+      });
+    }
   }
 
   replied(ex: Exchange, reply: DhcpReply, ip: string | undefined): void {
@@ -73,22 +92,29 @@ export class DhcpRecorder {
     const { client, target } = ex;
     const to = peer(reply.to);
     metrics.dhcpReplies.inc({ type: reply.type, mode: this.policy.mode, arch: client.archName });
-    const boot =
-      reply.type === 'NAK' ? undefined : target.action === 'ignore' ? { action: target.action, reason: target.reason } : { action: target.action, file: bootFileOf(target), reason: target.reason };
+    // A NAK carries no boot fields; an address-only reply (full DHCP, not a PXE client) says why it has none.
+    const action = reply.type === 'NAK' ? undefined : target.action;
+    const file = reply.type === 'NAK' || target.action === 'ignore' ? undefined : bootFileOf(target);
+    const reason = reply.nakReason ?? (reply.type === 'NAK' ? undefined : target.reason);
     const config = target.machine.kind === 'config' ? target.machine.key : undefined;
-    const fields = { ...this.fields(ex), reply: reply.type, yiaddr: reply.yiaddr, state: reply.state, ...boot, ...(reply.nakReason ? { reason: reply.nakReason } : {}), config, to, via: reply.to.via };
+    const fields: LogFields = this.fields(ex);
+    fields.reply = reply.type;
+    fields.yiaddr = reply.yiaddr;
+    fields.state = reply.state;
+    fields.action = action;
+    fields.file = file;
+    fields.reason = reason;
+    fields.config = config;
+    fields.to = to;
+    fields.via = reply.to.via;
     // Scripts match full DHCP's lines exactly (`DHCP ACK`); its fields say the rest.
-    const message =
-      this.policy.mode === 'full'
-        ? `DHCP ${reply.type}`
-        : `${this.label}: ${reply.type} to ${client.mac} (${this.who(ex)}): ${boot?.file ?? 'no boot file'} — ${boot?.reason ?? reply.nakReason ?? ''}`;
-    log.info(fields, message);
+    log.info(fields, this.policy.mode === 'full' ? `DHCP ${reply.type}` : `${this.label}: ${reply.type} to ${client.mac} (${this.who(ex)}): ${file ?? 'no boot file'} — ${reason ?? ''}`);
     // An ACKed address belongs to the client now: its later TFTP and HTTP steps carry only the address.
     if (reply.type === 'ACK' && reply.yiaddr) timeline.bindAddress(reply.yiaddr, client.mac);
     if (client.arch === undefined) return;
     if (this.policy.mode === 'bootserver') {
-      if (reply.type !== 'ACK' || target.action === 'ignore') return;
-      timeline.record({ step: 'pxe.reply', mac: client.mac, uuid: client.uuid, ip, detail: { type: 'ACK', to, action: target.action, file: bootFileOf(target), reason: target.reason, config } });
+      if (reply.type === 'ACK' && target.action !== 'ignore')
+        timeline.record({ step: 'pxe.reply', mac: client.mac, uuid: client.uuid, ip, detail: { type: 'ACK', to, action: target.action, file: bootFileOf(target), reason: target.reason, config } });
       return;
     }
     timeline.record({
@@ -96,7 +122,7 @@ export class DhcpRecorder {
       mac: client.mac,
       uuid: client.uuid,
       ip: reply.yiaddr,
-      detail: { type: reply.type, mode: this.policy.mode, to, yiaddr: reply.yiaddr, state: reply.state, ...boot, ...(reply.nakReason ? { reason: reply.nakReason } : {}), config },
+      detail: { type: reply.type, mode: this.policy.mode, to, yiaddr: reply.yiaddr, state: reply.state, action, file, reason, config },
     });
   }
 
@@ -107,7 +133,9 @@ export class DhcpRecorder {
     const booting = client.arch !== undefined;
     const notable = silence.notable && booting;
     if (notable || log.isLevelEnabled('debug')) {
-      const fields = { ...this.fields(ex), reason: silence.reason, detail: silence.why };
+      const fields: LogFields = this.fields(ex);
+      fields.reason = silence.reason;
+      fields.detail = silence.why;
       const message = `${this.label}: not answering ${client.mac} (${this.who(ex)}): ${silence.why}`;
       if (notable) log.info(fields, message);
       else log.debug(fields, message);
@@ -134,7 +162,8 @@ export class DhcpRecorder {
     return `${ex.client.archName}${ex.client.ipxe ? ', iPXE' : ''}`;
   }
 
-  private fields(ex: Exchange) {
+  /** A fresh object each call: callers add their fields to it (one allocation per log line, on the hot path). */
+  private fields(ex: Exchange): LogFields {
     const { client, request, type, from } = ex;
     return {
       mac: client.mac,
@@ -147,7 +176,7 @@ export class DhcpRecorder {
       xid: hex32(request.xid),
       from: peer(from),
       port: this.policy.port,
-      ...(request.giaddr !== '0.0.0.0' ? { giaddr: request.giaddr } : {}),
+      giaddr: request.giaddr !== '0.0.0.0' ? request.giaddr : undefined,
     };
   }
 }

@@ -39,7 +39,7 @@ export function parseMacInput(text: string, field: string): { ok: true; mac: Mac
 /** Lowercase colon form straight from the bytes: DHCP runs this for every packet on the segment. */
 export function macFromBytes(bytes: Uint8Array): Mac {
   if (bytes.length < 6) throw new RangeError(`a MAC has 6 bytes, got ${bytes.length}`);
-  const h = Buffer.from(bytes.buffer, bytes.byteOffset, 6).toString('hex');
+  const h = (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, 6)).toString('hex', 0, 6);
   return `${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}:${h.slice(6, 8)}:${h.slice(8, 10)}:${h.slice(10, 12)}` as Mac;
 }
 
