@@ -57,7 +57,7 @@ export class BootTimeline {
     if (input.uuid) machine.uuid = input.uuid;
     if (input.ip && input.ip !== '0.0.0.0') {
       machine.ip = input.ip;
-      this.macByIp.set(input.ip, mac);
+      this.bindAddress(input.ip, mac);
     }
     machine.lastSeen = at;
     // The input is one member of the union and so is the event: same step, same detail.
@@ -70,7 +70,9 @@ export class BootTimeline {
 
   /** Tells the timeline which machine holds an address (a lease, a 4011 request from a client's own IP). */
   bindAddress(ip: string, mac: Mac): void {
-    if (ip && ip !== '0.0.0.0') this.macByIp.set(ip, mac);
+    // Only a change reorders: the address kept longest without a new owner is evicted first, and
+    // the many steps that repeat a binding (every download of a boot) cost one lookup.
+    if (ip && ip !== '0.0.0.0' && this.macByIp.get(ip) !== mac) this.macByIp.set(ip, mac);
   }
 
   macForAddress(ip: string): Mac | undefined {

@@ -47,7 +47,7 @@ export function ipxeRouter({ store, timeline, baseUrl }: IpxeRoutesDeps): Router
         uuid: machine.uuid,
         ip,
         // What the script names, so the timeline can tell when every file was fetched.
-        detail: { ...lookupDetail(c, result, miss), kernel: rendered?.kernelUrl, initrds: rendered?.initrdUrls, hostname: query.hostname, serial: query.serial },
+        detail: Object.assign(lookupDetail(c, result, miss), { kernel: rendered?.kernelUrl, initrds: rendered?.initrdUrls, hostname: query.hostname, serial: query.serial }),
       });
       if (miss) fail(c, miss.status, miss.body, miss.reason);
       c.type = 'text/plain';

@@ -30,11 +30,5 @@ export function lookupMiss(result: LookupResult<unknown>, dataPath: string): Loo
 
 /** The timeline detail every lookup step shares: status, whether a config answered and which; the path and reason when none did. */
 export function lookupDetail(c: Koa.Context, result: LookupResult<unknown>, miss: LookupMiss | undefined): HttpLookupDetail {
-  return {
-    status: miss?.status ?? 200,
-    found: result.value !== undefined,
-    key: result.decidedBy?.key,
-    file: result.decidedBy?.path,
-    ...(miss ? { path: c.path, reason: miss.reason } : {}),
-  };
+  return { status: miss?.status ?? 200, found: result.value !== undefined, key: result.decidedBy?.key, file: result.decidedBy?.path, path: miss && c.path, reason: miss?.reason };
 }

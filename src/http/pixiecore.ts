@@ -34,7 +34,7 @@ export function pixiecoreRouter({ store, timeline, baseUrl }: PixiecoreRoutesDep
       timeline.record({
         step: 'http.pixiecore',
         mac,
-        detail: { ...lookupDetail(c, result, miss), from: clientIp(c), kernel: body?.kernel, initrds: body?.initrd },
+        detail: Object.assign(lookupDetail(c, result, miss), { from: clientIp(c), kernel: body?.kernel, initrds: body?.initrd }),
       });
       if (miss) fail(c, miss.status, miss.body, miss.reason);
       c.body = body;
