@@ -78,31 +78,33 @@ export function createStoreService(parts: ApplianceParts): Service {
   return storeService(parts.store);
 }
 
-export function createBootCounter(parts: ApplianceParts): Service {
-  return new BootCounter(parts);
+export function createBootCounter({ timeline, metrics, log }: ApplianceParts): Service {
+  return new BootCounter({ timeline, metrics, log });
 }
 
-export function createStallWatch(parts: ApplianceParts): Service {
-  return new StallWatch(parts);
+export function createStallWatch({ timeline, metrics, log }: ApplianceParts): Service {
+  return new StallWatch({ timeline, metrics, log });
 }
 
 export function createHttpService(parts: ApplianceParts): HttpService {
-  const { config } = parts;
-  const app = createHttpApp({ ...parts, imagesPath: config.imagesPath, baseUrl: config.baseUrl, explain: explainer(parts) });
-  return new HttpService(config.http, app.callback(), parts.log);
+  const { config, log, metrics, timeline, store, firmware } = parts;
+  const app = createHttpApp({ log, metrics, timeline, store, firmware, imagesPath: config.imagesPath, baseUrl: config.baseUrl, explain: explainer(parts) });
+  return new HttpService(config.http, app.callback(), log);
 }
 
 /** Undefined with --tftp-address off (the default without --iface). */
 export function createTftpService(parts: ApplianceParts): Service | undefined {
   const { config } = parts;
   if (!config.tftp) return undefined;
-  return new TftpService({ listen: config.tftp, root: config.firmwarePath, iface: config.iface, catalog: parts.firmware }, parts);
+  const { log, metrics, timeline } = parts;
+  return new TftpService({ listen: config.tftp, root: config.firmwarePath, iface: config.iface, catalog: parts.firmware }, { log, metrics, timeline });
 }
 
 /** Undefined with --dhcp off: the appliance then serves HTTP/TFTP only. */
 export function createDhcpService(parts: ApplianceParts): Service | undefined {
   const { dhcp } = parts.config;
-  const deps = { ...parts, lookup: machineLookup(parts.store) };
+  const { boot, log, metrics, timeline } = parts;
+  const deps = { boot, log, metrics, timeline, lookup: machineLookup(parts.store) };
   if (dhcp.mode === 'off') return undefined;
   if (dhcp.mode === 'proxy') return dhcpServiceFor({ mode: 'proxy', segment: dhcp.segment }, deps);
   if (!parts.leasePool) throw new Error('full DHCP without its lease pool (createParts makes it)');

@@ -41,8 +41,6 @@ export interface AppConfig {
   iface: string | undefined;
   /** The IPv4 advertised to clients (siaddr, option 54, URLs). */
   advertisedAddress: string | undefined;
-  netmask: string | undefined;
-  segment: Segment | undefined;
   http: HostPort;
   baseUrl: string;
   dataPath: string;
@@ -174,8 +172,6 @@ export function resolveConfig(raw: RawOptions, env: ResolveEnvironment): AppConf
   return {
     iface: o.iface,
     advertisedAddress: advertised,
-    netmask: iface?.netmask,
-    segment,
     http,
     baseUrl,
     dataPath,

@@ -5,7 +5,7 @@
  * renderIpxeScript, resolveBootTarget), so explain cannot disagree with a real boot.
  */
 import type { ArchName, ClientInfo } from './boot/client.ts';
-import { resolveBootTarget, type BootSettings } from './boot/decide.ts';
+import { bootFileOf, resolveBootTarget, type BootSettings } from './boot/decide.ts';
 import type { DhcpMode } from './config.ts';
 import { machineMatch, type MachineMatch } from './boot/machine.ts';
 import type { Mac } from './net/mac.ts';
@@ -112,7 +112,7 @@ export function dhcpAnswers(input: Pick<ExplainInput, 'mac' | 'uuid' | 'settings
       hostname: undefined,
     };
     const target = resolveBootTarget(client, input.settings, machine);
-    const bootFile = target.action === 'tftp' ? target.file : target.action === 'ignore' ? undefined : target.url;
+    const bootFile = target.action === 'ignore' ? undefined : bootFileOf(target);
     return {
       firmware: profile.id,
       label: profile.label,

@@ -25,7 +25,7 @@ export interface BootSettings {
 }
 
 /** Bounded set: used as the dhcpIgnored{reason} label. */
-export type IgnoreReason = 'not-pxe' | 'unsupported-arch' | 'no-firmware' | 'no-https';
+export type IgnoreReason = 'not-pxe' | 'unsupported-arch' | 'no-firmware';
 
 /**
  * Each target carries the machine's match, so the reply's log line and timeline say which
@@ -79,16 +79,7 @@ export function resolveBootTarget(client: ClientInfo, settings: BootSettings, ma
     return { action: 'ignore', code: 'not-pxe', reason: 'no option 93 (client architecture): not a PXE client', machine };
   }
   if (client.ipxe) {
-    // Debian's iPXE has HTTP but not HTTPS (wire.md): one that says so cannot fetch an https:// script.
-    if (client.ipxeFeatures && !client.ipxeFeatures.https && settings.baseUrl.startsWith('https:')) {
-      return {
-        action: 'ignore',
-        code: 'no-https',
-        reason: `this iPXE announces no HTTPS support (option 175), but --base-url ${settings.baseUrl} is https://: serve an http:// base URL to it`,
-        machine,
-      };
-    }
-    return { action: 'ipxe-script', url: `${settings.baseUrl}/boot.ipxe`, reason: `iPXE (option 77 or 175) gets the boot script${scriptFor(machine)}`, machine };
+    return { action: 'ipxe-script', url: `${settings.baseUrl}/boot.ipxe`, reason: `iPXE (option 77 or 175) gets the boot script${scriptFor(machine)}${httpsWarning(client, settings)}`, machine };
   }
   const file = firmwareFor(client.archName, settings.efiFirmware);
   if (file === undefined) {
@@ -102,6 +93,16 @@ export function resolveBootTarget(client: ClientInfo, settings: BootSettings, ma
     return { action: 'http-boot', url: `${settings.baseUrl}/firmware/${file}`, file, reason: `UEFI HTTP Boot (${client.archName}) gets ${file} over HTTP`, machine };
   }
   return { action: 'tftp', file, reason: `${client.archName} PXE (arch ${client.arch}) gets ${file} over TFTP`, machine };
+}
+
+/**
+ * Debian's iPXE has HTTP but not HTTPS (wire.md): one that says so in option 175 will fail to
+ * fetch an https:// script. It still gets the URL (nothing else would boot it); the reason,
+ * and so the log line, says why it is about to fail.
+ */
+function httpsWarning(client: ClientInfo, settings: BootSettings): string {
+  if (!client.ipxeFeatures || client.ipxeFeatures.https || !settings.baseUrl.startsWith('https:')) return '';
+  return `; warning: this iPXE announces no HTTPS support (option 175), so it cannot fetch ${settings.baseUrl}: give it an http:// --base-url`;
 }
 
 /** The part of the reason that says what /ipxe will answer this machine with. */

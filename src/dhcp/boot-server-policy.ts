@@ -7,7 +7,7 @@
 import { applyBootTarget } from './boot-reply.ts';
 import { MessageType, Opt } from './options.ts';
 import { replyTo } from './packet.ts';
-import { silence, type DhcpPolicy, type Exchange, type PolicyAnswer } from './policy.ts';
+import { noise, notable, type DhcpPolicy, type Exchange, type PolicyAnswer } from './policy.ts';
 import { bootServerDestination, PXE_PORT } from './transport.ts';
 
 export class PxeBootServerPolicy implements DhcpPolicy {
@@ -25,8 +25,8 @@ export class PxeBootServerPolicy implements DhcpPolicy {
   answer(ex: Exchange): PolicyAnswer {
     const { request, target } = ex;
     const msgType = request.options.messageType();
-    if (msgType !== MessageType.REQUEST && msgType !== MessageType.INFORM) return silence('unhandled-type', `the boot server answers REQUEST and INFORM, not ${ex.type}`, false);
-    if (target.action === 'ignore') return silence(target.code, target.reason, target.code !== 'not-pxe');
+    if (msgType !== MessageType.REQUEST && msgType !== MessageType.INFORM) return noise('unhandled-type', `the boot server answers REQUEST and INFORM, not ${ex.type}`);
+    if (target.action === 'ignore') return target.code === 'not-pxe' ? noise(target.code, target.reason) : notable(target.code, target.reason);
     const reply = replyTo(request);
     reply.options.setU8(Opt.MESSAGE_TYPE, MessageType.ACK);
     reply.ciaddr = request.ciaddr;

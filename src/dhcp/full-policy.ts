@@ -14,7 +14,7 @@ import { applyBootTarget } from './boot-reply.ts';
 import { normalizeClientId, type LeaseClient, type LeasePool } from './leases.ts';
 import { encodeEncapsulated, IpxeSubOpt, MessageType, Opt, u8 } from './options.ts';
 import { replyTo, type DhcpPacket } from './packet.ts';
-import { HANDLED, silence, type DhcpHandled, type DhcpPolicy, type DhcpReply, type DhcpSilence, type Exchange, type PolicyAnswer } from './policy.ts';
+import { HANDLED, recorded, type DhcpHandled, type DhcpPolicy, type DhcpReply, type DhcpSilence, type Exchange, type PolicyAnswer } from './policy.ts';
 import { replyDestination, SERVER_PORT } from './transport.ts';
 
 export interface FullDhcpOptions {
@@ -29,6 +29,8 @@ export interface FullDhcpOptions {
 
 export interface FullDhcpDeps {
   pool: LeasePool;
+  /** The lease file's path, for the log lines about writing it. */
+  leaseFile: string;
   /** Resolves once every pool change made before the call is on disk (lease-file.ts). */
   commit: () => Promise<void>;
   log: Logger;
@@ -55,7 +57,7 @@ export class FullDhcpPolicy implements DhcpPolicy {
 
   async answer(ex: Exchange): Promise<PolicyAnswer> {
     const { request: req } = ex;
-    if (req.giaddr !== '0.0.0.0' && !this.onSubnet(req.giaddr)) return silence('relay-other-subnet', `relayed from ${req.giaddr}, which is not on our subnet`, true);
+    if (req.giaddr !== '0.0.0.0' && !this.onSubnet(req.giaddr)) return recorded('relay-other-subnet', `relayed from ${req.giaddr}, which is not on our subnet`);
     const who: LeaseClient = { mac: ex.client.mac, clientId: normalizeClientId(req.options.clientId(), ex.client.mac) };
     switch (req.options.messageType()) {
       case MessageType.DISCOVER:
@@ -69,7 +71,7 @@ export class FullDhcpPolicy implements DhcpPolicy {
       case MessageType.INFORM:
         return this.inform(ex);
       default:
-        return silence('not-request', `full DHCP does not answer ${ex.type}`, true);
+        return recorded('not-request', `full DHCP does not answer ${ex.type}`);
     }
   }
 
@@ -82,7 +84,7 @@ export class FullDhcpPolicy implements DhcpPolicy {
     const lease = pool.offer(who, ex.request.options.requestedIp(), ex.client.hostname);
     if (!lease) {
       log.warn({ mac: ex.client.mac, xid: ex.request.xid, range: this.range }, 'no free address to offer: pool exhausted');
-      return silence('pool-exhausted', `no free address in ${this.range}`, true);
+      return recorded('pool-exhausted', `no free address in ${this.range}`);
     }
     // A lease already bound is offered for what is left of it, a new one for the full time.
     const seconds = lease.state === 'bound' ? Math.max(60, Math.floor((lease.expires - Date.now()) / 1000)) : this.options.leaseTime;
@@ -101,7 +103,7 @@ export class FullDhcpPolicy implements DhcpPolicy {
       if (serverId !== this.options.serverAddress) {
         // The client took another server's offer: release our hold, say nothing.
         pool.forgetOffer(who);
-        return silence('other-server', `REQUEST is for server ${serverId}`, true);
+        return recorded('other-server', `REQUEST is for server ${serverId}`);
       }
       state = 'selecting';
       ip = requested ?? req.ciaddr;
@@ -111,15 +113,15 @@ export class FullDhcpPolicy implements DhcpPolicy {
       if (!this.onSubnet(ip)) return this.nak(ex, `${ip} is not on this network`);
       // An address of this subnet outside our pool may be another server's (or static): only
       // a client we know is told no.
-      if (!pool.inPool(ip) && !pool.find(who)) return silence('not-ours', `${ip} is outside our pool and the client is not ours`, true);
+      if (!pool.inPool(ip) && !pool.find(who)) return recorded('not-ours', `${ip} is outside our pool and the client is not ours`);
     } else if (req.ciaddr !== '0.0.0.0') {
       state = 'renewing';
       ip = req.ciaddr;
-      if (!pool.inPool(ip)) return silence('not-ours', `${ip} is outside our pool`, true);
+      if (!pool.inPool(ip)) return recorded('not-ours', `${ip} is outside our pool`);
     } else {
-      return silence('no-address', 'REQUEST names no address (no option 50, no ciaddr)', true);
+      return recorded('no-address', 'REQUEST names no address (no option 50, no ciaddr)');
     }
-    if (ip === '0.0.0.0') return silence('no-address', 'REQUEST names no address', true);
+    if (ip === '0.0.0.0') return recorded('no-address', 'REQUEST names no address');
     const bound = pool.bind(who, ip, ex.client.hostname);
     if (!bound.ok) return this.nak(ex, bound.reason, state);
     const failure = await this.durable(ex);
@@ -130,17 +132,17 @@ export class FullDhcpPolicy implements DhcpPolicy {
   private async release(ex: Exchange, who: LeaseClient): Promise<DhcpSilence | DhcpHandled> {
     const { request: req, client } = ex;
     const { pool, log } = this.deps;
-    if (this.forOtherServer(req)) return silence('other-server', `RELEASE is for server ${req.options.serverId()}`, true);
+    if (this.forOtherServer(req)) return recorded('other-server', `RELEASE is for server ${req.options.serverId()}`);
     const released = pool.release(who, req.ciaddr);
     log.info({ mac: client.mac, ip: req.ciaddr, released }, released ? 'lease released' : 'RELEASE for an address this client does not hold: ignored');
-    if (released) await this.deps.commit().catch((err: unknown) => log.error({ err }, 'lease file write failed'));
+    if (released) await this.deps.commit().catch((err: unknown) => log.error({ err, leaseFile: this.deps.leaseFile }, 'lease file write failed'));
     return HANDLED;
   }
 
   private async decline(ex: Exchange, who: LeaseClient): Promise<DhcpSilence | DhcpHandled> {
     const { request: req, client } = ex;
     const { pool, log } = this.deps;
-    if (this.forOtherServer(req)) return silence('other-server', `DECLINE is for server ${req.options.serverId()}`, true);
+    if (this.forOtherServer(req)) return recorded('other-server', `DECLINE is for server ${req.options.serverId()}`);
     const ip = req.options.requestedIp() ?? req.ciaddr;
     const declined = pool.decline(who, ip);
     // Someone else answers ARP for this address: an operator wants to know.
@@ -148,16 +150,16 @@ export class FullDhcpPolicy implements DhcpPolicy {
       { mac: client.mac, ip, quarantined: declined },
       declined ? `address ${ip} declined (in use by another host): quarantined` : `DECLINE of ${ip} ignored: held by another client or not ours`,
     );
-    if (declined) await this.deps.commit().catch((err: unknown) => log.error({ err }, 'lease file write failed'));
+    if (declined) await this.deps.commit().catch((err: unknown) => log.error({ err, leaseFile: this.deps.leaseFile }, 'lease file write failed'));
     return HANDLED;
   }
 
   /** DHCPINFORM: configuration only, no address, no lease (RFC 2131 §3.4). */
   private inform(ex: Exchange): PolicyAnswer {
     const { request: req } = ex;
-    if (req.ciaddr === '0.0.0.0') return silence('no-address', 'INFORM without ciaddr', true);
+    if (req.ciaddr === '0.0.0.0') return recorded('no-address', 'INFORM without ciaddr');
     // Our router, DNS and mask are only right for hosts on our subnet (a relay's giaddr was checked already).
-    if (req.giaddr === '0.0.0.0' && !this.onSubnet(req.ciaddr)) return silence('not-ours', `INFORM from ${req.ciaddr}, not on our subnet`, true);
+    if (req.giaddr === '0.0.0.0' && !this.onSubnet(req.ciaddr)) return recorded('not-ours', `INFORM from ${req.ciaddr}, not on our subnet`);
     return this.reply(ex, 'ACK', '0.0.0.0', undefined, 'inform');
   }
 
@@ -168,8 +170,8 @@ export class FullDhcpPolicy implements DhcpPolicy {
       return undefined;
     } catch (err) {
       this.deps.metrics.dhcpLeaseWriteFailures.inc();
-      this.deps.log.error({ err, mac: ex.client.mac, xid: ex.request.xid }, 'lease could not be written: no ACK sent');
-      return silence('lease-write-failed', 'the lease could not be written to the lease file', true);
+      this.deps.log.error({ err, mac: ex.client.mac, xid: ex.request.xid, leaseFile: this.deps.leaseFile }, 'lease could not be written: no ACK sent');
+      return recorded('lease-write-failed', 'the lease could not be written to the lease file');
     }
   }
 

@@ -4,7 +4,7 @@
  * between ProxyDHCP (67), the PXE boot server (4011) and full DHCP.
  */
 import { resolveBootTarget, type BootSettings } from '../boot/decide.ts';
-import type { MachineMatch } from '../boot/machine.ts';
+import { NO_MATCH, type MachineMatch } from '../boot/machine.ts';
 import type { Mac } from '../net/mac.ts';
 import type { Uuid } from '../net/uuid.ts';
 import { classifyClient } from './classify.ts';
@@ -43,7 +43,8 @@ export class DhcpPipeline {
     const client = classifyClient(request);
     if (!client) return recorder.unusable('not-ethernet', request, type, from, `hardware type ${request.htype}/length ${request.hlen} is not Ethernet`);
 
-    const machine = this.deps.lookup({ mac: client.mac, uuid: client.uuid });
+    // Only a machine that boots needs its config looked up (in proxy mode, most packets are laptops).
+    const machine = client.arch === undefined ? NO_MATCH : this.deps.lookup({ mac: client.mac, uuid: client.uuid });
     const ex: Exchange = { request, client, type, from, target: resolveBootTarget(client, this.deps.boot, machine) };
     const ip = this.policy.clientAddress(ex);
     recorder.request(ex, ip);

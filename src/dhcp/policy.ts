@@ -54,11 +54,13 @@ export interface DhcpSilence {
   /** In words, for the log line. */
   why: string;
   /**
-   * Worth the operator's attention: an info line and a dhcp.ignored step on the machine's
-   * timeline (when it boots). Protocol noise (a REQUEST for the site's server, a laptop in
-   * proxy mode) is a debug line only, or every machine would look ignored.
+   * Whether it goes on the machine's timeline as a dhcp.ignored step (machines that boot
+   * only). Protocol noise (a REQUEST for the site's server, a laptop in proxy mode) does
+   * not, or every machine would look ignored.
    */
-  notable: boolean;
+  timeline: boolean;
+  /** The log line's level: info for what an operator should see, debug for the rest. */
+  level: 'info' | 'debug';
 }
 
 /** Taken care of, and no reply is due (RELEASE, DECLINE): neither an answer nor an ignore. */
@@ -80,6 +82,17 @@ export interface DhcpPolicy {
   answer(ex: Exchange): PolicyAnswer | Promise<PolicyAnswer>;
 }
 
-export function silence(reason: DhcpIgnoreReason, why: string, notable: boolean): DhcpSilence {
-  return { kind: 'ignore', reason, why, notable };
+/** A silence worth the operator's attention: an info line and a timeline step. */
+export function notable(reason: DhcpIgnoreReason, why: string): DhcpSilence {
+  return { kind: 'ignore', reason, why, timeline: true, level: 'info' };
+}
+
+/** Protocol noise: a debug line, no timeline step. */
+export function noise(reason: DhcpIgnoreReason, why: string): DhcpSilence {
+  return { kind: 'ignore', reason, why, timeline: false, level: 'debug' };
+}
+
+/** On the machine's timeline, but only a debug line (full DHCP's protocol refusals, as they always were). */
+export function recorded(reason: DhcpIgnoreReason, why: string): DhcpSilence {
+  return { kind: 'ignore', reason, why, timeline: true, level: 'debug' };
 }

@@ -7,7 +7,7 @@
 import { applyBootTarget } from './boot-reply.ts';
 import { MessageType, Opt } from './options.ts';
 import { replyTo } from './packet.ts';
-import { silence, type DhcpPolicy, type Exchange, type PolicyAnswer } from './policy.ts';
+import { noise, notable, type DhcpPolicy, type Exchange, type PolicyAnswer } from './policy.ts';
 import { replyDestination, SERVER_PORT } from './transport.ts';
 
 export class ProxyDhcpPolicy implements DhcpPolicy {
@@ -35,12 +35,12 @@ export class ProxyDhcpPolicy implements DhcpPolicy {
       // REQUEST naming us, or naming no server, gets an ACK with the boot info and no
       // address. One naming another server is that server's: never an ACK or NAK from us.
       const sid = request.options.serverId();
-      if (sid !== undefined && sid !== this.serverAddress) return silence('other-server', `REQUEST is for server ${sid}`, false);
+      if (sid !== undefined && sid !== this.serverAddress) return noise('other-server', `REQUEST is for server ${sid}`);
       type = 'ACK';
-    } else return silence('unhandled-type', `ProxyDHCP does not answer ${ex.type}`, false);
+    } else return noise('unhandled-type', `ProxyDHCP does not answer ${ex.type}`);
 
     // Every laptop and phone on the segment is not-pxe here: a debug line, no timeline.
-    if (target.action === 'ignore') return silence(target.code, target.reason, target.code !== 'not-pxe');
+    if (target.action === 'ignore') return target.code === 'not-pxe' ? noise(target.code, target.reason) : notable(target.code, target.reason);
     const reply = replyTo(request);
     reply.options.setU8(Opt.MESSAGE_TYPE, type === 'OFFER' ? MessageType.OFFER : MessageType.ACK);
     applyBootTarget(reply, ex.client, target, { serverAddress: this.serverAddress, pxeVendorClass: true });

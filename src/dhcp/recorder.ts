@@ -52,7 +52,12 @@ export class DhcpRecorder {
   /** A packet that parses but is no client request we can key on (a BOOTREPLY, a non-Ethernet client). */
   unusable(reason: 'not-request' | 'not-ethernet', request: DhcpPacket, type: string, from: Peer, why: string): void {
     const { log, metrics } = this.deps;
-    if (reason === 'not-ethernet') metrics.dhcpRequests.inc({ type, mode: this.policy.mode, arch: 'none' });
+    // The counters as each mode always kept them: full DHCP counts a non-Ethernet client as a
+    // request (arch none) and drops a stray BOOTREPLY uncounted; ProxyDHCP and 4011 count both as ignored.
+    if (this.policy.mode === 'full') {
+      if (reason === 'not-request') return;
+      metrics.dhcpRequests.inc({ type, mode: 'full', arch: 'none' });
+    }
     metrics.dhcpIgnored.inc({ reason });
     if (log.isLevelEnabled('debug')) log.debug({ from: peer(from), port: this.policy.port, xid: hex32(request.xid), reason }, `${this.label}: not answering: ${why}`);
   }
@@ -60,29 +65,36 @@ export class DhcpRecorder {
   request(ex: Exchange, ip: string | undefined): void {
     const { log, metrics, timeline } = this.deps;
     const { client, request, type } = ex;
-    metrics.dhcpRequests.inc({ type, mode: this.policy.mode, arch: client.archName });
-    if (client.arch === undefined) {
+    const { mode, port } = this.policy;
+    metrics.dhcpRequests.inc({ type, mode, arch: client.archName });
+    // Port 4011 is asked only by PXE firmware; on 67 a request without option 93 is not a boot.
+    const booting = client.arch !== undefined || mode === 'bootserver';
+    if (mode === 'full') {
+      // Full DHCP answers every host on the segment: its requests are debug lines, its replies info.
+      if (log.isLevelEnabled('debug')) {
+        const fields: LogFields = this.fields(ex);
+        fields.ciaddr = request.ciaddr;
+        fields.requested = request.options.requestedIp();
+        fields.serverId = request.options.serverId();
+        log.debug(fields, `DHCP ${type}`);
+      }
+    } else if (!booting) {
       if (log.isLevelEnabled('debug')) log.debug(this.fields(ex), `${this.label}: ${type} from ${client.mac} (not PXE)`);
-      return;
+    } else {
+      const fields: LogFields = this.fields(ex);
+      fields.ip = ip;
+      log.info(fields, `${this.label}: ${type} from ${client.mac} (${this.who(ex)})${mode === 'bootserver' ? ` at ${ip ?? 'no address'}` : ''}`);
     }
-    const fields: LogFields = this.fields(ex);
-    fields.ip = ip;
-    log.info(fields, `${this.label}: ${type} from ${client.mac} (${this.who(ex)})${ip ? ` at ${ip}` : ''}`);
-    if (this.policy.mode === 'bootserver') {
-      timeline.record({
-        step: 'pxe.request',
-        mac: client.mac,
-        uuid: client.uuid,
-        ip,
-        detail: { type, arch: client.archName, ipxe: client.ipxe, xid: request.xid, port: this.policy.port, from: peer(ex.from) },
-      });
+    if (!booting) return;
+    if (mode === 'bootserver') {
+      timeline.record({ step: 'pxe.request', mac: client.mac, uuid: client.uuid, ip, detail: { type, arch: client.archName, ipxe: client.ipxe, xid: request.xid, port, from: peer(ex.from) } });
     } else {
       timeline.record({
         step: 'dhcp.request',
         mac: client.mac,
         uuid: client.uuid,
         ip,
-        detail: { type, mode: this.policy.mode, arch: client.archName, ipxe: client.ipxe, xid: request.xid, port: this.policy.port, hostname: client.hostname },
+        detail: { type, mode, arch: client.archName, ipxe: client.ipxe, xid: request.xid, port, hostname: client.hostname },
       });
     }
   }
@@ -98,6 +110,11 @@ export class DhcpRecorder {
     const reason = reply.nakReason ?? (reply.type === 'NAK' ? undefined : target.reason);
     const config = target.machine.kind === 'config' ? target.machine.key : undefined;
     const fields: LogFields = this.fields(ex);
+    if (this.policy.mode === 'full') {
+      // Full DHCP's lines always said the reply's type in `type`; the request's is `request`.
+      fields.request = fields.type;
+      fields.type = reply.type;
+    }
     fields.reply = reply.type;
     fields.yiaddr = reply.yiaddr;
     fields.state = reply.state;
@@ -131,22 +148,21 @@ export class DhcpRecorder {
     const { client, type } = ex;
     metrics.dhcpIgnored.inc({ reason: silence.reason });
     const booting = client.arch !== undefined;
-    const notable = silence.notable && booting;
-    if (notable || log.isLevelEnabled('debug')) {
+    const level = booting ? silence.level : 'debug';
+    if (log.isLevelEnabled(level)) {
       const fields: LogFields = this.fields(ex);
       fields.reason = silence.reason;
       fields.detail = silence.why;
-      const message = `${this.label}: not answering ${client.mac} (${this.who(ex)}): ${silence.why}`;
-      if (notable) log.info(fields, message);
-      else log.debug(fields, message);
+      log[level](fields, `${this.label}: not answering ${client.mac} (${this.who(ex)}): ${silence.why}`);
     }
-    if (notable)
+    if (silence.timeline && booting) {
       timeline.record({
         step: 'dhcp.ignored',
         mac: client.mac,
         uuid: client.uuid,
-        detail: { type, mode: this.policy.mode, reason: silence.reason, why: silence.why, arch: client.archName, port: this.policy.port },
+        detail: { type, mode: this.policy.mode, reason: silence.reason, detail: silence.why, arch: client.archName, port: this.policy.port },
       });
+    }
   }
 
   /** The reply could not be encoded for this client (too big for its option 57, a field too long). */

@@ -127,7 +127,7 @@ export function dhcpServiceFor(options: DhcpServiceOptions, deps: DhcpServiceDep
   const leases = new LeaseFile(options.leaseFile, pool, deps.log);
   const policy = new FullDhcpPolicy(
     { serverAddress: segment.address, netmask: segment.netmask, router: options.router, dns: options.dns, leaseTime: options.leaseTime },
-    { pool, commit: () => leases.commit(), log: deps.log, metrics: deps.metrics },
+    { pool, leaseFile: options.leaseFile, commit: () => leases.commit(), log: deps.log, metrics: deps.metrics },
   );
   const range = `${intToIpv4(pool.startInt)}-${intToIpv4(pool.endInt)}`;
   return new DhcpService([new LeaseFileService(leases, pool, deps), responder('dhcp-full', policy, `, handing out ${range}`), bootServer], deps.log, segment.iface, leases);

@@ -69,7 +69,7 @@ export interface DhcpIgnoredDetail {
   /** A bounded code (no-firmware, unsupported-arch, pool-exhausted, …): the dhcp_ignored_total label. */
   reason: string;
   /** The same in words. */
-  why: string;
+  detail: string;
   arch: ArchName;
   port: number;
 }

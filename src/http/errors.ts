@@ -23,6 +23,12 @@ function isFailure(err: unknown): err is Error & FailureProps & { status: number
   return err instanceof Error && typeof (err as { status?: unknown }).status === 'number' && 'body' in err;
 }
 
+/** An HTTP error thrown by Koa or a library (c.throw, http-errors) that means to tell the client. */
+function isExposed(err: unknown): err is Error & { status: number } {
+  const e = err as { status?: unknown; expose?: unknown };
+  return err instanceof Error && typeof e.status === 'number' && e.status >= 400 && e.status < 600 && e.expose === true;
+}
+
 export function errorMiddleware(): Koa.Middleware {
   return async (c, next) => {
     try {
@@ -39,9 +45,16 @@ export function errorMiddleware(): Koa.Middleware {
         info.reason = err.reason ?? (typeof err.body === 'string' ? err.body.trim() : err.message);
         return;
       }
+      if (isExposed(err)) {
+        c.status = err.status;
+        c.type = 'text/plain';
+        c.body = `${err.message}\n`;
+        info.reason = err.message;
+        return;
+      }
       c.status = 500;
       c.type = 'text/plain';
-      c.body = 'internal error\n';
+      c.body = 'Internal Server Error\n';
       info.reason = err instanceof Error ? err.message : String(err);
       c.app.emit('error', err, c);
     }

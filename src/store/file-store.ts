@@ -165,6 +165,12 @@ export class FileStore implements Store {
     };
     const judged = await judgeDataFiles(files, read);
     if (this.closed) return;
+    // A file that is now the second for its key is not read, but it is still there: keep what
+    // is known of it, so it is not reported as removed and is not re-read when it answers again.
+    for (const file of files) {
+      const before = file.key !== undefined && !nextParsed.has(file.path) ? this.parsed.get(file.path) : undefined;
+      if (before?.signature === file.signature) nextParsed.set(file.path, before);
+    }
 
     const problems = [...judged.problems];
     const reported = new Set<string>();
@@ -201,6 +207,9 @@ export class FileStore implements Store {
       }
     }
 
+    // Problems in the order the files were scanned, as `validate` lists them.
+    const order = new Map(files.map((f, i) => [f.path, i]));
+    problems.sort((a, b) => (order.get(a.path) ?? 0) - (order.get(b.path) ?? 0));
     this.parsed = nextParsed;
     this.entries = next;
     this.problemList = problems;

@@ -97,16 +97,16 @@ test('decide: the machine match never changes which file firmware gets', (t) => 
   }
 });
 
-test('decide: an iPXE that announces no HTTPS is not sent to an https:// script; one that says nothing, or has HTTPS, is', (t) => {
+test('decide: an iPXE that announces no HTTPS still gets the https:// script, with a warning in the reason; one that says nothing, or has HTTPS, gets none', (t) => {
   const https: BootSettings = { ...settings(DEBIAN), baseUrl: 'https://boot.example' };
   const noHttps = client('ipxe-175-only'); // 175 with HTTP, without HTTPS (Debian's build)
-  const refused = resolveBootTarget(noHttps, https, NO_MATCH);
-  t.is(refused.action, 'ignore');
-  t.is((refused as { code?: string }).code, 'no-https');
-  t.regex(refused.reason, /no HTTPS support/);
-  t.is(resolveBootTarget(noHttps, settings(DEBIAN), NO_MATCH).action, 'ipxe-script', 'http:// base URL: fine');
+  const warned = resolveBootTarget(noHttps, https, NO_MATCH);
+  t.is(warned.action, 'ipxe-script');
+  t.is((warned as { url?: string }).url, 'https://boot.example/boot.ipxe');
+  t.regex(warned.reason, /warning: this iPXE announces no HTTPS support/);
+  t.notRegex(resolveBootTarget(noHttps, settings(DEBIAN), NO_MATCH).reason, /warning/, 'http:// base URL: nothing to warn about');
   const withHttps = { ...noHttps, ipxeFeatures: { http: true, https: true } };
-  t.is(resolveBootTarget(withHttps, https, NO_MATCH).action, 'ipxe-script');
+  t.notRegex(resolveBootTarget(withHttps, https, NO_MATCH).reason, /warning/);
   const unknown = { ...noHttps, ipxeFeatures: undefined };
-  t.is(resolveBootTarget(unknown, https, NO_MATCH).action, 'ipxe-script', 'no 175: nothing known, so not refused');
+  t.notRegex(resolveBootTarget(unknown, https, NO_MATCH).reason, /warning/, 'no 175: nothing known, so nothing said');
 });

@@ -21,7 +21,7 @@ export const steps = {
   dhcpIgnored: (where: Where, reason: string, detail: Partial<DhcpIgnoredDetail> = {}): BootEventInput => ({
     step: 'dhcp.ignored',
     ...where,
-    detail: { type: 'DISCOVER', mode: 'proxy', reason, why: reason, arch: 'bios', port: 67, ...detail },
+    detail: { type: 'DISCOVER', mode: 'proxy', reason, detail: reason, arch: 'bios', port: 67, ...detail },
   }),
   tftpStart: (where: Where, file: string): BootEventInput => ({ step: 'tftp.start', ...where, detail: { file, options: {} } }),
   tftpEnd: (where: Where, file: string, detail: Partial<TftpEndDetail> = {}): BootEventInput => ({ step: 'tftp.end', ...where, detail: { file, outcome: 'ok', bytes: 1024, ms: 10, ...detail } }),

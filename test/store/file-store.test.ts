@@ -233,3 +233,24 @@ test('the shipped example data is valid', async (t) => {
   t.true(check.configs.boot.some((k) => k.startsWith('uuid/')) && check.configs.boot.some((k) => k.startsWith('mac/')));
   t.true(check.configs.cloud.includes('default'));
 });
+
+test('a file that becomes the second for its key is reported as a duplicate, not as removed, and answers again once the first goes', async (t) => {
+  const dir = await dataDir({ 'boot/mac/52:54:00:c7:b6:64.json': boot('colon') });
+  t.teardown(() => dir.cleanup());
+  const { store, lines } = await openStore(dir);
+  t.teardown(() => store.close());
+  const colon = path.join(dir.root, 'boot/mac/52:54:00:c7:b6:64.json');
+  // The dashed spelling sorts first, so it answers from now on.
+  await dir.write('boot/mac/52-54-00-c7-b6-64.json', boot('dash'));
+  await store.reload();
+  t.is(kernelFor(store, { mac: MAC }), '/images/dash');
+  t.regex(store.problems().find((p) => p.path === colon)?.reason ?? '', /same mac\/52:54:00:c7:b6:64 as/);
+  t.false(
+    lines.some((l) => l.path === colon && /config removed/.test(String(l.msg))),
+    'the file is still there',
+  );
+  await dir.remove('boot/mac/52-54-00-c7-b6-64.json');
+  await store.reload();
+  t.is(kernelFor(store, { mac: MAC }), '/images/colon');
+  t.deepEqual(store.problems(), []);
+});
