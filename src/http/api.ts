@@ -7,7 +7,7 @@ import type { Explanation } from '../explain.ts';
 import { parseMacInput, type Mac } from '../net/mac.ts';
 import { parseUuidInput, type Uuid } from '../net/uuid.ts';
 import { fail } from './errors.ts';
-import { named } from './request-log.ts';
+import { named } from './request-info.ts';
 
 /** One step as /api/machines shows it: the event with its time as ISO text. */
 export type EventJson = { [S in BootStep]: { step: S; at: string; ip: string | null; detail: BootEventDetails[S] } }[BootStep];

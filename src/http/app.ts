@@ -7,7 +7,6 @@ import type { Metrics } from '../metrics.ts';
 import type { Store } from '../store/store.ts';
 import { createApiRouter, type ApiDeps, type ApiOptions } from './api.ts';
 import { cloudRouter } from './cloud.ts';
-import { errorMiddleware } from './errors.ts';
 import { firmwareRouter } from './firmware.ts';
 import { healthRouter } from './health.ts';
 import { imagesRouter } from './images.ts';
@@ -40,14 +39,13 @@ export function routes(router: Router): Koa.Middleware {
 
 /**
  * Composes the HTTP API. Handlers stay thin: they validate the request, ask the store,
- * hand the answer to a renderer (render/) and record the step; failures end in `fail()`
- * and the one error middleware. The request log comes first so every route gets one log
- * line and one metrics count.
+ * hand the answer to a renderer (render/) and record the step; failures end in `fail()`,
+ * which the request log (outermost) answers through errors.ts answerError, the one error
+ * handler. So every route gets one answer for a failure, one log line and one metrics count.
  */
 export function createHttpApp(deps: HttpAppDeps): Koa {
   const app = new Koa();
   app.use(requestLog(deps));
-  app.use(errorMiddleware());
   app.use(routes(ipxeRouter(deps)));
   app.use(routes(cloudRouter(deps)));
   app.use(routes(pixiecoreRouter(deps)));

@@ -4,7 +4,7 @@ import type { Store } from '../store/store.ts';
 import { fail } from './errors.ts';
 import { lookupDetail, lookupMiss, noteLookup } from './lookup-response.ts';
 import { machineQuery } from './machine-query.ts';
-import { clientIp, named, requestInfo } from './request-log.ts';
+import { clientIp, named, requestInfo } from './request-info.ts';
 
 export interface CloudRoutesDeps {
   store: Pick<Store, 'cloud' | 'dataPath'>;

@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import type { BootTimeline } from '../events/timeline.ts';
 import type { FirmwareCatalog } from '../firmware/catalog.ts';
 import { fail } from './errors.ts';
-import { clientIp, named, requestInfo } from './request-log.ts';
+import { clientIp, named, requestInfo } from './request-info.ts';
 
 export interface FirmwareRoutesDeps {
   firmware: Pick<FirmwareCatalog, 'resolve' | 'explain' | 'isListed'>;

@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import { named } from './request-log.ts';
+import { named } from './request-info.ts';
 
 /** Liveness for systemd and load balancers: the process answers HTTP. */
 export function healthRouter(): Router {

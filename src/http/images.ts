@@ -3,7 +3,7 @@ import type Koa from 'koa';
 import send from 'send';
 import type { BootTimeline } from '../events/timeline.ts';
 import { fail } from './errors.ts';
-import { clientIp, named, requestInfo } from './request-log.ts';
+import { clientIp, named, requestInfo } from './request-info.ts';
 
 interface SendError extends Error {
   status?: number;

@@ -1,7 +1,7 @@
 import type Koa from 'koa';
 import type { HttpLookupDetail } from '../events/boot-event.ts';
 import { describeLookup, type LookupResult } from '../store/store.ts';
-import { requestInfo } from './request-log.ts';
+import { requestInfo } from './request-info.ts';
 
 /** Notes which file answered (or why none did) for the request log. */
 export function noteLookup(c: Koa.Context, result: LookupResult<unknown>): void {

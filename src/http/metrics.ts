@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import type { Registry } from 'prom-client';
-import { named } from './request-log.ts';
+import { named } from './request-info.ts';
 
 /** GET /metrics: every counter of the appliance (and the process's own) in Prometheus text format. */
 export function metricsRouter(registry: Registry): Router {

@@ -5,7 +5,7 @@ import { renderPixiecore } from '../render/pixiecore.ts';
 import type { Store } from '../store/store.ts';
 import { fail } from './errors.ts';
 import { lookupDetail, lookupMiss, noteLookup } from './lookup-response.ts';
-import { clientIp, named, requestInfo } from './request-log.ts';
+import { clientIp, named, requestInfo } from './request-info.ts';
 
 export interface PixiecoreRoutesDeps {
   store: Pick<Store, 'boot' | 'dataPath'>;

@@ -2,36 +2,8 @@ import type Koa from 'koa';
 import type { BootTimeline } from '../events/timeline.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import type { Mac } from '../net/mac.ts';
-import type { Uuid } from '../net/uuid.ts';
-
-/** What a handler tells the request log and metrics about the request it answered. */
-export interface RequestInfo {
-  /** Stable route label for metrics (`ipxe`, `images`, …), set by `named`; `unmatched` when no route took the request. */
-  route?: string;
-  mac?: Mac | undefined;
-  uuid?: Uuid | undefined;
-  /** The data file that answered. */
-  file?: string | undefined;
-  /** The store key that answered (`uuid/…`, `mac/…`, `default`). */
-  key?: string | undefined;
-  /** Why the request failed, for the log line. */
-  reason?: string | undefined;
-  /** Health checks and scrapes log at debug so they do not drown the boot log. */
-  quiet?: boolean;
-}
-
-export function requestInfo(c: Koa.Context): RequestInfo {
-  const state = c.state as { request?: RequestInfo };
-  state.request ??= {};
-  return state.request;
-}
-
-/** The client's IPv4 as the timeline keys it (a dual-stack listener reports `::ffff:a.b.c.d`). */
-export function clientIp(c: Koa.Context): string {
-  const ip = c.request.ip ?? '';
-  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
-}
+import { answerError } from './errors.ts';
+import { clientIp, requestInfo } from './request-info.ts';
 
 function statusOf(c: Koa.Context, err: unknown): number {
   if (err) {
@@ -41,23 +13,17 @@ function statusOf(c: Koa.Context, err: unknown): number {
   return c.status;
 }
 
-/** A route handler that labels its requests for the log and metrics; `quiet` ones (health checks, scrapes, the page) log at debug. */
-export function named(route: string, handler: Koa.Middleware, opts: { quiet?: boolean } = {}): Koa.Middleware {
-  return (c, next) => {
-    const info = requestInfo(c);
-    info.route = route;
-    if (opts.quiet) info.quiet = true;
-    return handler(c, next);
-  };
-}
-
 export interface RequestLogDeps {
   log: Logger;
   metrics: Pick<Metrics, 'httpRequests'>;
   timeline: Pick<BootTimeline, 'macForAddress'>;
 }
 
-/** One log line and one metrics count per request, with the machine and the file that answered. */
+/**
+ * The outermost middleware: what the app threw becomes its answer (errors.ts answerError, the
+ * one error handler), then one log line and one metrics count per request, with the machine
+ * and the file that answered. One async frame for both, as every request passes through them.
+ */
 export function requestLog(app: RequestLogDeps): Koa.Middleware {
   return async (c, next) => {
     const started = performance.now();
@@ -65,20 +31,23 @@ export function requestLog(app: RequestLogDeps): Koa.Middleware {
     try {
       await next();
     } catch (err) {
-      error = err;
-      throw err;
+      if (!answerError(c, err)) {
+        error = err;
+        throw err;
+      }
     } finally {
       const info = requestInfo(c);
       const status = statusOf(c, error);
       const route = info.route ?? 'unmatched';
       app.metrics.httpRequests.inc({ route, status: String(status) });
+      const ip = clientIp(c);
       const fields = {
         method: c.method,
         path: c.path,
         status,
-        ip: clientIp(c),
+        ip,
         // Image downloads carry no MAC; the machine that fetched /ipxe from this address did.
-        mac: info.mac ?? app.timeline.macForAddress(clientIp(c)),
+        mac: info.mac ?? app.timeline.macForAddress(ip),
         uuid: info.uuid,
         key: info.key,
         file: info.file,

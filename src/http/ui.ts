@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import Router from '@koa/router';
-import { named } from './request-log.ts';
+import { named } from './request-info.ts';
 
 /**
  * The assets stay in src/http/ui/ (no front-end build): resolved from the project root,
