@@ -162,12 +162,8 @@ export function resolveConfig(raw: RawOptions, env: ResolveEnvironment): AppConf
     leaseTime: o['lease-time'],
     leaseFile: path.resolve(o['lease-file'] ?? path.join(dataPath, 'state', 'leases.json')),
   };
-  let dhcp: DhcpConfig;
-  if (mode === 'off') dhcp = { mode, ...shared };
-  else if (!segment) throw new ConfigError(`--dhcp ${mode}: needs --iface`);
-  else if (mode === 'proxy') dhcp = { mode, segment, ...shared };
-  else if (!range) throw new ConfigError(`--dhcp full: needs --dhcp-range START,END`);
-  else dhcp = { mode, range, segment, ...shared };
+  // The checks above guarantee a segment for proxy and full, and a range for full.
+  const dhcp: DhcpConfig = mode === 'off' ? { mode, ...shared } : mode === 'proxy' ? { mode, segment: segment!, ...shared } : { mode, range: range!, segment: segment!, ...shared };
 
   return {
     iface: o.iface,

@@ -13,7 +13,7 @@ import type { Service } from '../service.ts';
 import { RateLimiter } from '../util/rate-limiter.ts';
 import { resolveRequest } from './files.ts';
 import type { OptionLimits } from './options.ts';
-import { DEFAULT_LIMITS, DEFAULT_MAX_TRANSFERS, TftpServer, type Peer, type TftpServerEvents, type TransferReport } from './server.ts';
+import { DEFAULT_LIMITS, DEFAULT_MAX_TRANSFERS, TftpServer, type TftpServerEvents, type TransferReport } from './server.ts';
 import { DEFAULT_RETRANSMIT, type RetransmitPolicy } from './session.ts';
 
 /** IPv4 + UDP + TFTP DATA headers: the largest block that fits one frame is MTU - 32 (1468 on Ethernet). */
@@ -133,7 +133,7 @@ export class TftpService implements Service {
     metrics.tftpTransfers.inc({ outcome: r.outcome });
     if (r.bytes > 0) metrics.tftpBytes.inc(r.bytes);
     const ms = Math.round(r.ms * 10) / 10;
-    const peer: Peer = r.peer;
+    const { peer } = r;
     const line = {
       // TFTP carries no MAC; the timeline knows which machine holds the address (DHCP bound it).
       mac: timeline.macForAddress(peer.address),
