@@ -26,6 +26,7 @@ import type { Service } from './service.ts';
 import { FileStore } from './store/file-store.ts';
 import { storeService } from './store/service.ts';
 import type { Store } from './store/store.ts';
+import { grubFiles } from './tftp/grub-files.ts';
 import { TftpService } from './tftp/service.ts';
 
 /** What the services are built from. Only the factories below read it; no service is handed it. */
@@ -47,10 +48,13 @@ export interface ApplianceParts {
 export type ServiceFactory = (parts: ApplianceParts) => Service | undefined;
 
 /** Plain config plus the catalog's verdicts, so the decision stays pure. */
-export function bootSettings(config: Pick<AppConfig, 'baseUrl' | 'efiFirmware'>, firmware: FirmwareCatalog): BootSettings {
+export function bootSettings(config: Pick<AppConfig, 'baseUrl' | 'efiFirmware' | 'uefiLoader' | 'dhcp' | 'advertisedAddress'>, firmware: FirmwareCatalog): BootSettings {
   return {
     baseUrl: config.baseUrl,
     efiFirmware: config.efiFirmware,
+    uefiLoader: config.uefiLoader,
+    dhcpMode: config.dhcp.mode,
+    tftpServer: config.advertisedAddress,
     firmware: { has: (name) => firmware.has(name), explain: (name) => firmware.explain(name) },
   };
 }
@@ -82,13 +86,23 @@ export function createBootCounter({ timeline, metrics, log }: ApplianceParts): S
   return new BootCounter({ timeline, metrics, log });
 }
 
-export function createStallWatch({ timeline, metrics, log }: ApplianceParts): Service {
-  return new StallWatch({ timeline, metrics, log });
+export function createStallWatch({ timeline, metrics, log, config }: ApplianceParts): Service {
+  return new StallWatch({ timeline, metrics, log }, { rules: { stallAfterMs: config.stallAfterMs }, checkEveryMs: Math.min(5000, config.stallAfterMs / 4) });
 }
 
 export function createHttpService(parts: ApplianceParts): HttpService {
   const { config, log, metrics, timeline, store, firmware } = parts;
-  const app = createHttpApp({ log, metrics, timeline, store, firmware, imagesPath: config.imagesPath, baseUrl: config.baseUrl, explain: explainer(parts) });
+  const app = createHttpApp({
+    log,
+    metrics,
+    timeline,
+    store,
+    firmware,
+    imagesPath: config.imagesPath,
+    baseUrl: config.baseUrl,
+    explain: explainer(parts),
+    api: { rules: { stallAfterMs: config.stallAfterMs } },
+  });
   return new HttpService(config.http, app.callback(), log);
 }
 
@@ -96,8 +110,12 @@ export function createHttpService(parts: ApplianceParts): HttpService {
 export function createTftpService(parts: ApplianceParts): Service | undefined {
   const { config } = parts;
   if (!config.tftp) return undefined;
-  const { log, metrics, timeline } = parts;
-  return new TftpService({ listen: config.tftp, root: config.firmwarePath, iface: config.iface, catalog: parts.firmware }, { log, metrics, timeline });
+  const { log, metrics, timeline, store } = parts;
+  const generated = grubFiles({ store, timeline, log, baseUrl: config.baseUrl });
+  return new TftpService(
+    { listen: config.tftp, root: config.firmwarePath, images: config.imagesPath, generated, serverAddress: config.advertisedAddress, iface: config.iface, catalog: parts.firmware },
+    { log, metrics, timeline },
+  );
 }
 
 /** Undefined with --dhcp off: the appliance then serves HTTP/TFTP only. */

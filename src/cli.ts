@@ -17,6 +17,7 @@ const SERVE_OPTIONS = {
   'images-path': { type: 'string' },
   'firmware-path': { type: 'string' },
   'efi-firmware': { type: 'string' },
+  'uefi-loader': { type: 'string' },
   dhcp: { type: 'string' },
   'dhcp-range': { type: 'string' },
   'dhcp-router': { type: 'string' },
@@ -25,6 +26,7 @@ const SERVE_OPTIONS = {
   'lease-file': { type: 'string' },
   'tftp-address': { type: 'string' },
   'ipv6-ra-quench': { type: 'boolean' },
+  'stall-after': { type: 'string' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -48,6 +50,9 @@ Options (each also read from the environment variable shown):
   --images-path DIR        kernels and initrds served under /images (default ./images)  BOOTCFG_IMAGES_PATH
   --firmware-path DIR      iPXE firmware served over TFTP (default ./firmware)    BOOTCFG_FIRMWARE_PATH
   --efi-firmware ipxe.efi|snponly.efi  iPXE build for x86 EFI clients (default ipxe.efi)  BOOTCFG_EFI_FIRMWARE
+  --uefi-loader ipxe|grub  loader for x86-64 UEFI PXE machines whose boot config names no
+                           "loader": iPXE, or the signed shim → GRUB chain for Secure Boot
+                           (default ipxe; arm64 always boots GRUB)                  BOOTCFG_UEFI_LOADER
   --dhcp proxy|full|off    DHCP mode (default proxy with --iface, off without)    BOOTCFG_DHCP
   --dhcp-range START,END   address pool, full mode only                           BOOTCFG_DHCP_RANGE
   --dhcp-router IP         router (option 3) handed out in full mode              BOOTCFG_DHCP_ROUTER
@@ -57,6 +62,8 @@ Options (each also read from the environment variable shown):
   --tftp-address HOST:PORT|off  TFTP listen address (default <iface IPv4>:69 with --iface, off without)  BOOTCFG_TFTP_ADDRESS
   --ipv6-ra-quench         answer IPv6 router solicitations with router lifetime 0 so iPXE
                            stops waiting for IPv6 (~13 s); full mode only, needs CAP_NET_RAW  BOOTCFG_IPV6_RA_QUENCH=1
+  --stall-after SECONDS    a boot whose next step does not come within this long is
+                           logged as stalled, with what never came (default 60)   BOOTCFG_STALL_AFTER
   --log-level LEVEL        trace|debug|info|warn|error|fatal|silent (default info) BOOTCFG_LOG_LEVEL
   --log-format json|pretty (default pretty on a TTY, json otherwise)              BOOTCFG_LOG_FORMAT
   -h, --help               show this help

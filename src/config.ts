@@ -6,6 +6,8 @@ import { isIPv4 } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 import { EFI_FIRMWARE_CHOICES, type EfiFirmware } from './boot/decide.ts';
+import type { Loader } from './boot/machine.ts';
+import { LOADERS } from './store/boot-config.ts';
 import { parseHostPort, type HostPort } from './net/host-port.ts';
 import { LOG_LEVELS, type LogSettings } from './log.ts';
 import type { Segment } from './net/interface.ts';
@@ -48,10 +50,14 @@ export interface AppConfig {
   firmwarePath: string;
   /** The x86 EFI iPXE build handed to EFI PXE and HTTP Boot clients. */
   efiFirmware: EfiFirmware;
+  /** --uefi-loader: what x86-64 UEFI PXE machines whose config names no loader get. */
+  uefiLoader: Loader;
   dhcp: DhcpConfig;
   tftp: HostPort | undefined;
   /** --ipv6-ra-quench: answer IPv6 router solicitations with router lifetime 0 (full mode only). */
   ipv6RaQuench: boolean;
+  /** --stall-after: how long a boot may go without its next step before it counts as stalled. */
+  stallAfterMs: number;
   log: LogSettings;
 }
 
@@ -69,6 +75,7 @@ export const RawOptionsSchema = z
     'images-path': z.string().default('./images'),
     'firmware-path': z.string().default('./firmware'),
     'efi-firmware': z.enum(EFI_FIRMWARE_CHOICES).default('ipxe.efi'),
+    'uefi-loader': z.enum(LOADERS).default('ipxe'),
     dhcp: z.enum(DHCP_MODES).optional(),
     'dhcp-range': z
       .string()
@@ -79,6 +86,7 @@ export const RawOptionsSchema = z
     'lease-time': z.coerce.number().int().min(60).max(31_536_000).default(3600),
     'lease-file': z.string().optional(),
     'tftp-address': z.string().optional(),
+    'stall-after': z.coerce.number().int().min(5).max(86_400).default(60),
     'ipv6-ra-quench': z.enum(['1', 'true', '0', 'false'], { message: 'expected 1, true, 0 or false' }).optional(),
     'log-level': z.enum(LOG_LEVELS).default('info'),
     'log-format': z.enum(['json', 'pretty']).optional(),
@@ -174,9 +182,11 @@ export function resolveConfig(raw: RawOptions, env: ResolveEnvironment): AppConf
     imagesPath: path.resolve(o['images-path']),
     firmwarePath: path.resolve(o['firmware-path']),
     efiFirmware: o['efi-firmware'],
+    uefiLoader: o['uefi-loader'],
     dhcp,
     tftp,
     ipv6RaQuench,
+    stallAfterMs: o['stall-after'] * 1000,
     log: { level: o['log-level'], format: o['log-format'] ?? (env.isTty ? 'pretty' : 'json') },
   };
 }

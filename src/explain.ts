@@ -10,6 +10,7 @@ import type { DhcpMode } from './config.ts';
 import { machineMatch, type MachineMatch } from './boot/machine.ts';
 import type { Mac } from './net/mac.ts';
 import type { Uuid } from './net/uuid.ts';
+import { renderGrubConfig } from './render/grub-config.ts';
 import { renderBoot } from './render/ipxe-script.ts';
 import { describeLookup, type LookupResult, type LookupStep, type Store, type StoreProblem } from './store/store.ts';
 
@@ -39,6 +40,8 @@ export interface DhcpAnswer {
   action: 'tftp' | 'ipxe-script' | 'http-boot' | 'ignore';
   /** What goes into BOOTP `file` / option 67 (a TFTP name or a URL); undefined when ignored. */
   bootFile: string | undefined;
+  /** The loader chain over TFTP: the NBP, then what it fetches (shim → GRUB → grub.cfg); empty otherwise. */
+  chain: string[];
   /** Which exchange carries it in the configured DHCP mode. */
   via: string;
   reason: string;
@@ -59,6 +62,8 @@ export interface Explanation {
   boot: LookupExplanation & {
     /** The script /ipxe would serve, when a config answers. */
     script: string | null;
+    /** The config GRUB would get over TFTP (grub/boot.cfg), when a config answers. */
+    grub: string | null;
     kernel: string | null;
     initrds: string[];
   };
@@ -119,6 +124,7 @@ export function dhcpAnswers(input: Pick<ExplainInput, 'mac' | 'uuid' | 'settings
       arch: profile.arch,
       action: target.action,
       bootFile,
+      chain: target.action === 'tftp' && target.chain.length ? [target.file, ...target.chain] : [],
       via: via(profile, target.action, input.dhcpMode, input.serverAddress, bootFile),
       reason: target.reason,
     };
@@ -137,6 +143,7 @@ export function explain(input: ExplainInput): Explanation {
     boot: {
       ...lookupExplanation(boot, input.store.dataPath),
       script: rendered?.script ?? null,
+      grub: boot.value ? renderGrubConfig(boot.value, { baseUrl: input.settings.baseUrl, transport: 'tftp', machine: query, key: boot.decidedBy?.key ?? 'default' }).text : null,
       kernel: rendered?.kernelUrl ?? null,
       initrds: rendered?.initrdUrls ?? [],
     },
@@ -172,10 +179,14 @@ export function formatExplanation(e: Explanation): string {
     lines.push('  script served by /ipxe:');
     for (const l of e.boot.script.trimEnd().split('\n')) lines.push(`    ${l}`);
   }
+  if (e.boot.grub && e.dhcp.some((d) => d.chain.length)) {
+    lines.push('  config served to GRUB over TFTP (grub/boot.cfg):');
+    for (const l of e.boot.grub.trimEnd().split('\n')) lines.push(`    ${l}`);
+  }
   lines.push('', ...describeKind('cloud', e.cloud), '', `DHCP (--dhcp ${e.dhcpMode}), by firmware:`);
   const width = Math.max(...e.dhcp.map((d) => d.label.length));
   for (const d of e.dhcp) {
-    const what = d.action === 'ignore' ? 'ignored' : `${d.action === 'tftp' ? 'TFTP' : 'HTTP'} ${d.bootFile}`;
+    const what = d.action === 'ignore' ? 'ignored' : `${d.action === 'tftp' ? 'TFTP' : 'HTTP'} ${d.chain.length ? d.chain.join(' → ') : d.bootFile}`;
     const pad = ' '.repeat(width);
     lines.push(`  ${d.label.padEnd(width)}  ${what}`, `  ${pad}  via: ${d.via}`, `  ${pad}  why: ${d.reason}`);
   }

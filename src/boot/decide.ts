@@ -4,7 +4,7 @@
  * No I/O, no clock, no packets, so every branch is a row in a table test.
  */
 import type { ArchName, ClientInfo } from './client.ts';
-import type { MachineMatch } from './machine.ts';
+import type { Loader, MachineMatch } from './machine.ts';
 
 export const EFI_FIRMWARE_CHOICES = ['ipxe.efi', 'snponly.efi'] as const;
 export type EfiFirmware = (typeof EFI_FIRMWARE_CHOICES)[number];
@@ -21,8 +21,38 @@ export interface BootSettings {
   baseUrl: string;
   /** The x86 EFI iPXE build handed to EFI clients: full drivers or SNP-only. */
   efiFirmware: EfiFirmware;
+  /** The loader of x86-64 UEFI PXE machines whose boot config names none (--uefi-loader). */
+  uefiLoader: Loader;
   firmware: FirmwareAvailability;
+  /** How DHCP answers: beside a site DHCP server (proxy), as the DHCP server (full), or not at all (off). */
+  dhcpMode: 'off' | 'proxy' | 'full';
+  /** The address TFTP clients are sent to (next-server), for advice in reasons. */
+  tftpServer: string | undefined;
 }
+
+/**
+ * The GRUB chain of one UEFI platform, as Debian ships it: the NBP, the files it fetches
+ * from the same TFTP folder, and the config GRUB reads. On x86-64 the NBP is Microsoft-signed
+ * shim, which fetches Debian-signed GRUB under the name it expects (shared/notes/wire.md).
+ */
+export interface GrubChain {
+  nbp: string;
+  /** Firmware files the NBP fetches after it, in order. */
+  fetches: string[];
+  /** The config GRUB reads first (then grub/grub.cfg); tftp/grub-files.ts answers both. */
+  config: string;
+  /**
+   * Whether GRUB carries this appliance's address itself. The signed x86-64 image cannot (its
+   * prefix is /grub on whichever server the DHCP ACK names), so beside a site DHCP server it
+   * asks that server for its config; the arm64 image is built with our address patched in.
+   */
+  knowsServer: boolean;
+}
+
+export const GRUB_CHAINS: Readonly<Partial<Record<ArchName, GrubChain>>> = {
+  'efi-x64': { nbp: 'shimx64.efi', fetches: ['grubx64.efi'], config: 'grub/x86_64-efi/grub.cfg', knowsServer: false },
+  'efi-arm64': { nbp: 'grubaa64.efi', fetches: [], config: 'grub/arm64-efi/grub.cfg', knowsServer: true },
+};
 
 /** Bounded set: used as the dhcpIgnored{reason} label. */
 export type IgnoreReason = 'not-pxe' | 'unsupported-arch' | 'no-firmware';
@@ -32,8 +62,11 @@ export type IgnoreReason = 'not-pxe' | 'unsupported-arch' | 'no-firmware';
  * config the machine will boot (and the next decisions can pick a loader per machine).
  */
 export type BootTarget =
-  /** Firmware that is not iPXE yet: load an iPXE build over TFTP. */
-  | { action: 'tftp'; file: string; reason: string; machine: MachineMatch }
+  /**
+   * Firmware that is not iPXE yet: load a boot loader over TFTP, iPXE or the GRUB chain
+   * (`chain`: what the NBP fetches after it, for explain and the timeline).
+   */
+  | { action: 'tftp'; file: string; loader: Loader; chain: string[]; reason: string; machine: MachineMatch }
   /** iPXE itself: fetch the boot script over HTTP. */
   | { action: 'ipxe-script'; url: string; reason: string; machine: MachineMatch }
   /** UEFI HTTP Boot: fetch an EFI iPXE build over HTTP (option 60 must say HTTPClient). */
@@ -81,6 +114,10 @@ export function resolveBootTarget(client: ClientInfo, settings: BootSettings, ma
   if (client.ipxe) {
     return { action: 'ipxe-script', url: `${settings.baseUrl}/boot.ipxe`, reason: `iPXE (option 77 or 175) gets the boot script${scriptFor(machine)}${httpsWarning(client, settings)}`, machine };
   }
+  if (!client.httpBoot && GRUB_CHAINS[client.archName]) {
+    const choice = loaderFor(client.archName, settings, machine);
+    if (choice.loader === 'grub') return grubTarget(client, GRUB_CHAINS[client.archName]!, choice.why, settings, machine);
+  }
   const file = firmwareFor(client.archName, settings.efiFirmware);
   if (file === undefined) {
     return { action: 'ignore', code: 'unsupported-arch', reason: `architecture ${client.arch} (option 93) has no iPXE build we know of`, machine };
@@ -92,7 +129,50 @@ export function resolveBootTarget(client: ClientInfo, settings: BootSettings, ma
   if (client.httpBoot) {
     return { action: 'http-boot', url: `${settings.baseUrl}/firmware/${file}`, file, reason: `UEFI HTTP Boot (${client.archName}) gets ${file} over HTTP`, machine };
   }
-  return { action: 'tftp', file, reason: `${client.archName} PXE (arch ${client.arch}) gets ${file} over TFTP`, machine };
+  return { action: 'tftp', file, loader: 'ipxe', chain: [], reason: `${client.archName} PXE (arch ${client.arch}) gets ${file} over TFTP`, machine };
+}
+
+/** Which loader a UEFI PXE machine gets, and why in words: its config, else the platform, else --uefi-loader. */
+export function loaderFor(arch: ArchName, settings: Pick<BootSettings, 'uefiLoader'>, machine: MachineMatch): { loader: Loader; why: string } {
+  if (machine.kind === 'config' && machine.loader) return { loader: machine.loader, why: `${machine.key} says "loader": "${machine.loader}"` };
+  // Debian ships no arm64 iPXE: GRUB is what boots these unless a config asks for iPXE.
+  if (arch === 'efi-arm64') return { loader: 'grub', why: 'arm64 UEFI boots GRUB unless its config says "loader": "ipxe"' };
+  return { loader: settings.uefiLoader, why: `--uefi-loader ${settings.uefiLoader}` };
+}
+
+function grubTarget(client: ClientInfo, chain: GrubChain, why: string, settings: BootSettings, machine: MachineMatch): BootTarget {
+  const files = [chain.nbp, ...chain.fetches];
+  const missing = files.find((f) => !settings.firmware.has(f));
+  if (missing) {
+    const reason = settings.firmware.explain?.(missing) ?? `${missing} is not in the firmware catalog`;
+    return { action: 'ignore', code: 'no-firmware', reason: `${client.archName} PXE (arch ${client.arch}) boots GRUB (${why}) and needs ${missing}: ${reason}`, machine };
+  }
+  const steps = [...files, chain.config].join(' → ');
+  const config =
+    machine.kind === 'config'
+      ? ` (its grub.cfg boots ${machine.key})`
+      : machine.kind === 'broken'
+        ? ` (its grub.cfg fails: ${machine.key} is broken)`
+        : ' (no boot config matches it yet: its grub.cfg says so and stops)';
+  return {
+    action: 'tftp',
+    file: chain.nbp,
+    loader: 'grub',
+    chain: [...chain.fetches, chain.config],
+    reason: `${client.archName} PXE (arch ${client.arch}) gets ${steps} over TFTP, ${why}${config}${proxyWarning(chain, settings)}`,
+    machine,
+  };
+}
+
+/**
+ * GRUB 2.06 takes its TFTP server from the DHCP ACK (wire.md); beside a site DHCP server that
+ * ACK is the site's, so an image without our address asks the site's server for grub.cfg.
+ * No signed image can be changed to carry it: the site's server has to name us.
+ */
+function proxyWarning(chain: GrubChain, settings: BootSettings): string {
+  if (settings.dhcpMode !== 'proxy' || chain.knowsServer) return '';
+  const server = settings.tftpServer ?? '<this host>';
+  return `; warning: beside a site DHCP server the signed GRUB reads its config from the next-server of the site's DHCP ACK, not from this proxy: the site's DHCP server must hand out next-server ${server} (BOOTP siaddr; dnsmasq dhcp-boot=${chain.nbp},,${server}; ISC next-server ${server};) to this machine`;
 }
 
 /**

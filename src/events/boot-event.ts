@@ -126,6 +126,24 @@ export interface HttpImageDetail extends HttpDetail {
   range?: string | undefined;
 }
 
+/**
+ * A GRUB config served to a machine: over TFTP by the dispatcher's hand-over (grub/boot.cfg?…)
+ * or over HTTP by /grub. Like a boot script it names the files the boot still has to fetch.
+ */
+export interface GrubConfigDetail {
+  via: 'tftp' | 'http';
+  /** HTTP only: the status /grub answered, and the path when it failed. */
+  status?: number | undefined;
+  path?: string | undefined;
+  found: boolean;
+  key?: string | undefined;
+  file?: string | undefined;
+  kernel?: string | undefined;
+  initrds?: string[] | undefined;
+  /** Why no config was found, or what will not work (an http:// kernel for a GRUB without http). */
+  reason?: string | undefined;
+}
+
 /** Every step and its detail. */
 export interface BootEventDetails {
   'dhcp.request': DhcpRequestDetail;
@@ -140,6 +158,7 @@ export interface BootEventDetails {
   'http.cloud': HttpLookupDetail;
   'http.pixiecore': HttpPixiecoreDetail;
   'http.image': HttpImageDetail;
+  'grub.config': GrubConfigDetail;
 }
 
 export type BootStep = keyof BootEventDetails;

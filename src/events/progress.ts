@@ -53,10 +53,18 @@ function failedHttp(e: BootEvent): boolean {
   return (s !== undefined && s >= 400) || ('found' in e.detail && e.detail.found === false);
 }
 
-type ScriptEvent = BootEventOf<'http.ipxe'> | BootEventOf<'http.pixiecore'>;
+type ScriptEvent = BootEventOf<'http.ipxe'> | BootEventOf<'http.pixiecore'> | BootEventOf<'grub.config'>;
 
+/** A step that names the kernel and initrds the boot goes on to fetch: an iPXE script, a Pixiecore answer, a GRUB config. */
 function isScript(e: BootEvent): e is ScriptEvent {
-  return e.step === 'http.ipxe' || e.step === 'http.pixiecore';
+  return e.step === 'http.ipxe' || e.step === 'http.pixiecore' || e.step === 'grub.config';
+}
+
+/** A download that crosses a file off: over HTTP, or over TFTP (GRUB fetches kernels and initrds there). */
+function downloadedPath(e: BootEvent): string | undefined {
+  if (e.step === 'http.image') return failedHttp(e) ? undefined : nonEmpty(e.detail.path);
+  if (e.step === 'tftp.end') return e.detail.outcome === 'ok' ? nonEmpty(e.detail.file) : undefined;
+  return undefined;
 }
 
 /** The files a served boot script (or Pixiecore answer) names; undefined when the event does not say. */
@@ -87,8 +95,8 @@ export function advanceCompletion(state: CompletionState, e: BootEvent): boolean
     state.pending = files?.length ? new Set(files) : undefined;
     return false;
   }
-  if (e.step === 'http.image' && state.pending && !failedHttp(e)) {
-    const raw = nonEmpty(e.detail.path);
+  if (state.pending) {
+    const raw = downloadedPath(e);
     if (!raw) return false;
     const path = filePath(raw);
     // --base-url may carry a prefix a reverse proxy strips: /prefix/images/x arrives as /images/x.
@@ -142,13 +150,15 @@ function expectationAfter(last: BootEvent, pending: Set<string> | undefined): Ex
     case 'tftp.start':
       return { expected: ['tftp.end'], stalled: `TFTP transfer${bootFile ? ` of ${bootFile}` : ''} started and never finished` };
     case 'tftp.end':
+      if (pending?.size) return { expected: ['tftp.start', 'http.image'], stalled: `its GRUB config was served, but ${[...pending].join(', ')} ${pending.size === 1 ? 'was' : 'were'} never fetched` };
       if (last.detail.outcome === 'not-found') {
         return { expected: ['tftp.start', 'dhcp.request', ...HTTP_STEPS], stalled: `TFTP had no ${bootFile ?? 'file'} for it, and nothing followed` };
       }
-      return {
-        expected: ['tftp.start', 'dhcp.request', ...HTTP_STEPS],
-        stalled: `${bootFile ?? 'the firmware'} was sent over TFTP, but the machine never came back (no DHCP request from iPXE, no HTTP)`,
-      };
+      return { expected: ['tftp.start', 'dhcp.request', 'grub.config', ...HTTP_STEPS], stalled: afterLoader(bootFile) };
+    case 'grub.config':
+      if (!scriptFiles(last)) return { expected: ['tftp.start', 'http.image'], stalled: 'its GRUB config was served, but no kernel was fetched from here' };
+      if (!pending || pending.size === 0) return undefined;
+      return { expected: ['tftp.start', 'http.image'], stalled: `its GRUB config was served, but ${[...pending].join(', ')} ${pending.size === 1 ? 'was' : 'were'} never fetched` };
     case 'http.boot-script':
       return { expected: ['http.ipxe', 'http.pixiecore', 'http.image'], stalled: '/boot.ipxe was served, but iPXE never chained to /ipxe' };
     case 'http.ipxe':
@@ -160,6 +170,22 @@ function expectationAfter(last: BootEvent, pending: Set<string> | undefined): Ex
     default:
       return undefined;
   }
+}
+
+/**
+ * What never came after a boot loader went out over TFTP, by loader. Firmware with Secure Boot
+ * refuses unsigned iPXE without a word on the wire (wire.md: "Access Denied" on its console
+ * only), so that is the first thing to suspect when a UEFI machine goes quiet after ipxe.efi.
+ */
+function afterLoader(file: string | undefined): string {
+  if (file && /^(ipxe|snponly)(-[a-z0-9]+)?\.efi$/.test(file)) {
+    return `${file} was sent over TFTP, but the firmware never came back after the NBP (no DHCP request from iPXE, no HTTP): with Secure Boot on, the firmware refuses the unsigned ${file} (Access Denied); give this machine "loader": "grub" (the signed shim → GRUB chain)`;
+  }
+  if (file && /^shim[a-z0-9]*\.efi$/.test(file)) return `${file} was sent over TFTP, but shim never fetched GRUB from here`;
+  if (file && /^grub[a-z0-9]*\.efi$/.test(file)) {
+    return `${file} was sent over TFTP, but GRUB never asked for its config here (beside a site DHCP server, signed GRUB asks the next-server of the site's DHCP ACK)`;
+  }
+  return `${file ?? 'the firmware'} was sent over TFTP, but the machine never came back (no DHCP request from iPXE, no HTTP)`;
 }
 
 function tftpFailed(e: BootEventOf<'tftp.end'>): boolean {

@@ -8,6 +8,7 @@ import type { Store } from '../store/store.ts';
 import { createApiRouter, type ApiDeps, type ApiOptions } from './api.ts';
 import { cloudRouter } from './cloud.ts';
 import { firmwareRouter } from './firmware.ts';
+import { grubRouter } from './grub.ts';
 import { healthRouter } from './health.ts';
 import { imagesRouter } from './images.ts';
 import { ipxeRouter } from './ipxe.ts';
@@ -47,6 +48,7 @@ export function createHttpApp(deps: HttpAppDeps): Koa {
   const app = new Koa();
   app.use(requestLog(deps));
   app.use(routes(ipxeRouter(deps)));
+  app.use(routes(grubRouter(deps)));
   app.use(routes(cloudRouter(deps)));
   app.use(routes(pixiecoreRouter(deps)));
   app.use(routes(imagesRouter(deps)));

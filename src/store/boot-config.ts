@@ -23,6 +23,9 @@ const CmdlineObject = z.record(z.string(), z.union([oneLine('a cmdline value'), 
   }
 });
 
+/** The loaders a boot config may name (boot/machine.ts Loader; the wiring checks they agree). */
+export const LOADERS = ['ipxe', 'grub'] as const;
+
 export const BootConfigSchema = z
   .object({
     kernel: url('kernel'),
@@ -40,6 +43,11 @@ export const BootConfigSchema = z
         }
         return z.NEVER;
       }),
+    /**
+     * Which boot loader a UEFI PXE machine is handed: `ipxe` (iPXE, unsigned) or `grub`
+     * (the signed shim → GRUB chain, which Secure Boot accepts). Absent: --uefi-loader decides.
+     */
+    loader: z.enum(LOADERS, { error: (issue) => `loader must be one of ${LOADERS.map((l) => `"${l}"`).join(', ')} (got ${JSON.stringify(issue.input)})` }).optional(),
     /** Shown by Pixiecore while it boots the machine. */
     message: z.string().optional(),
   })

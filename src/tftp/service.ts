@@ -7,11 +7,12 @@ import { readFileSync } from 'node:fs';
 import type { HostPort } from '../net/host-port.ts';
 import type { BootTimeline } from '../events/timeline.ts';
 import type { FirmwareCatalog } from '../firmware/catalog.ts';
+import { grubPrefix, PREFIXED_IMAGES, withGrubPrefix } from '../firmware/grub-prefix.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Service } from '../service.ts';
 import { RateLimiter } from '../util/rate-limiter.ts';
-import { resolveRequest } from './files.ts';
+import { resolveRequest, type RootPolicy } from './files.ts';
 import type { OptionLimits } from './options.ts';
 import { DEFAULT_LIMITS, DEFAULT_MAX_TRANSFERS, TftpServer, type TftpServerEvents, type TransferReport } from './server.ts';
 import { DEFAULT_RETRANSMIT, type RetransmitPolicy } from './session.ts';
@@ -44,6 +45,12 @@ export interface TftpServiceOptions {
   /** Its MTU caps the blksize granted; undefined keeps the default limit. */
   iface: string | undefined;
   catalog: FirmwareCatalog;
+  /** --images-path: `images/…` over TFTP, for GRUB (which fetches kernels and initrds over TFTP). */
+  images?: string | undefined;
+  /** The address written into the prefix of the arm64 GRUB image (firmware/grub-prefix.ts); undefined serves it as built. */
+  serverAddress?: string | undefined;
+  /** Files made on request (GRUB configs). */
+  generated?: RootPolicy['generated'];
   /** Serve files under the root that SHA256SUMS does not list (GRUB configs, test files). Default true. */
   serveOtherFiles?: boolean;
   maxTransfers?: number;
@@ -69,11 +76,18 @@ export class TftpService implements Service {
   async start(): Promise<void> {
     const { options } = this;
     const limits = options.limits ?? { ...DEFAULT_LIMITS, maxBlksize: blksizeForInterface(options.iface) };
-    const policy = { root: options.root, catalog: options.catalog, serveOtherFiles: options.serveOtherFiles ?? true };
+    const policy: RootPolicy = {
+      root: options.root,
+      catalog: options.catalog,
+      serveOtherFiles: options.serveOtherFiles ?? true,
+      images: options.images,
+      generated: options.generated,
+      patched: this.patchedImages(),
+    };
     const server = new TftpServer({
       host: options.listen.host,
       port: options.listen.port,
-      resolve: (filename) => resolveRequest(filename, policy),
+      resolve: (filename, peer) => resolveRequest(filename, policy, peer),
       maxTransfers: options.maxTransfers ?? DEFAULT_MAX_TRANSFERS,
       limits,
       retransmit: options.retransmit ?? DEFAULT_RETRANSMIT,
@@ -87,6 +101,24 @@ export class TftpService implements Service {
       .filter((e) => e.status === 'ok')
       .map((e) => e.name);
     this.deps.log.info({ address: `${addr.address}:${addr.port}`, root: options.root, firmware: offered, maxBlksize: limits.maxBlksize }, `tftp listening on ${addr.address}:${addr.port}`);
+  }
+
+  /** The arm64 GRUB image with this appliance's address as its prefix, once per start. */
+  private patchedImages(): Map<string, Buffer> {
+    const { catalog, serverAddress } = this.options;
+    const out = new Map<string, Buffer>();
+    if (!serverAddress) return out;
+    for (const name of PREFIXED_IMAGES) {
+      const fw = catalog.resolve(name);
+      if (!fw) continue;
+      try {
+        out.set(name, withGrubPrefix(fw.data, serverAddress));
+        this.deps.log.info({ firmware: name, prefix: grubPrefix(serverAddress) }, `tftp: ${name} is served with prefix ${grubPrefix(serverAddress)}`);
+      } catch (err) {
+        this.deps.log.error({ err, firmware: name }, `tftp: ${name}: ${(err as Error).message}; served as built, so GRUB reads its config from the next-server of the DHCP ACK`);
+      }
+    }
+    return out;
   }
 
   /** The bound port; tests listen on port 0. */

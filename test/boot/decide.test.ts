@@ -1,7 +1,7 @@
 import test from 'ava';
 import type { ClientInfo } from '../../src/boot/client.ts';
 import { resolveBootTarget, type BootSettings, type BootTarget, type EfiFirmware } from '../../src/boot/decide.ts';
-import { NO_MATCH, type MachineMatch } from '../../src/boot/machine.ts';
+import { NO_MATCH, type Loader, type MachineMatch } from '../../src/boot/machine.ts';
 import { classifyClient } from '../../src/dhcp/classify.ts';
 import { Opt, u16 } from '../../src/dhcp/options.ts';
 import { request, type ClientKind } from '../dhcp/fixtures.ts';
@@ -10,11 +10,17 @@ import type { Mac } from '../../src/net/mac.ts';
 const BASE = 'http://10.0.0.1:8080';
 const DEBIAN = ['undionly.kpxe', 'ipxe.efi', 'snponly.efi'];
 const WITH_ARM = [...DEBIAN, 'ipxe-arm64.efi', 'snponly-arm64.efi'];
+const SIGNED = [...DEBIAN, 'shimx64.efi', 'grubx64.efi'];
+const ALL = [...SIGNED, 'grubaa64.efi'];
 
-function settings(files: string[], efiFirmware: EfiFirmware = 'ipxe.efi'): BootSettings {
+function settings(files: string[], efiFirmware: EfiFirmware = 'ipxe.efi', more: Partial<Pick<BootSettings, 'uefiLoader' | 'dhcpMode'>> = {}): BootSettings {
   const set = new Set(files);
-  return { baseUrl: BASE, efiFirmware, firmware: { has: (n) => set.has(n) } };
+  return { baseUrl: BASE, efiFirmware, uefiLoader: more.uefiLoader ?? 'ipxe', dhcpMode: more.dhcpMode ?? 'full', tftpServer: '10.0.0.1', firmware: { has: (n) => set.has(n) } };
 }
+
+const says = (loader: Loader): MachineMatch => ({ kind: 'config', key: 'mac/52:54:00:00:00:01', loader });
+const GRUB = says('grub');
+const IPXE = says('ipxe');
 
 function client(kind: ClientKind, arch?: number): ClientInfo {
   const p = request({ kind, mac: '52:54:00:00:00:01' as Mac, xid: 1 });
@@ -22,17 +28,61 @@ function client(kind: ClientKind, arch?: number): ClientInfo {
   return classifyClient(p)!;
 }
 
-type Want = Pick<BootTarget, 'action'> & { file?: string; url?: string; code?: string };
+type Want = Pick<BootTarget, 'action'> & { file?: string; url?: string; code?: string; chain?: string[]; reason?: RegExp };
 
-const table: [string, ClientInfo, BootSettings, Want][] = [
+const table: [string, ClientInfo, BootSettings, Want, MachineMatch?][] = [
   ['BIOS → undionly.kpxe', client('bios'), settings(DEBIAN), { action: 'tftp', file: 'undionly.kpxe' }],
   ['UEFI x64 (7) → ipxe.efi', client('uefi7'), settings(DEBIAN), { action: 'tftp', file: 'ipxe.efi' }],
   ['UEFI x64 (9) like 7', client('uefi9'), settings(DEBIAN), { action: 'tftp', file: 'ipxe.efi' }],
   ['UEFI ia32 (6) → ipxe.efi', client('ia32'), settings(DEBIAN), { action: 'tftp', file: 'ipxe.efi' }],
   ['UEFI x64 with snponly chosen', client('uefi7'), settings(DEBIAN, 'snponly.efi'), { action: 'tftp', file: 'snponly.efi' }],
-  ['arm64 without a build → ignored', client('arm64'), settings(DEBIAN), { action: 'ignore', code: 'no-firmware' }],
-  ['arm64 with a build', client('arm64'), settings(WITH_ARM), { action: 'tftp', file: 'ipxe-arm64.efi' }],
-  ['arm64 with snponly chosen', client('arm64'), settings(WITH_ARM, 'snponly.efi'), { action: 'tftp', file: 'snponly-arm64.efi' }],
+  ['arm64 without GRUB → ignored, naming the file', client('arm64'), settings(DEBIAN), { action: 'ignore', code: 'no-firmware', reason: /needs grubaa64\.efi/ }],
+  ['arm64 → GRUB, whatever --uefi-loader says', client('arm64'), settings(ALL), { action: 'tftp', file: 'grubaa64.efi', chain: ['grub/arm64-efi/grub.cfg'], reason: /arm64 UEFI boots GRUB/ }],
+  ['arm64 whose config says ipxe, with a build', client('arm64'), settings(WITH_ARM), { action: 'tftp', file: 'ipxe-arm64.efi' }, IPXE],
+  ['arm64 whose config says ipxe, snponly chosen', client('arm64'), settings(WITH_ARM, 'snponly.efi'), { action: 'tftp', file: 'snponly-arm64.efi' }, IPXE],
+  ['arm64 whose config says ipxe, without a build → ignored', client('arm64'), settings(ALL), { action: 'ignore', code: 'no-firmware' }, IPXE],
+  [
+    'arm64 in ProxyDHCP mode: its image knows our address, no warning',
+    client('arm64'),
+    settings(ALL, 'ipxe.efi', { dhcpMode: 'proxy' }),
+    { action: 'tftp', file: 'grubaa64.efi', reason: /^(?!.*warning)/ },
+  ],
+  [
+    'x64 whose config says grub → shim',
+    client('uefi7'),
+    settings(SIGNED),
+    { action: 'tftp', file: 'shimx64.efi', chain: ['grubx64.efi', 'grub/x86_64-efi/grub.cfg'], reason: /says "loader": "grub"/ },
+    GRUB,
+  ],
+  ['x64 (9) whose config says grub → shim', client('uefi9'), settings(SIGNED), { action: 'tftp', file: 'shimx64.efi' }, GRUB],
+  [
+    'x64 with --uefi-loader grub, config silent → shim',
+    client('uefi7'),
+    settings(SIGNED, 'ipxe.efi', { uefiLoader: 'grub' }),
+    { action: 'tftp', file: 'shimx64.efi', reason: /--uefi-loader grub/ },
+    { kind: 'config', key: 'default' },
+  ],
+  [
+    'x64 with --uefi-loader grub, no config at all → shim, saying its grub.cfg stops',
+    client('uefi7'),
+    settings(SIGNED, 'ipxe.efi', { uefiLoader: 'grub' }),
+    { action: 'tftp', file: 'shimx64.efi', reason: /grub\.cfg says so and stops/ },
+  ],
+  ['x64 whose config says ipxe beats --uefi-loader grub', client('uefi7'), settings(SIGNED, 'ipxe.efi', { uefiLoader: 'grub' }), { action: 'tftp', file: 'ipxe.efi', chain: [] }, IPXE],
+  ['x64 config silent, default loader → ipxe.efi as before', client('uefi7'), settings(SIGNED), { action: 'tftp', file: 'ipxe.efi', chain: [] }, { kind: 'config', key: 'default' }],
+  ['x64 grub without grubx64.efi → ignored, naming it', client('uefi7'), settings([...DEBIAN, 'shimx64.efi']), { action: 'ignore', code: 'no-firmware', reason: /needs grubx64\.efi/ }, GRUB],
+  ['x64 grub without shim → ignored, never falls back to unsigned iPXE', client('uefi7'), settings(DEBIAN), { action: 'ignore', code: 'no-firmware', reason: /needs shimx64\.efi/ }, GRUB],
+  [
+    'x64 grub in ProxyDHCP mode: shim, with what the site DHCP server must hand out',
+    client('uefi7'),
+    settings(SIGNED, 'ipxe.efi', { dhcpMode: 'proxy' }),
+    { action: 'tftp', file: 'shimx64.efi', reason: /must hand out next-server 10\.0\.0\.1/ },
+    GRUB,
+  ],
+  ['BIOS whose config says grub keeps undionly.kpxe', client('bios'), settings(SIGNED), { action: 'tftp', file: 'undionly.kpxe' }, GRUB],
+  ['iPXE whose config says grub still gets the script (it is already past the firmware)', client('ipxe-efi'), settings(SIGNED), { action: 'ipxe-script', url: `${BASE}/boot.ipxe` }, GRUB],
+  ['HTTP Boot whose config says grub keeps ipxe.efi over HTTP (signed GRUB has no http)', client('httpboot16'), settings(SIGNED), { action: 'http-boot', file: 'ipxe.efi' }, GRUB],
+  ['ia32 whose config says grub keeps its iPXE answer (no signed ia32 chain)', client('ia32'), settings(SIGNED), { action: 'tftp', file: 'ipxe.efi' }, GRUB],
   ['arm32 (10) without a build → ignored', client('arm64', 10), settings(WITH_ARM), { action: 'ignore', code: 'no-firmware' }],
   ['HTTP Boot x64 (16) → /firmware/ipxe.efi', client('httpboot16'), settings(DEBIAN), { action: 'http-boot', url: `${BASE}/firmware/ipxe.efi`, file: 'ipxe.efi' }],
   ['HTTP Boot ia32 (15)', client('httpboot16', 15), settings(DEBIAN), { action: 'http-boot', url: `${BASE}/firmware/ipxe.efi` }],
@@ -50,20 +100,23 @@ const table: [string, ClientInfo, BootSettings, Want][] = [
   ['HTTP Boot with the file missing → ignored', client('httpboot16'), settings(['undionly.kpxe']), { action: 'ignore', code: 'no-firmware' }],
 ];
 
-for (const [name, c, s, want] of table) {
+for (const [name, c, s, want, machine] of table) {
   test(`decide: ${name}`, (t) => {
-    const got = resolveBootTarget(c, s, NO_MATCH);
+    const got = resolveBootTarget(c, s, machine ?? NO_MATCH);
     t.is(got.action, want.action);
     t.true(got.reason.length > 0);
     if (want.file) t.is((got as { file?: string }).file, want.file);
     if (want.url) t.is((got as { url?: string }).url, want.url);
     if (want.code) t.is((got as { code?: string }).code, want.code);
+    if (want.chain) t.deepEqual((got as { chain?: string[] }).chain, want.chain);
+    if (want.reason) t.regex(got.reason, want.reason);
     if (got.action === 'tftp' || got.action === 'http-boot') t.true(s.firmware.has(got.file), 'never a file that is not there');
+    if (got.action === 'tftp') for (const f of got.chain.filter((x) => !x.startsWith('grub/'))) t.true(s.firmware.has(f), `the chain's ${f} is there too`);
   });
 }
 
 test('decide: the reason for a missing file uses the catalog explanation', (t) => {
-  const s: BootSettings = { baseUrl: BASE, efiFirmware: 'ipxe.efi', firmware: { has: () => false, explain: (n) => `${n} fails its checksum` } };
+  const s: BootSettings = { ...settings([]), firmware: { has: () => false, explain: (n) => `${n} fails its checksum` } };
   const got = resolveBootTarget(client('uefi7'), s, NO_MATCH);
   t.is(got.action, 'ignore');
   t.regex(got.reason, /ipxe\.efi fails its checksum/);
@@ -91,6 +144,7 @@ for (const [name, machine, reason] of matches) {
 
 test('decide: the machine match never changes which file firmware gets', (t) => {
   for (const kind of ['bios', 'uefi7', 'httpboot16', 'arm64', 'udhcpc'] as const) {
+    // A match without a loader: only a config that names one may change the loader.
     const none = resolveBootTarget(client(kind), settings(DEBIAN), NO_MATCH);
     const known = resolveBootTarget(client(kind), settings(DEBIAN), { kind: 'config', key: 'default' });
     t.deepEqual({ ...known, machine: NO_MATCH }, none, kind);

@@ -43,7 +43,15 @@ export function fullHarness(config: AppConfig, opts: FullHarnessOptions = {}): F
   const handlers = new Map<number, PacketHandler>();
   const sent: Buffer[] = [];
   const sentTo: Destination[] = [];
-  const boot: BootSettings = { baseUrl: config.baseUrl, efiFirmware: 'ipxe.efi', firmware: { has: (n: string) => ['undionly.kpxe', 'ipxe.efi'].includes(n) }, ...opts.boot };
+  const boot: BootSettings = {
+    baseUrl: config.baseUrl,
+    efiFirmware: 'ipxe.efi',
+    uefiLoader: 'ipxe',
+    dhcpMode: 'full',
+    tftpServer: undefined,
+    firmware: { has: (n: string) => ['undionly.kpxe', 'ipxe.efi'].includes(n) },
+    ...opts.boot,
+  };
   const service = dhcpServiceFor(
     { mode: 'full', segment: dhcp.segment, router: dhcp.router, dns: dhcp.dns, leaseTime: dhcp.leaseTime, leaseFile: dhcp.leaseFile, pool },
     {

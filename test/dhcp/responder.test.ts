@@ -35,7 +35,7 @@ function harness(files = ['undionly.kpxe', 'ipxe.efi', 'snponly.efi']) {
   });
   const sent: { packet: DhcpPacket; bytes: Buffer; to: Destination }[] = [];
   const set = new Set(files);
-  const settings: BootSettings = { baseUrl: BASE, efiFirmware: 'ipxe.efi', firmware: { has: (n) => set.has(n) } };
+  const settings: BootSettings = { baseUrl: BASE, efiFirmware: 'ipxe.efi', uefiLoader: 'ipxe', dhcpMode: 'proxy', tftpServer: undefined, firmware: { has: (n) => set.has(n) } };
   const deps = {
     log: pino({ level: 'debug', base: undefined }, stream),
     metrics: new Metrics(),

@@ -74,9 +74,12 @@ test('GET /api/explain says what DHCP hands each firmware, from the boot decisio
   t.is(by.bios?.action, 'tftp');
   t.is(by.bios?.bootFile, 'undionly.kpxe');
   t.is(by['efi-x64']?.bootFile, 'ipxe.efi');
-  // Debian ships no arm64 iPXE: the decision refuses and says why.
-  t.is(by['efi-arm64']?.action, 'ignore');
-  t.regex(by['efi-arm64']?.reason ?? '', /ipxe-arm64\.efi/);
+  t.deepEqual(by['efi-x64']?.chain, [], 'no loader named: iPXE, as before');
+  // Debian ships no arm64 iPXE: arm64 boots GRUB, or is refused naming the image when fetch.sh could not build it.
+  const arm = by['efi-arm64'];
+  t.regex(arm?.reason ?? '', /arm64 UEFI boots GRUB/);
+  if (arm?.action === 'tftp') t.deepEqual(arm.chain, ['grubaa64.efi', 'grub/arm64-efi/grub.cfg']);
+  else t.regex(arm?.reason ?? '', /needs grubaa64\.efi/);
   t.is(by['http-x64']?.action, 'http-boot');
   t.regex(by['http-x64']?.bootFile ?? '', /^http:\/\/.*\/firmware\/ipxe\.efi$/);
   t.is(by.ipxe?.action, 'ipxe-script');
@@ -127,4 +130,36 @@ test('`explain` CLI: no boot config anywhere exits 1; bad input is a usage error
   t.is(none.code, 2);
   const unknownFlag = await cli(['explain', '--mac', MAC, '--bogus']);
   t.is(unknownFlag.code, 2);
+});
+
+test('`explain` CLI: a machine whose config says "loader": "grub" is shown the shim → GRUB chain and the GRUB config it will get; --uefi-loader applies to configs that say nothing', async (t) => {
+  const grub = JSON.stringify({ kernel: '/images/vmlinuz', initrd: ['/images/initrd.img'], cmdline: 'console=ttyS0 token=abc', loader: 'grub' });
+  const dir = await dataDir(t, { ...FILES, 'boot/mac/52-54-00-E0-00-01.json': grub });
+  const r = await cli(['explain', '--mac', MAC, '--data-path', dir, '--dhcp', 'off']);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /UEFI x64 PXE +TFTP shimx64\.efi → grubx64\.efi → grub\/x86_64-efi\/grub\.cfg/);
+  t.regex(r.stdout, /says "loader": "grub"/);
+  t.regex(r.stdout, /config served to GRUB over TFTP \(grub\/boot\.cfg\):\n(?:.*\n)*? {4}linux \/images\/vmlinuz console=ttyS0 token=abc\n {4}initrd \/images\/initrd\.img\n {4}boot\n/);
+  t.regex(r.stdout, /BIOS PXE ROM +TFTP undionly\.kpxe/, 'BIOS keeps iPXE');
+
+  const other = await cli(['explain', '--mac', '52:54:00:e0:00:99', '--data-path', dir, '--dhcp', 'off', '--uefi-loader', 'grub', '--json']);
+  t.is(other.code, 0, other.stderr);
+  const e = JSON.parse(other.stdout) as Explanation;
+  const x64 = e.dhcp.find((d) => d.firmware === 'efi-x64');
+  t.deepEqual(x64?.chain, ['shimx64.efi', 'grubx64.efi', 'grub/x86_64-efi/grub.cfg']);
+  t.regex(x64?.reason ?? '', /--uefi-loader grub/);
+  const bad = await cli(['explain', '--mac', MAC, '--data-path', dir, '--uefi-loader', 'pxelinux']);
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /uefi-loader/);
+});
+
+test('`explain` CLI: beside a site DHCP server, the signed chain comes with what the site server must hand out', async (t) => {
+  const grub = JSON.stringify({ kernel: '/images/vmlinuz', loader: 'grub' });
+  const dir = await dataDir(t, { 'boot/default.json': grub });
+  const r = await cli(['explain', '--mac', MAC, '--data-path', dir, '--json', '--iface', 'lo', '--dhcp', 'proxy']);
+  t.is(r.code, 0, r.stderr);
+  const e = JSON.parse(r.stdout) as Explanation;
+  const x64 = e.dhcp.find((d) => d.firmware === 'efi-x64');
+  t.is(x64?.bootFile, 'shimx64.efi');
+  t.regex(x64?.reason ?? '', /the site's DHCP server must hand out next-server 127\.0\.0\.1/);
 });

@@ -1,0 +1,121 @@
+/**
+ * GRUB configs from the same boot configs /ipxe renders: the dispatcher every machine reads
+ * first (grub/grub.cfg), and the per-machine config it hands over to. Pure text in, text out.
+ */
+import type { BootConfig } from '../store/boot-config.ts';
+import { resolveAssetUrl } from './assets.ts';
+import { renderCmdline } from './cmdline.ts';
+
+/**
+ * What GRUB fetches first, from the server and prefix it booted with. It names the machine by
+ * the booting NIC's MAC and the SMBIOS UUID (both images carry the smbios module), then hands
+ * over to the per-machine config over the same TFTP server: `boot.cfg?mac=…&uuid=…`, the
+ * query /grub takes over HTTP. Double quotes keep `?` from GRUB's wildcard expansion.
+ */
+export const GRUB_DISPATCHER = `# bootcfg-appliance: picks this machine's config by MAC and SMBIOS UUID
+set timeout=0
+smbios --type 1 --get-uuid 8 --set bootcfg_uuid
+configfile "\${prefix}/boot.cfg?mac=\${net_default_mac}&uuid=\${bootcfg_uuid}"
+`;
+
+/** Where GRUB fetches what a config names: over TFTP from this appliance, or over HTTP (GRUB builds with http). */
+export type GrubTransport = 'tftp' | 'http';
+
+export interface GrubMachine {
+  mac?: string | undefined;
+  uuid?: string | undefined;
+}
+
+export interface RenderedGrub {
+  text: string;
+  /** Paths or URLs as GRUB will fetch them, for the timeline (which files the boot still needs). */
+  kernel: string;
+  initrds: string[];
+  /** What will not work with this GRUB (an https:// kernel, an http:// one over TFTP-only GRUB). */
+  problems: string[];
+}
+
+/** GRUB's quoting (like sh): bare when safe, else single quotes, with `'` written as `'\''`. */
+export function grubWord(value: string): string {
+  if (value !== '' && /^[A-Za-z0-9_.,:/=+@%^-]+$/.test(value)) return value;
+  return `'${value.replaceAll("'", "'\\''")}'`;
+}
+
+/**
+ * The kernel's own word splitting: spaces separate, double quotes group (`foo="a b"` is one
+ * argument). Each word then gets GRUB quoting, so the kernel sees exactly the rendered line.
+ */
+export function cmdlineWords(cmdline: string): string[] {
+  return cmdline.match(/(?:[^\s"]+|"[^"]*"?)+/g) ?? [];
+}
+
+/**
+ * iPXE settings a cmdline may name (the example data passes `${mac:hexhyp}` to the installer):
+ * GRUB has no such settings, so the ones the request told us are filled in here.
+ */
+function fillIpxeSettings(text: string, machine: GrubMachine): string {
+  const { mac, uuid } = machine;
+  return text.replace(/\$\{(?:net0\/)?(mac(?::hexhyp|:hexraw)?|uuid)\}/g, (whole, name: string) => {
+    if (name === 'uuid') return uuid ?? whole;
+    if (!mac) return whole;
+    if (name === 'mac:hexhyp') return mac.replaceAll(':', '-');
+    if (name === 'mac:hexraw') return mac.replaceAll(':', '');
+    return mac;
+  });
+}
+
+/**
+ * A file a config names, as GRUB fetches it. Over TFTP, this appliance's /images/… is
+ * served from --images-path under the same name, so it stays a path on GRUB's own server
+ * (`$root`); anything else needs GRUB's http module (Debian's signed image has none).
+ */
+function grubPath(ref: string, baseUrl: string, transport: GrubTransport, problems: string[]): string {
+  const url = resolveAssetUrl(ref, baseUrl);
+  const base = baseUrl.replace(/\/+$/, '');
+  if (transport === 'tftp' && url.startsWith(`${base}/images/`)) return decodePath(url.slice(base.length));
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    problems.push(`${ref} is not a URL GRUB can fetch`);
+    return url;
+  }
+  if (parsed.protocol !== 'http:') problems.push(`${url}: GRUB fetches only http:// and TFTP, not ${parsed.protocol.replace(/:$/, '')}`);
+  else if (transport === 'tftp') problems.push(`${url} is not under ${base}/images/, so GRUB needs its http module to fetch it (Debian's signed GRUB has none)`);
+  return `(http,${parsed.host})${decodePath(parsed.pathname)}${parsed.search}`;
+}
+
+function decodePath(p: string): string {
+  try {
+    return decodeURIComponent(p);
+  } catch {
+    return p;
+  }
+}
+
+function comment(text: string): string {
+  return `# ${text.replace(/[\r\n]+/g, ' ')}`;
+}
+
+/** The per-machine config: the kernel, its initrds (one `initrd` line, GRUB loads them in order) and the rendered cmdline. */
+export function renderGrubConfig(config: BootConfig, opts: { baseUrl: string; transport: GrubTransport; machine: GrubMachine; key: string }): RenderedGrub {
+  const problems: string[] = [];
+  const kernel = grubPath(config.kernel, opts.baseUrl, opts.transport, problems);
+  const initrds = config.initrd.map((ref) => grubPath(ref, opts.baseUrl, opts.transport, problems));
+  const args = cmdlineWords(fillIpxeSettings(renderCmdline(config.cmdline, opts.baseUrl), opts.machine)).map(grubWord);
+  const lines = [comment(`bootcfg-appliance: ${opts.key} for${opts.machine.mac ? ` mac=${opts.machine.mac}` : ''}${opts.machine.uuid ? ` uuid=${opts.machine.uuid}` : ''}`), 'set timeout=0'];
+  for (const p of problems) lines.push(`echo ${grubWord(`bootcfg-appliance: warning: ${p}`)}`);
+  lines.push(`echo ${grubWord(`bootcfg-appliance: ${config.message ?? `booting ${opts.key}`}`)}`);
+  lines.push(['linux', grubWord(kernel), ...args].join(' '));
+  if (initrds.length) lines.push(['initrd', ...initrds.map(grubWord)].join(' '));
+  lines.push('boot');
+  return { text: `${lines.join('\n')}\n`, kernel, initrds, problems };
+}
+
+/**
+ * What a machine without a usable config gets: the reason on its console, then back to the
+ * firmware (its next boot option) instead of GRUB's prompt, where nobody would see why.
+ */
+export function renderGrubMiss(reason: string): string {
+  return `${comment(`bootcfg-appliance: ${reason}`)}\necho ${grubWord(`bootcfg-appliance: ${reason}`)}\nsleep 10\nexit 1\n`;
+}
