@@ -33,14 +33,10 @@ async function setup(t: { teardown(fn: () => Promise<void> | void): void }) {
   const log = createLogger(
     { level: 'info', format: 'json' },
     new Writable({
-      write: (c: Buffer, _e, cb) => (
-        c
-          .toString()
-          .split('\n')
-          .filter(Boolean)
-          .forEach((l) => lines.push(JSON.parse(l))),
-        cb()
-      ),
+      write(chunk: Buffer, _enc, cb) {
+        for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+        cb();
+      },
     }),
   );
   const store = new FileStore(data, { log, metrics: new Metrics() });
