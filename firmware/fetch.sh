@@ -25,7 +25,7 @@ SOURCES=(
 # length that the TFTP server overwrites with this appliance's address when it serves the
 # file (src/firmware/grub-prefix.ts), so GRUB reads its config from us even beside a site
 # DHCP server whose ACK names another next-server.
-GRUB_ARM64_MODULES="efinet tftp net linux normal configfile echo test regexp sleep smbios search ls cat gzio part_gpt fat ext2 efi_gop"
+GRUB_ARM64_MODULES="efinet tftp net linux boot gzio normal configfile echo test regexp sleep smbios minicmd halt reboot"
 GRUB_PREFIX_PLACEHOLDER="(tftp,000.000.000.000)/grub"
 
 if sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1; then

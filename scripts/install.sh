@@ -14,9 +14,11 @@ if [ "$(id -u)" -ne 0 ]; then
   SUDO="sudo"
 fi
 
-RUNTIME_PKGS=(ipxe ca-certificates iproute2)
+# grub-common: grub-mkimage builds the arm64 GRUB image from Debian's arm64 modules (firmware/fetch.sh).
+RUNTIME_PKGS=(ipxe ca-certificates iproute2 grub-common)
 TEST_PKGS=(
-  qemu-system-x86 ipxe-qemu ovmf        # real firmware booting in VMs
+  qemu-system-x86 ipxe-qemu ovmf        # real firmware booting in VMs (ovmf: with Secure Boot too)
+  qemu-system-arm qemu-efi-aarch64      # arm64 VMs (AAVMF)
   dnsmasq-base                          # the neighbouring DHCP server, and a benchmark peer
   tftp-hpa atftp curl                   # TFTP clients nobody here wrote
   busybox-static isc-dhcp-client        # udhcpc and dhclient; busybox also builds the test initrd
@@ -35,10 +37,16 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Debian's arm64 GRUB modules (and the arm64 test guest) are fetched as arm64 packages: dpkg must know the architecture.
+need_update=0
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  $SUDO dpkg --add-architecture arm64
+  need_update=1
+fi
 need_node=0
 if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then need_node=1; fi
 
-if [ "${#missing[@]}" -gt 0 ] || [ "$need_node" = 1 ]; then
+if [ "${#missing[@]}" -gt 0 ] || [ "$need_node" = 1 ] || [ "$need_update" = 1 ]; then
   # Package scripts must not start services (nginx, tftpd) in the host's namespace.
   policy_added=0
   if [ ! -e /usr/sbin/policy-rc.d ]; then

@@ -39,7 +39,10 @@ export interface GrubChain {
   nbp: string;
   /** Firmware files the NBP fetches after it, in order. */
   fetches: string[];
-  /** The config GRUB reads first (then grub/grub.cfg); tftp/grub-files.ts answers both. */
+  /**
+   * The config GRUB reads. Debian's signed image tests for grub/<platform>/grub.cfg first, but
+   * `[ -e ]` is always false over TFTP, so both images read grub/grub.cfg (wire.md).
+   */
   config: string;
   /**
    * Whether GRUB carries this appliance's address itself. The signed x86-64 image cannot (its
@@ -50,8 +53,8 @@ export interface GrubChain {
 }
 
 export const GRUB_CHAINS: Readonly<Partial<Record<ArchName, GrubChain>>> = {
-  'efi-x64': { nbp: 'shimx64.efi', fetches: ['grubx64.efi'], config: 'grub/x86_64-efi/grub.cfg', knowsServer: false },
-  'efi-arm64': { nbp: 'grubaa64.efi', fetches: [], config: 'grub/arm64-efi/grub.cfg', knowsServer: true },
+  'efi-x64': { nbp: 'shimx64.efi', fetches: ['grubx64.efi'], config: 'grub/grub.cfg', knowsServer: false },
+  'efi-arm64': { nbp: 'grubaa64.efi', fetches: [], config: 'grub/grub.cfg', knowsServer: true },
 };
 
 /** Bounded set: used as the dhcpIgnored{reason} label. */

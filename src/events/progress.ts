@@ -161,10 +161,15 @@ function expectationAfter(last: BootEvent, pending: Set<string> | undefined): Ex
       return { expected: ['tftp.start', 'http.image'], stalled: `its GRUB config was served, but ${[...pending].join(', ')} ${pending.size === 1 ? 'was' : 'were'} never fetched` };
     case 'http.boot-script':
       return { expected: ['http.ipxe', 'http.pixiecore', 'http.image'], stalled: '/boot.ipxe was served, but iPXE never chained to /ipxe' };
+    case 'http.image':
+      // UEFI HTTP Boot fetched a boot loader (/firmware/ipxe.efi) and went quiet: as after TFTP.
+      if (!pending?.size && /^\/firmware\/[^/]+$/.test(filePath(last.detail.path)))
+        return { expected: ['dhcp.request', ...HTTP_STEPS], stalled: afterLoader(filePath(last.detail.path).slice('/firmware/'.length)) };
+      if (!pending || pending.size === 0) return undefined;
+      return { expected: ['http.image'], stalled: `the boot script was served, but ${[...pending].join(', ')} ${pending.size === 1 ? 'was' : 'were'} never fetched` };
     case 'http.ipxe':
     case 'http.pixiecore':
-    case 'http.image':
-      if (last.step !== 'http.image' && !scriptFiles(last)) return { expected: ['http.image'], stalled: 'the boot script was served, but no kernel was fetched from here' };
+      if (!scriptFiles(last)) return { expected: ['http.image'], stalled: 'the boot script was served, but no kernel was fetched from here' };
       if (!pending || pending.size === 0) return undefined;
       return { expected: ['http.image'], stalled: `the boot script was served, but ${[...pending].join(', ')} ${pending.size === 1 ? 'was' : 'were'} never fetched` };
     default:
@@ -179,11 +184,11 @@ function expectationAfter(last: BootEvent, pending: Set<string> | undefined): Ex
  */
 function afterLoader(file: string | undefined): string {
   if (file && /^(ipxe|snponly)(-[a-z0-9]+)?\.efi$/.test(file)) {
-    return `${file} was sent over TFTP, but the firmware never came back after the NBP (no DHCP request from iPXE, no HTTP): with Secure Boot on, the firmware refuses the unsigned ${file} (Access Denied); give this machine "loader": "grub" (the signed shim → GRUB chain)`;
+    return `${file} was sent, but the firmware never came back after the NBP (no DHCP request from iPXE, no HTTP): with Secure Boot on, the firmware refuses the unsigned ${file} (Access Denied); give this machine "loader": "grub" (the signed shim → GRUB chain)`;
   }
-  if (file && /^shim[a-z0-9]*\.efi$/.test(file)) return `${file} was sent over TFTP, but shim never fetched GRUB from here`;
+  if (file && /^shim[a-z0-9]*\.efi$/.test(file)) return `${file} was sent, but shim never fetched GRUB from here`;
   if (file && /^grub[a-z0-9]*\.efi$/.test(file)) {
-    return `${file} was sent over TFTP, but GRUB never asked for its config here (beside a site DHCP server, signed GRUB asks the next-server of the site's DHCP ACK)`;
+    return `${file} was sent, but GRUB never asked for its config here (beside a site DHCP server, signed GRUB asks the next-server of the site's DHCP ACK)`;
   }
   return `${file ?? 'the firmware'} was sent over TFTP, but the machine never came back (no DHCP request from iPXE, no HTTP)`;
 }

@@ -10,12 +10,17 @@ import { renderCmdline } from './cmdline.ts';
  * What GRUB fetches first, from the server and prefix it booted with. It names the machine by
  * the booting NIC's MAC and the SMBIOS UUID (both images carry the smbios module), then hands
  * over to the per-machine config over the same TFTP server: `boot.cfg?mac=…&uuid=…`, the
- * query /grub takes over HTTP. Double quotes keep `?` from GRUB's wildcard expansion.
+ * query /grub takes over HTTP. Double quotes keep `?` from GRUB's wildcard expansion. Should
+ * the hand-over fail, GRUB would fall through to a `grub>` prompt nobody sees: back to the
+ * firmware instead, after saying so.
  */
 export const GRUB_DISPATCHER = `# bootcfg-appliance: picks this machine's config by MAC and SMBIOS UUID
 set timeout=0
 smbios --type 1 --get-uuid 8 --set bootcfg_uuid
 configfile "\${prefix}/boot.cfg?mac=\${net_default_mac}&uuid=\${bootcfg_uuid}"
+echo 'bootcfg-appliance: the per-machine config could not be loaded over TFTP'
+sleep 10
+exit 1
 `;
 
 /** Where GRUB fetches what a config names: over TFTP from this appliance, or over HTTP (GRUB builds with http). */

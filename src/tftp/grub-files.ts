@@ -38,7 +38,8 @@ export function grubQuery(query: string): { mac: Mac | undefined; uuid: Uuid | u
     if (parsed.ok) mac = parsed.mac;
     else problems.push(parsed.reason);
   }
-  if (uuidText) {
+  // Firmware without a real SMBIOS UUID reports all zeros or all ones (qemu's virt and q35 do): no UUID.
+  if (uuidText && !/^[0-]+$|^[fF-]+$/.test(uuidText)) {
     const parsed = parseUuidInput(uuidText, 'uuid');
     if (parsed.ok) uuid = parsed.uuid;
     else problems.push(parsed.reason);

@@ -37,7 +37,7 @@ const table: [string, ClientInfo, BootSettings, Want, MachineMatch?][] = [
   ['UEFI ia32 (6) → ipxe.efi', client('ia32'), settings(DEBIAN), { action: 'tftp', file: 'ipxe.efi' }],
   ['UEFI x64 with snponly chosen', client('uefi7'), settings(DEBIAN, 'snponly.efi'), { action: 'tftp', file: 'snponly.efi' }],
   ['arm64 without GRUB → ignored, naming the file', client('arm64'), settings(DEBIAN), { action: 'ignore', code: 'no-firmware', reason: /needs grubaa64\.efi/ }],
-  ['arm64 → GRUB, whatever --uefi-loader says', client('arm64'), settings(ALL), { action: 'tftp', file: 'grubaa64.efi', chain: ['grub/arm64-efi/grub.cfg'], reason: /arm64 UEFI boots GRUB/ }],
+  ['arm64 → GRUB, whatever --uefi-loader says', client('arm64'), settings(ALL), { action: 'tftp', file: 'grubaa64.efi', chain: ['grub/grub.cfg'], reason: /arm64 UEFI boots GRUB/ }],
   ['arm64 whose config says ipxe, with a build', client('arm64'), settings(WITH_ARM), { action: 'tftp', file: 'ipxe-arm64.efi' }, IPXE],
   ['arm64 whose config says ipxe, snponly chosen', client('arm64'), settings(WITH_ARM, 'snponly.efi'), { action: 'tftp', file: 'snponly-arm64.efi' }, IPXE],
   ['arm64 whose config says ipxe, without a build → ignored', client('arm64'), settings(ALL), { action: 'ignore', code: 'no-firmware' }, IPXE],
@@ -47,13 +47,7 @@ const table: [string, ClientInfo, BootSettings, Want, MachineMatch?][] = [
     settings(ALL, 'ipxe.efi', { dhcpMode: 'proxy' }),
     { action: 'tftp', file: 'grubaa64.efi', reason: /^(?!.*warning)/ },
   ],
-  [
-    'x64 whose config says grub → shim',
-    client('uefi7'),
-    settings(SIGNED),
-    { action: 'tftp', file: 'shimx64.efi', chain: ['grubx64.efi', 'grub/x86_64-efi/grub.cfg'], reason: /says "loader": "grub"/ },
-    GRUB,
-  ],
+  ['x64 whose config says grub → shim', client('uefi7'), settings(SIGNED), { action: 'tftp', file: 'shimx64.efi', chain: ['grubx64.efi', 'grub/grub.cfg'], reason: /says "loader": "grub"/ }, GRUB],
   ['x64 (9) whose config says grub → shim', client('uefi9'), settings(SIGNED), { action: 'tftp', file: 'shimx64.efi' }, GRUB],
   [
     'x64 with --uefi-loader grub, config silent → shim',

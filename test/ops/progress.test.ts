@@ -149,3 +149,42 @@ test('an optional file TFTP does not have (autoexec.ipxe) is not a failure, only
   t.is(p.state, 'stalled');
   t.regex(p.reason, /TFTP had no autoexec\.ipxe for it/);
 });
+
+/** UEFI with Secure Boot through the signed chain: shim → GRUB → its config → kernel and initrd over TFTP. */
+const grubBoot: BootEvent[] = [
+  ev('dhcp.request', 0, { type: 'DISCOVER', arch: 'efi-x64' }),
+  ev('dhcp.reply', 10, { file: 'shimx64.efi' }),
+  ev('tftp.end', 500, { file: 'shimx64.efi', outcome: 'ok' }),
+  ev('tftp.end', 600, { file: 'revocations_sku.efi', outcome: 'not-found' }),
+  ev('tftp.end', 900, { file: 'grubx64.efi', outcome: 'ok' }),
+  ev('tftp.end', 1000, { file: 'grub/x86_64-efi/command.lst', outcome: 'not-found' }),
+  ev('tftp.end', 1100, { file: 'grub/grub.cfg', outcome: 'ok' }),
+  ev('grub.config', 1150, { via: 'tftp', found: true, key: 'mac/52:54:00:00:00:01', kernel: '/images/vmlinuz', initrds: ['/images/initrd.gz'] }),
+  ev('tftp.end', 1200, { file: 'grub/boot.cfg?mac=52:54:00:00:00:01&uuid=', outcome: 'ok' }),
+  ev('tftp.end', 2000, { file: 'images/vmlinuz', outcome: 'ok' }),
+  ev('tftp.end', 2200, { file: 'images/initrd.gz', outcome: 'ok' }),
+];
+
+test('a GRUB boot completes once its config’s kernel and initrds came over TFTP; until then it says what is missing', (t) => {
+  t.deepEqual(completedBoots(grubBoot), [grubBoot.length - 1]);
+  t.is(assessBoot(grubBoot, 2200 + 10 * MIN).state, 'booted');
+  const half = grubBoot.slice(0, -1);
+  const p = assessBoot(half, 2000 + 2 * MIN);
+  t.is(p.state, 'stalled');
+  t.deepEqual(p.missingFiles, ['/images/initrd.gz']);
+  t.regex(p.reason, /its GRUB config was served, but \/images\/initrd\.gz was never fetched/);
+  const none = [...grubBoot.slice(0, 7), ev('grub.config', 1150, { via: 'tftp', found: false, reason: 'no boot config for mac=…' })];
+  t.is(assessBoot(none, 1150 + 10).state, 'failed');
+});
+
+test('a boot that goes quiet after its loader says which link of the chain never came, and names Secure Boot after unsigned iPXE', (t) => {
+  const after = (file: string) => assessBoot([ev('dhcp.reply', 0, { file }), ev('tftp.end', 100, { file, outcome: 'ok' })], 100 + 2 * MIN).reason;
+  t.regex(after('ipxe.efi'), /ipxe\.efi was sent, but the firmware never came back after the NBP.*Secure Boot.*"loader": "grub"/);
+  t.regex(after('snponly.efi'), /refuses the unsigned snponly\.efi/);
+  t.regex(after('shimx64.efi'), /shim never fetched GRUB from here/);
+  t.regex(after('grubx64.efi'), /GRUB never asked for its config here \(beside a site DHCP server/);
+  t.regex(after('undionly.kpxe'), /undionly\.kpxe was sent over TFTP, but the machine never came back/);
+  const httpBoot = assessBoot([ev('dhcp.reply', 0, { file: 'http://10.0.0.1:8080/firmware/ipxe.efi' }), ev('http.image', 100, { status: 200, path: '/firmware/ipxe.efi' })], 100 + 2 * MIN);
+  t.is(httpBoot.state, 'stalled');
+  t.regex(httpBoot.reason, /never came back after the NBP/);
+});

@@ -34,8 +34,14 @@ export const CACHE_DIR = process.env.BCA_E2E_CACHE ?? path.join(PROJECT_ROOT, '.
 /** The line /init prints: `BOOTED cmdline=<…> mac=<…>`; tests match it with this. */
 export const BOOTED_RE = /BOOTED cmdline=(.*) mac=([0-9a-f:]{17})\s*$/m;
 
-/** Modules the guest needs for its NIC: e1000 (SeaBIOS + iPXE ROM VMs) and virtio-net (OVMF). Dependencies are added from each module's own `depends=`. */
-const WANTED_MODULES = ['e1000', 'virtio_pci', 'virtio_net'];
+/** The guest's CPU architecture: amd64 (SeaBIOS and OVMF VMs) or arm64 (AAVMF VMs). */
+export type GuestArch = 'amd64' | 'arm64';
+
+/**
+ * Modules the guest needs for its NIC: e1000 (SeaBIOS + iPXE ROM VMs) and virtio-net (OVMF,
+ * AAVMF). Dependencies are added from each module's own `depends=`.
+ */
+const WANTED_MODULES: Record<GuestArch, string[]> = { amd64: ['e1000', 'virtio_pci', 'virtio_net'], arm64: ['virtio_pci', 'virtio_net'] };
 
 export interface GuestAssets {
   kernel: string;
@@ -63,15 +69,19 @@ while [ $i -lt 100 ]; do
   i=$((i+1))
   sleep 0.1
 done
+echo "SECUREBOOT $(dmesg | grep -o 'secureboot: Secure boot [a-z]*' | head -n 1)"
 echo "BOOTED cmdline=$(cat /proc/cmdline) mac=$mac"
 sync
 poweroff -f
 `;
 
-function kernelPackage(depends: string): string {
-  const m = /Depends:\s*(linux-image-[0-9][^\s]*-amd64)\b/.exec(depends);
-  if (!m) throw new Error(`no linux-image-<version>-amd64 dependency in: ${depends}`);
-  return m[1]!;
+/** What the kernel's EFI stub logs about Secure Boot (`secureboot: Secure boot enabled`), as the guest's /init prints it. */
+export const SECUREBOOT_RE = /^SECUREBOOT (.*)$/m;
+
+function kernelPackage(depends: string, arch: GuestArch): string {
+  const m = new RegExp(`Depends:\\s*(linux-image-[0-9][^\\s:]*-${arch})\\b`).exec(depends);
+  if (!m) throw new Error(`no linux-image-<version>-${arch} dependency in: ${depends}`);
+  return arch === 'amd64' ? m[1]! : `${m[1]!}:${arch}`;
 }
 
 /** Reads the depends= field of a module's .modinfo section (no kmod needed on the host). */
@@ -96,7 +106,7 @@ function indexModules(root: string): Map<string, string> {
 }
 
 /** Modules in load order: every dependency before its user. */
-function moduleOrder(index: Map<string, string>): string[] {
+function moduleOrder(index: Map<string, string>, wanted: string[]): string[] {
   const order: string[] = [];
   const visit = (name: string, trail: string[]) => {
     if (order.includes(name)) return;
@@ -106,7 +116,7 @@ function moduleOrder(index: Map<string, string>): string[] {
     for (const dep of moduleDepends(ko)) visit(dep, [...trail, name]);
     order.push(name);
   };
-  for (const m of WANTED_MODULES) visit(m, []);
+  for (const m of wanted) visit(m, []);
   return order;
 }
 
@@ -183,57 +193,81 @@ async function withBuildLock<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-let memo: Promise<GuestAssets> | undefined;
+const memo = new Map<GuestArch, Promise<GuestAssets>>();
 
-/** Returns the cached kernel and initrd, building them on first use (needs apt-get download, dpkg-deb, cpio). */
-export function ensureGuestAssets(log: (msg: string) => void = () => undefined): Promise<GuestAssets> {
-  memo ??= withBuildLock(() => build(log));
-  return memo;
+/**
+ * Returns the cached kernel and initrd, building them on first use (needs apt-get download,
+ * dpkg-deb, cpio; arm64 also needs dpkg's arm64 architecture, which scripts/install.sh adds).
+ */
+export function ensureGuestAssets(log: (msg: string) => void = () => undefined, arch: GuestArch = 'amd64'): Promise<GuestAssets> {
+  let p = memo.get(arch);
+  if (!p) {
+    p = withBuildLock(() => build(log, arch));
+    memo.set(arch, p);
+  }
+  return p;
 }
 
-async function build(log: (msg: string) => void): Promise<GuestAssets> {
-  const manifest = path.join(CACHE_DIR, 'guest.json');
+/** Downloads (once, into dir) the .deb whose name matches `re`; `pkg` names the package, or resolves it when given a function. */
+async function debIn(dir: string, re: RegExp, pkg: () => Promise<string>, log: (msg: string) => void): Promise<string> {
+  mkdirSync(dir, { recursive: true });
+  let deb = readdirSync(dir).find((f) => re.test(f));
+  if (deb) return path.join(dir, deb);
+  let name = await pkg();
+  log(`downloading ${name} (apt-get download; not installed)`);
+  try {
+    await sh('sh', ['-c', `cd "${dir}" && apt-get download -q "${name}"`]);
+  } catch (err) {
+    // Package lists older than the mirror name a version it no longer has: refresh once.
+    log(`apt-get download failed (${(err as Error).message.split('\n')[0]}); apt-get update and retry`);
+    await sh('apt-get', ['update', '-qq']);
+    name = await pkg();
+    await sh('sh', ['-c', `cd "${dir}" && apt-get download -q "${name}"`]);
+  }
+  deb = readdirSync(dir).find((f) => re.test(f));
+  if (!deb) throw new Error(`apt-get download ${name} left no .deb in ${dir}`);
+  return path.join(dir, deb);
+}
+
+async function build(log: (msg: string) => void, arch: GuestArch): Promise<GuestAssets> {
+  // amd64 keeps the cache layout it always had; arm64 lives beside it.
+  const cacheDir = arch === 'amd64' ? CACHE_DIR : path.join(CACHE_DIR, arch);
+  mkdirSync(cacheDir, { recursive: true });
+  const manifest = path.join(cacheDir, 'guest.json');
   if (existsSync(manifest)) {
     const m = JSON.parse(readFileSync(manifest, 'utf8')) as GuestAssets & { init: string };
     if (m.init === INIT && existsSync(m.kernel) && existsSync(m.initrd)) return { kernel: m.kernel, initrd: m.initrd, kernelRelease: m.kernelRelease };
   }
 
-  const debDir = path.join(CACHE_DIR, 'deb');
-  mkdirSync(debDir, { recursive: true });
-  let deb = readdirSync(debDir).find((f) => /^linux-image-[0-9].*-amd64_.*\.deb$/.test(f));
-  if (!deb) {
-    let pkg = kernelPackage(await sh('apt-cache', ['depends', 'linux-image-amd64']));
-    log(`downloading ${pkg} (apt-get download; not installed)`);
-    try {
-      await sh('sh', ['-c', `cd "${debDir}" && apt-get download -q "${pkg}"`]);
-    } catch (err) {
-      // Package lists older than the mirror name a version it no longer has: refresh once.
-      log(`apt-get download failed (${(err as Error).message.split('\n')[0]}); apt-get update and retry`);
-      await sh('apt-get', ['update', '-qq']);
-      pkg = kernelPackage(await sh('apt-cache', ['depends', 'linux-image-amd64']));
-      await sh('sh', ['-c', `cd "${debDir}" && apt-get download -q "${pkg}"`]);
-    }
-    deb = readdirSync(debDir).find((f) => /^linux-image-[0-9].*-amd64_.*\.deb$/.test(f));
-    if (!deb) throw new Error(`apt-get download ${pkg} left no .deb in ${debDir}`);
-  }
+  const debDir = path.join(cacheDir, 'deb');
+  const meta = arch === 'amd64' ? 'linux-image-amd64' : 'linux-image-arm64:arm64';
+  const debPath = await debIn(debDir, new RegExp(`^linux-image-[0-9].*-${arch}_.*\\.deb$`), async () => kernelPackage(await sh('apt-cache', ['depends', meta]), arch), log);
+  const deb = path.basename(debPath);
 
-  const unpacked = path.join(CACHE_DIR, 'kernel-pkg');
+  const unpacked = path.join(cacheDir, 'kernel-pkg');
   rmSync(unpacked, { recursive: true, force: true });
   log(`unpacking ${deb}`);
-  await sh('dpkg-deb', ['-x', path.join(debDir, deb), unpacked]);
+  await sh('dpkg-deb', ['-x', debPath, unpacked]);
   const release = readdirSync(path.join(unpacked, 'lib', 'modules'))[0];
   if (!release) throw new Error(`no lib/modules/<release> in ${deb}`);
   const vmlinuz = path.join(unpacked, 'boot', `vmlinuz-${release}`);
   if (!existsSync(vmlinuz)) throw new Error(`no ${vmlinuz} in ${deb}`);
 
   const index = indexModules(path.join(unpacked, 'lib', 'modules', release));
-  const order = moduleOrder(index);
+  const order = moduleOrder(index, WANTED_MODULES[arch]);
   log(`initrd modules: ${order.join(' ')}`);
 
-  const root = path.join(CACHE_DIR, 'initrd-root');
+  const root = path.join(cacheDir, 'initrd-root');
   rmSync(root, { recursive: true, force: true });
   for (const d of ['bin', 'dev', 'proc', 'sys', 'lib/modules', 'tmp']) mkdirSync(path.join(root, d), { recursive: true });
-  const busybox = '/bin/busybox';
+  let busybox = '/bin/busybox';
+  if (arch !== 'amd64') {
+    const bbDeb = await debIn(debDir, new RegExp(`^busybox-static_.*_${arch}\\.deb$`), async () => `busybox-static:${arch}`, log);
+    const bbRoot = path.join(cacheDir, 'busybox-pkg');
+    rmSync(bbRoot, { recursive: true, force: true });
+    await sh('dpkg-deb', ['-x', bbDeb, bbRoot]);
+    busybox = path.join(bbRoot, 'bin', 'busybox');
+  }
   if (!(await sh('file', ['-L', busybox]).catch(() => 'statically linked')).includes('statically linked')) {
     throw new Error(`${busybox} is not statically linked: install busybox-static`);
   }
@@ -244,8 +278,8 @@ async function build(log: (msg: string) => void): Promise<GuestAssets> {
   writeFileSync(path.join(root, 'lib', 'modules', 'order'), `${order.join('\n')}\n`);
   writeFileSync(path.join(root, 'init'), INIT, { mode: 0o755 });
 
-  const kernel = path.join(CACHE_DIR, 'vmlinuz');
-  const initrd = path.join(CACHE_DIR, 'initrd.gz');
+  const kernel = path.join(cacheDir, 'vmlinuz');
+  const initrd = path.join(cacheDir, 'initrd.gz');
   copyFileSync(vmlinuz, `${kernel}.tmp`);
   renameSync(`${kernel}.tmp`, kernel);
   await cpioGzip(root, `${initrd}.tmp`);

@@ -7,15 +7,23 @@
  * At most VM_SLOTS VMs run at once on this machine, across every test process (lock files).
  */
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
+import { closeSync, copyFileSync, createWriteStream, existsSync, mkdirSync, openSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import type { Namespace } from '../../helpers/netns.ts';
 import { BOOTED_RE, CACHE_DIR, lockIsStale } from './assets.ts';
 import { onLines } from '../../helpers/lines.ts';
 
-export type Firmware = 'bios' | 'uefi';
+/**
+ * bios and uefi as above; uefi-secboot: OVMF with Secure Boot enforced and Microsoft's keys
+ * enrolled (q35 with SMM, secure flash); arm64: qemu-system-aarch64 -machine virt with AAVMF.
+ */
+export type Firmware = 'bios' | 'uefi' | 'uefi-secboot' | 'arm64';
 
 export const OVMF_CODE = process.env.BCA_OVMF ?? '/usr/share/ovmf/OVMF.fd';
+export const OVMF_SECBOOT_CODE = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
+export const OVMF_MS_VARS = '/usr/share/OVMF/OVMF_VARS_4M.ms.fd';
+export const AAVMF_CODE = '/usr/share/AAVMF/AAVMF_CODE.fd';
+export const AAVMF_VARS = '/usr/share/AAVMF/AAVMF_VARS.fd';
 export const IPXE_ROM_DIR = process.env.BCA_IPXE_ROMS ?? '/usr/lib/ipxe/qemu';
 export const VM_SLOTS = Number(process.env.BCA_VM_SLOTS ?? 2);
 export const LOG_DIR = path.join(CACHE_DIR, 'logs');
@@ -38,6 +46,8 @@ export interface Booted {
   mac: string;
   /** Seconds from qemu's start to the BOOTED line on the console. */
   seconds: number;
+  /** The whole console up to then (the guest prints its Secure Boot state before BOOTED). */
+  console: string;
 }
 
 export interface Vm {
@@ -119,11 +129,66 @@ export function qemuArgs(o: VmOptions): string[] {
       '-boot',
       'order=n,strict=on',
     );
-  } else {
+  } else if (o.firmware === 'uefi') {
     args.push('-bios', OVMF_CODE, '-device', `virtio-net-pci,netdev=n0,mac=${o.mac},romfile=,bootindex=0`);
+  } else if (o.firmware === 'uefi-secboot') {
+    args.push(
+      '-machine',
+      'q35,smm=on',
+      '-global',
+      'driver=cfi.pflash01,property=secure,value=on',
+      '-drive',
+      `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_SECBOOT_CODE}`,
+      '-drive',
+      `if=pflash,format=raw,unit=1,file=${varsCopy(o.name, OVMF_MS_VARS)}`,
+      '-device',
+      `virtio-net-pci,netdev=n0,mac=${o.mac},romfile=,bootindex=0`,
+    );
+  } else {
+    args.push(
+      '-machine',
+      'virt',
+      // cortex-a57: -cpu max costs the kernel ~5× the time under TCG.
+      '-cpu',
+      'cortex-a57',
+      '-drive',
+      `if=pflash,format=raw,unit=0,readonly=on,file=${AAVMF_CODE}`,
+      '-drive',
+      `if=pflash,format=raw,unit=1,file=${varsCopy(o.name, AAVMF_VARS)}`,
+      '-device',
+      `virtio-net-pci,netdev=n0,mac=${o.mac},romfile=,bootindex=0`,
+    );
   }
   return args;
 }
+
+/** The firmware's variable store is written by the firmware: each VM boots from a fresh copy of the template. */
+function varsCopy(name: string, template: string): string {
+  mkdirSync(LOG_DIR, { recursive: true });
+  const copy = path.join(LOG_DIR, `${name}.vars.fd`);
+  copyFileSync(template, copy);
+  return copy;
+}
+
+/** The qemu binary for a firmware. */
+export function qemuBinary(firmware: Firmware): string {
+  return firmware === 'arm64' ? 'qemu-system-aarch64' : 'qemu-system-x86_64';
+}
+
+/** What each firmware needs on the host, by path, so a missing package is named before qemu runs. */
+const FIRMWARE_FILES: Record<Firmware, [string, string][]> = {
+  bios: [[path.join(IPXE_ROM_DIR, 'pxe-e1000.rom'), 'ipxe-qemu']],
+  uefi: [[OVMF_CODE, 'ovmf']],
+  'uefi-secboot': [
+    [OVMF_SECBOOT_CODE, 'ovmf'],
+    [OVMF_MS_VARS, 'ovmf'],
+  ],
+  arm64: [
+    [AAVMF_CODE, 'qemu-efi-aarch64'],
+    [AAVMF_VARS, 'qemu-efi-aarch64'],
+    ['/usr/bin/qemu-system-aarch64', 'qemu-system-arm'],
+  ],
+};
 
 /** SeaBIOS reads the port of its serial console from fw_cfg as a little-endian integer: 0x3f8 = COM1. */
 function serconPortFile(): string {
@@ -147,7 +212,7 @@ function cleanConsole(text: string): string {
  * OVMF's IPv4 PXE boot option failed (what follows, IPv6 PXE and HTTP Boot, is not what these
  * boots use and costs minutes of timeouts), the guest kernel panicked.
  */
-export const FIRMWARE_GAVE_UP = /No bootable device|No bootable option or device was found|failed to load Boot[0-9A-F]+ "UEFI PXEv4[^\n]*|Kernel panic[^\n]*/;
+export const FIRMWARE_GAVE_UP = /No bootable device|No bootable option or device was found|failed to (?:load|start) Boot[0-9A-F]+ "UEFI PXEv4[^\n]*|Kernel panic[^\n]*/;
 
 const SLOT_DIR = path.join(CACHE_DIR, 'vm-slots');
 
@@ -179,15 +244,14 @@ export async function acquireVmSlot(timeoutMs = 15 * 60_000): Promise<() => void
 
 /** Starts a VM inside opts.ns once a VM slot is free. The returned Vm is killed by kill() or when the namespace's Topology is destroyed. */
 export async function startVm(o: VmOptions): Promise<Vm> {
-  if (o.firmware === 'uefi' && !existsSync(OVMF_CODE)) throw new Error(`${OVMF_CODE} missing: install Debian's ovmf`);
-  if (o.firmware === 'bios' && !existsSync(path.join(IPXE_ROM_DIR, 'pxe-e1000.rom'))) throw new Error(`iPXE ROM missing in ${IPXE_ROM_DIR}: install Debian's ipxe-qemu`);
+  for (const [file, pkg] of FIRMWARE_FILES[o.firmware]) if (!existsSync(file)) throw new Error(`${file} missing: install Debian's ${pkg}`);
   const release = await acquireVmSlot();
   mkdirSync(LOG_DIR, { recursive: true });
   const logFile = path.join(LOG_DIR, `${o.name}.serial.log`);
   const out: WriteStream = createWriteStream(logFile);
   let child: ChildProcess;
   try {
-    child = o.ns.spawn(...orphanSafe('qemu-system-x86_64', qemuArgs(o)), { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = o.ns.spawn(...orphanSafe(qemuBinary(o.firmware), qemuArgs(o)), { stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (err) {
     release();
     throw err;
@@ -274,7 +338,7 @@ export async function startVm(o: VmOptions): Promise<Vm> {
     waitFor,
     async waitBooted(timeoutMs) {
       const m = await waitFor(BOOTED_RE, timeoutMs, FIRMWARE_GAVE_UP);
-      return { cmdline: m[1]!.trim(), mac: m[2]!, seconds: (Date.now() - startedAt) / 1000 };
+      return { cmdline: m[1]!.trim(), mac: m[2]!, seconds: (Date.now() - startedAt) / 1000, console: text };
     },
     exited,
     async kill() {

@@ -18,6 +18,8 @@ import { FIRMWARE_DIR } from './reference.ts';
 export const BOOT_TIMEOUT_MS: Record<Firmware, number> = {
   bios: Number(process.env.BCA_BIOS_TIMEOUT_MS ?? 180_000),
   uefi: Number(process.env.BCA_UEFI_TIMEOUT_MS ?? 300_000),
+  'uefi-secboot': Number(process.env.BCA_UEFI_TIMEOUT_MS ?? 300_000),
+  arm64: Number(process.env.BCA_ARM64_TIMEOUT_MS ?? 300_000),
 };
 
 export function token(): string {
@@ -34,6 +36,7 @@ export interface BootEntry {
   kernel: string;
   initrd: string[];
   cmdline: Record<string, string | true> | string;
+  loader?: 'ipxe' | 'grub';
 }
 
 /**
