@@ -7,6 +7,10 @@
  *     to lock-step with them, which is what a client meets there)
  *   - 200 concurrent undionly.kpxe transfers in one curl (--parallel, blksize 1468):
  *     wall time and failures
+ *   - GRUB's read of a kernel + initrd: the e2e guest's (.cache/e2e, built by the e2e tests),
+ *     lock-step at blksize 1024 as Debian's signed GRUB reads them (wire.md)
+ *
+ * TFTP_BENCH_CASES=big,concurrent,grub picks cases (default: all).
  *
  * Each server listens on port 69 in its own namespace (10.70.N.1; dnsmasq has no TFTP port
  * option and tftpd-hpa will not start with only `lo`), pinned to CPU 0; the clients run in
@@ -38,6 +42,9 @@ const ROUNDS = 3;
 const REPEAT_BELOW_S = 10;
 const BIG = 64 * 1024 * 1024;
 const CONCURRENT = 200;
+/** The e2e guest's kernel and initrd, what GRUB reads in the Secure Boot test. */
+const GUEST_FILES = ['vmlinuz', 'initrd.gz'];
+const CASES = new Set((process.env.TFTP_BENCH_CASES ?? 'big,concurrent,grub').split(',').map((c) => c.trim()));
 const CLIENT_TIMEOUT_S = Number(process.env.TFTP_BENCH_TIMEOUT_S ?? 60);
 
 if (!isRoot) {
@@ -69,7 +76,14 @@ function ensureRoot(): Record<string, string> {
   const big = path.join(ROOT, 'big.bin');
   if (!existsSync(big) || statSync(big).size !== BIG) writeFileSync(big, randomBytes(BIG));
   for (const f of readdirSync(ROOT)) chmodSync(path.join(ROOT, f), 0o644);
-  const sums = { 'undionly.kpxe': sha256(path.join(ROOT, 'undionly.kpxe')), 'big.bin': sha256(big) };
+  const sums: Record<string, string> = { 'undionly.kpxe': sha256(path.join(ROOT, 'undionly.kpxe')), 'big.bin': sha256(big) };
+  for (const f of GUEST_FILES) {
+    const from = path.join(PROJECT, '.cache', 'e2e', f);
+    if (!existsSync(from)) continue;
+    copyFileSync(from, path.join(ROOT, f));
+    chmodSync(path.join(ROOT, f), 0o644);
+    sums[f] = sha256(path.join(ROOT, f));
+  }
   writeFileSync(path.join(ROOT, 'SHA256SUMS'), `${sums['undionly.kpxe']}  undionly.kpxe\n`);
   return sums;
 }
@@ -255,7 +269,7 @@ async function main(): Promise<void> {
       }
     };
 
-    for (const blksize of [512, 1468, 8192]) {
+    for (const blksize of CASES.has('big') ? [512, 1468, 8192] : []) {
       for (const windowsize of [1, 16]) {
         const name = `64 MiB blksize ${blksize}${windowsize > 1 ? ` windowsize ${windowsize}` : ''}`;
         await measure(name, async (i, server) => {
@@ -272,20 +286,39 @@ async function main(): Promise<void> {
         });
       }
     }
-    await measure(`${CONCURRENT} concurrent undionly.kpxe (curl, blksize 1468)`, async (i) => {
-      const par = path.join(OUT, 'par');
-      rmSync(par, { recursive: true, force: true });
-      mkdirSync(par);
-      const args = ['-sS', '--parallel', '--parallel-max', String(CONCURRENT), '--tftp-blksize', '1468'];
-      for (let k = 0; k < CONCURRENT; k++) args.push('-o', path.join(par, `p${k}`), `tftp://${serverIp(i)}/undionly.kpxe`);
-      const r = await runIn(cli, 'curl', args);
-      let failures = 0;
-      for (let k = 0; k < CONCURRENT; k++) {
-        const f = path.join(par, `p${k}`);
-        if (!existsSync(f) || sha256(f) !== sums['undionly.kpxe']) failures++;
-      }
-      return { seconds: r.ms / 1000, failures, ...(failures ? { note: r.err.split('\n')[0]!.slice(0, 120) } : {}) };
-    });
+    if (CASES.has('grub') && GUEST_FILES.every((f) => sums[f])) {
+      await measure('GRUB: guest kernel + initrd, blksize 1024 lock-step', async (i) => {
+        let ms = 0;
+        let failures = 0;
+        let note: string | undefined;
+        for (const f of GUEST_FILES) {
+          const out = path.join(OUT, f);
+          rmSync(out, { force: true });
+          const r = await runIn(cli, 'atftp', ['--option', 'blksize 1024', '--option', 'tsize 0', '-g', '-r', f, '-l', out, serverIp(i), '69']);
+          ms += r.ms;
+          if (!(r.ok && existsSync(out) && sha256(out) === sums[f])) {
+            failures++;
+            note = (r.err || 'checksum mismatch').split('\n')[0]!.slice(0, 120);
+          }
+        }
+        return { seconds: ms / 1000, failures, ...(note ? { note } : {}) };
+      });
+    } else if (CASES.has('grub')) process.stderr.write('  (GRUB case skipped: no .cache/e2e/vmlinuz and initrd.gz; the e2e tests build them)\n');
+    if (CASES.has('concurrent'))
+      await measure(`${CONCURRENT} concurrent undionly.kpxe (curl, blksize 1468)`, async (i) => {
+        const par = path.join(OUT, 'par');
+        rmSync(par, { recursive: true, force: true });
+        mkdirSync(par);
+        const args = ['-sS', '--parallel', '--parallel-max', String(CONCURRENT), '--tftp-blksize', '1468'];
+        for (let k = 0; k < CONCURRENT; k++) args.push('-o', path.join(par, `p${k}`), `tftp://${serverIp(i)}/undionly.kpxe`);
+        const r = await runIn(cli, 'curl', args);
+        let failures = 0;
+        for (let k = 0; k < CONCURRENT; k++) {
+          const f = path.join(par, `p${k}`);
+          if (!existsSync(f) || sha256(f) !== sums['undionly.kpxe']) failures++;
+        }
+        return { seconds: r.ms / 1000, failures, ...(failures ? { note: r.err.split('\n')[0]!.slice(0, 120) } : {}) };
+      });
   } finally {
     for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
     await new Promise((res) => setTimeout(res, 1000));

@@ -47,7 +47,7 @@ export const BootConfigSchema = z
      * Which boot loader a UEFI PXE machine is handed: `ipxe` (iPXE, unsigned) or `grub`
      * (the signed shim → GRUB chain, which Secure Boot accepts). Absent: --uefi-loader decides.
      */
-    loader: z.enum(LOADERS, { error: (issue) => `loader must be one of ${LOADERS.map((l) => `"${l}"`).join(', ')} (got ${JSON.stringify(issue.input)})` }).optional(),
+    loader: z.enum(LOADERS, { error: (issue) => `must be one of ${LOADERS.map((l) => `"${l}"`).join(', ')} (got ${JSON.stringify(issue.input)})` }).optional(),
     /** Shown by Pixiecore while it boots the machine. */
     message: z.string().optional(),
   })

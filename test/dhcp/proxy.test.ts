@@ -75,8 +75,8 @@ const discoverCases: [ClientKind, Expect | undefined][] = [
   ['ipxe-bios', { file: `${BASE}/boot.ipxe`, vendorClass: 'PXEClient', bios43: false }],
   ['ipxe-efi', { file: `${BASE}/boot.ipxe`, vendorClass: 'PXEClient', bios43: false }],
   ['ipxe-175-only', { file: `${BASE}/boot.ipxe`, vendorClass: 'PXEClient', bios43: false }],
-  // Debian ships no arm64 iPXE build: ignored with a reason, never a file that is not there.
-  ['arm64', undefined],
+  // Debian ships no arm64 iPXE build: arm64 PXE boots GRUB; arm64 HTTP Boot is ignored with a reason, never a file that is not there.
+  ['arm64', { file: 'grubaa64.efi', vendorClass: 'PXEClient', bios43: false }],
   ['httpboot19', undefined],
   // Not PXE clients (no option 93): the site's server deals with them.
   ['udhcpc', undefined],
@@ -90,7 +90,7 @@ for (const [kind, want] of discoverCases) {
     const replies = await runPxeClient(lan.clients[0]!, { kind, mac, xid, type: MessageType.DISCOVER, iface: 'eth0', waitMs: want ? 3000 : 1200, maxReplies: 1 });
     if (!want) {
       t.is(replies.length, 0, 'no reply');
-      if (kind === 'arm64' || kind === 'httpboot19') {
+      if (kind === 'httpboot19') {
         const line = await app.waitForLog((l) => l.mac === mac && l.reason === 'no-firmware');
         t.regex(String(line.detail), /ipxe-arm64\.efi/);
       }

@@ -6,6 +6,8 @@
  *   kernel + initrd over TFTP → Debian's signed kernel boots and says Secure Boot is enabled.
  * - The same machine with "loader": "ipxe": the firmware refuses ipxe.efi (Access Denied), and
  *   the appliance says the firmware never came back after the NBP (log and /api/machines).
+ * - Beside a site DHCP server (--dhcp proxy), the signed chain works once that server hands out
+ *   next-server = the appliance, which is what explain tells the operator to set.
  * - arm64 (AAVMF) boots GRUB with the appliance's address in its prefix, in full mode and in
  *   ProxyDHCP mode beside a dnsmasq whose ACK names no next-server.
  */
@@ -97,11 +99,38 @@ maybe('Secure Boot: the same machine told "loader": "ipxe" is refused by its fir
     if (!stalled) await new Promise((r) => setTimeout(r, 500));
   }
   t.truthy(stalled, `no "boot stalled" line for ${mac}:\n${ours.log().split('\n').slice(-30).join('\n')}`);
-  t.regex(String(stalled?.msg), /ipxe\.efi was sent over TFTP, but the firmware never came back after the NBP.*Secure Boot.*"loader": "grub"/);
+  t.regex(String(stalled?.msg), /ipxe\.efi was sent, but the firmware never came back after the NBP.*Secure Boot.*"loader": "grub"/);
   const body = await lab.srv.exec('curl', ['-sS', '--max-time', '5', `http://${LAB.server}:${LAB.httpPort}/api/machines/${mac}`]);
   const machine = JSON.parse(body) as { state: string; reason: string };
   t.is(machine.state, 'stalled');
   t.regex(machine.reason, /never came back after the NBP/);
+});
+
+maybe('Secure Boot beside a site DHCP server: explain says what the site server must hand out, and with it the chain boots (needs root)', async (t) => {
+  t.timeout(480_000);
+  const guest = await ensureGuestAssets((m) => t.log(m));
+  const lab = await createLab({ withSite: true });
+  t.teardown(() => lab.destroy());
+  const mac = randomMac();
+  const tok = token();
+  const ours = await startOurs(lab, guest, 'proxy', { default: entry(token(), 'default', 'ttyS0'), mac: { [mac]: entry(tok, 'mac', 'ttyS0', 'grub') } });
+  t.teardown(() => ours.stop());
+  const explained = JSON.parse(await lab.srv.exec('curl', ['-sS', '--max-time', '5', `http://${LAB.server}:${LAB.httpPort}/api/explain?mac=${mac}`])) as {
+    dhcp: { firmware: string; reason: string; chain: string[] }[];
+  };
+  const x64 = explained.dhcp.find((d) => d.firmware === 'efi-x64');
+  t.deepEqual(x64?.chain, ['shimx64.efi', 'grubx64.efi', 'grub/grub.cfg']);
+  const advice = /dnsmasq dhcp-boot=(shimx64\.efi,,[0-9.]+)/.exec(x64?.reason ?? '');
+  t.truthy(advice, x64?.reason);
+  t.regex(x64?.reason ?? '', new RegExp(`must hand out next-server ${LAB.server.replaceAll('.', '\\.')}`));
+  // The site's server, configured as explain says.
+  const site = await startDnsmasq(lab.site!, { iface: 'eth0', range: LAB.range, extra: [`dhcp-boot=${advice![1]}`] });
+  t.teardown(() => site.stop());
+  const booted = await bootOnce({ lab, firmware: 'uefi-secboot', mac, name: 'secboot-proxy', logs: () => `${ours.log()}\n--- site dnsmasq ---\n${site.log()}` });
+  t.log(`uefi-secboot beside dnsmasq: booted in ${booted.seconds.toFixed(1)} s`);
+  t.is(parseCmdline(booted.cmdline).get('bca.token'), tok, booted.cmdline);
+  t.is(SECUREBOOT_RE.exec(booted.console)?.[1], 'secureboot: Secure boot enabled');
+  t.regex(site.log(), new RegExp(`DHCPACK\\(eth0\\) 10\\.77\\.0\\.\\d+ ${mac}`), 'the site server gave the address');
 });
 
 for (const mode of ['full', 'proxy'] as const) {

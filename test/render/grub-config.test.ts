@@ -108,7 +108,7 @@ test('a miss says why on the console and returns to the firmware', (t) => {
 
 test('validate rejects an unknown loader, naming the field and the choices', (t) => {
   const err = t.throws(() => parseBootConfig(JSON.stringify({ kernel: '/images/k', loader: 'pxelinux' })));
-  t.regex(err.message, /^loader: loader must be one of "ipxe", "grub" \(got "pxelinux"\)$/);
+  t.regex(err.message, /^loader: must be one of "ipxe", "grub" \(got "pxelinux"\)$/);
   t.is(parseBootConfig(JSON.stringify({ kernel: '/images/k', loader: 'grub' })).loader, 'grub');
   t.is(parseBootConfig(JSON.stringify({ kernel: '/images/k' })).loader, undefined);
 });
