@@ -48,13 +48,14 @@ export interface ApplianceParts {
 export type ServiceFactory = (parts: ApplianceParts) => Service | undefined;
 
 /** Plain config plus the catalog's verdicts, so the decision stays pure. */
-export function bootSettings(config: Pick<AppConfig, 'baseUrl' | 'efiFirmware' | 'uefiLoader' | 'dhcp' | 'advertisedAddress'>, firmware: FirmwareCatalog): BootSettings {
+export function bootSettings(config: Pick<AppConfig, 'baseUrl' | 'efiFirmware' | 'uefiLoader' | 'dhcp' | 'advertisedAddress' | 'tftp'>, firmware: FirmwareCatalog): BootSettings {
   return {
     baseUrl: config.baseUrl,
     efiFirmware: config.efiFirmware,
     uefiLoader: config.uefiLoader,
     dhcpMode: config.dhcp.mode,
     tftpServer: config.advertisedAddress,
+    tftpPort: config.tftp?.port,
     firmware: { has: (name) => firmware.has(name), explain: (name) => firmware.explain(name) },
   };
 }

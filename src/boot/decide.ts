@@ -28,6 +28,11 @@ export interface BootSettings {
   dhcpMode: 'off' | 'proxy' | 'full';
   /** The address TFTP clients are sent to (next-server), for advice in reasons. */
   tftpServer: string | undefined;
+  /**
+   * The port this appliance serves TFTP on; undefined when it serves none (--tftp-address off).
+   * Firmware asks next-server on port 69 only, so a TFTP file is handed out only then.
+   */
+  tftpPort: number | undefined;
 }
 
 /**
@@ -58,7 +63,7 @@ export const GRUB_CHAINS: Readonly<Partial<Record<ArchName, GrubChain>>> = {
 };
 
 /** Bounded set: used as the dhcpIgnored{reason} label. */
-export type IgnoreReason = 'not-pxe' | 'unsupported-arch' | 'no-firmware';
+export type IgnoreReason = 'not-pxe' | 'unsupported-arch' | 'no-firmware' | 'no-config' | 'no-tftp';
 
 /**
  * Each target carries the machine's match, so the reply's log line and timeline say which
@@ -84,8 +89,8 @@ export function bootFileOf(target: BootableTarget): string {
   return target.action === 'tftp' ? target.file : target.url;
 }
 
-/** The EFI iPXE build for a non-x86 platform, named as distributions name it (e.g. ipxe-arm64.efi). */
-function platformBuild(efiFirmware: EfiFirmware, platform: 'arm64' | 'arm32'): string {
+/** The EFI iPXE build for a platform other than x86-64, named as distributions name it (e.g. ipxe-arm64.efi). */
+function platformBuild(efiFirmware: EfiFirmware, platform: 'arm64' | 'arm32' | 'ia32'): string {
   return efiFirmware.replace(/\.efi$/, `-${platform}.efi`);
 }
 
@@ -94,11 +99,13 @@ export function firmwareFor(arch: ArchName, efiFirmware: EfiFirmware): string | 
   switch (arch) {
     case 'bios':
       return 'undionly.kpxe';
-    case 'efi-ia32':
     case 'efi-x64':
-    case 'http-ia32':
     case 'http-x64':
       return efiFirmware;
+    // 32-bit UEFI cannot run the x86-64 build: it needs its own, which Debian does not ship.
+    case 'efi-ia32':
+    case 'http-ia32':
+      return platformBuild(efiFirmware, 'ia32');
     case 'efi-arm64':
     case 'http-arm64':
       return platformBuild(efiFirmware, 'arm64');
@@ -114,6 +121,18 @@ export function resolveBootTarget(client: ClientInfo, settings: BootSettings, ma
   if (client.arch === undefined) {
     return { action: 'ignore', code: 'not-pxe', reason: 'no option 93 (client architecture): not a PXE client', machine };
   }
+  // On a shared LAN every machine set to network boot asks; one we have nothing for would be
+  // chainloaded into iPXE only to get a 404, instead of going on to its next boot option.
+  if (settings.dhcpMode === 'proxy' && machine.kind === 'none') {
+    return { action: 'ignore', code: 'no-config', reason: 'left alone: no config (no uuid, mac or default boot config matches it; ProxyDHCP answers only machines it has a config for)', machine };
+  }
+  const target = bootTarget(client, settings, machine);
+  if (target.action !== 'tftp' || settings.tftpPort === 69) return target;
+  const why = settings.tftpPort === undefined ? 'TFTP is off here (--tftp-address off)' : `TFTP listens on port ${settings.tftpPort} here`;
+  return { action: 'ignore', code: 'no-tftp', reason: `${client.archName} PXE (arch ${client.arch}) would get ${target.file} over TFTP, but ${why} and firmware asks on port 69 only`, machine };
+}
+
+function bootTarget(client: ClientInfo, settings: BootSettings, machine: MachineMatch): BootTarget {
   if (client.ipxe) {
     return { action: 'ipxe-script', url: `${settings.baseUrl}/boot.ipxe`, reason: `iPXE (option 77 or 175) gets the boot script${scriptFor(machine)}${httpsWarning(client, settings)}`, machine };
   }

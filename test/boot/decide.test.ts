@@ -13,9 +13,10 @@ const WITH_ARM = [...DEBIAN, 'ipxe-arm64.efi', 'snponly-arm64.efi'];
 const SIGNED = [...DEBIAN, 'shimx64.efi', 'grubx64.efi'];
 const ALL = [...SIGNED, 'grubaa64.efi'];
 
-function settings(files: string[], efiFirmware: EfiFirmware = 'ipxe.efi', more: Partial<Pick<BootSettings, 'uefiLoader' | 'dhcpMode'>> = {}): BootSettings {
+function settings(files: string[], efiFirmware: EfiFirmware = 'ipxe.efi', more: { uefiLoader?: Loader; dhcpMode?: BootSettings['dhcpMode']; tftpPort?: number | 'off' } = {}): BootSettings {
   const set = new Set(files);
-  return { baseUrl: BASE, efiFirmware, uefiLoader: more.uefiLoader ?? 'ipxe', dhcpMode: more.dhcpMode ?? 'full', tftpServer: '10.0.0.1', firmware: { has: (n) => set.has(n) } };
+  const tftpPort = more.tftpPort === 'off' ? undefined : (more.tftpPort ?? 69);
+  return { baseUrl: BASE, efiFirmware, uefiLoader: more.uefiLoader ?? 'ipxe', dhcpMode: more.dhcpMode ?? 'full', tftpServer: '10.0.0.1', tftpPort, firmware: { has: (n) => set.has(n) } };
 }
 
 const says = (loader: Loader): MachineMatch => ({ kind: 'config', key: 'mac/52:54:00:00:00:01', loader });
@@ -34,7 +35,45 @@ const table: [string, ClientInfo, BootSettings, Want, MachineMatch?][] = [
   ['BIOS → undionly.kpxe', client('bios'), settings(DEBIAN), { action: 'tftp', file: 'undionly.kpxe' }],
   ['UEFI x64 (7) → ipxe.efi', client('uefi7'), settings(DEBIAN), { action: 'tftp', file: 'ipxe.efi' }],
   ['UEFI x64 (9) like 7', client('uefi9'), settings(DEBIAN), { action: 'tftp', file: 'ipxe.efi' }],
-  ['UEFI ia32 (6) → ipxe.efi', client('ia32'), settings(DEBIAN), { action: 'tftp', file: 'ipxe.efi' }],
+  ['UEFI ia32 (6) never gets the x86-64 build: ignored, naming the build it needs', client('ia32'), settings(DEBIAN), { action: 'ignore', code: 'no-firmware', reason: /needs ipxe-ia32\.efi/ }],
+  ['UEFI ia32 (6) with an ia32 build', client('ia32'), settings([...DEBIAN, 'ipxe-ia32.efi']), { action: 'tftp', file: 'ipxe-ia32.efi' }],
+  ['HTTP Boot ia32 (15) never gets the x86-64 build', client('httpboot16', 15), settings(DEBIAN), { action: 'ignore', code: 'no-firmware', reason: /ipxe-ia32\.efi/ }],
+  [
+    'ProxyDHCP: a machine without any config is left alone',
+    client('bios'),
+    settings(DEBIAN, 'ipxe.efi', { dhcpMode: 'proxy' }),
+    { action: 'ignore', code: 'no-config', reason: /^left alone: no config/ },
+  ],
+  ['ProxyDHCP: iPXE without any config is left alone too', client('ipxe-efi'), settings(DEBIAN, 'ipxe.efi', { dhcpMode: 'proxy' }), { action: 'ignore', code: 'no-config' }],
+  [
+    'ProxyDHCP: a machine with a config is answered',
+    client('bios'),
+    settings(DEBIAN, 'ipxe.efi', { dhcpMode: 'proxy' }),
+    { action: 'tftp', file: 'undionly.kpxe' },
+    { kind: 'config', key: 'default' },
+  ],
+  [
+    'ProxyDHCP: a machine whose config is broken is answered (/ipxe says why)',
+    client('ipxe-bios'),
+    settings(DEBIAN, 'ipxe.efi', { dhcpMode: 'proxy' }),
+    { action: 'ipxe-script' },
+    { kind: 'broken', key: 'mac/52:54:00:00:00:01' },
+  ],
+  ['full DHCP: a machine without a config still gets an address and its loader', client('bios'), settings(DEBIAN), { action: 'tftp', file: 'undionly.kpxe' }],
+  [
+    'TFTP off: no TFTP file is handed out, and the reason says why',
+    client('bios'),
+    settings(DEBIAN, 'ipxe.efi', { tftpPort: 'off' }),
+    { action: 'ignore', code: 'no-tftp', reason: /TFTP is off here \(--tftp-address off\)/ },
+  ],
+  [
+    'TFTP on another port: firmware asks on 69 only',
+    client('uefi7'),
+    settings(DEBIAN, 'ipxe.efi', { tftpPort: 1069 }),
+    { action: 'ignore', code: 'no-tftp', reason: /TFTP listens on port 1069 here/ },
+  ],
+  ['TFTP off: iPXE still gets its HTTP script', client('ipxe-bios'), settings(DEBIAN, 'ipxe.efi', { tftpPort: 'off' }), { action: 'ipxe-script' }],
+  ['TFTP off: HTTP Boot still gets its loader over HTTP', client('httpboot16'), settings(DEBIAN, 'ipxe.efi', { tftpPort: 'off' }), { action: 'http-boot', file: 'ipxe.efi' }],
   ['UEFI x64 with snponly chosen', client('uefi7'), settings(DEBIAN, 'snponly.efi'), { action: 'tftp', file: 'snponly.efi' }],
   ['arm64 without GRUB → ignored, naming the file', client('arm64'), settings(DEBIAN), { action: 'ignore', code: 'no-firmware', reason: /needs grubaa64\.efi/ }],
   ['arm64 → GRUB, whatever --uefi-loader says', client('arm64'), settings(ALL), { action: 'tftp', file: 'grubaa64.efi', chain: ['grub/grub.cfg'], reason: /arm64 UEFI boots GRUB/ }],
@@ -46,6 +85,7 @@ const table: [string, ClientInfo, BootSettings, Want, MachineMatch?][] = [
     client('arm64'),
     settings(ALL, 'ipxe.efi', { dhcpMode: 'proxy' }),
     { action: 'tftp', file: 'grubaa64.efi', reason: /^(?!.*warning)/ },
+    { kind: 'config', key: 'default' },
   ],
   ['x64 whose config says grub → shim', client('uefi7'), settings(SIGNED), { action: 'tftp', file: 'shimx64.efi', chain: ['grubx64.efi', 'grub/grub.cfg'], reason: /says "loader": "grub"/ }, GRUB],
   ['x64 (9) whose config says grub → shim', client('uefi9'), settings(SIGNED), { action: 'tftp', file: 'shimx64.efi' }, GRUB],
@@ -76,10 +116,9 @@ const table: [string, ClientInfo, BootSettings, Want, MachineMatch?][] = [
   ['BIOS whose config says grub keeps undionly.kpxe', client('bios'), settings(SIGNED), { action: 'tftp', file: 'undionly.kpxe' }, GRUB],
   ['iPXE whose config says grub still gets the script (it is already past the firmware)', client('ipxe-efi'), settings(SIGNED), { action: 'ipxe-script', url: `${BASE}/boot.ipxe` }, GRUB],
   ['HTTP Boot whose config says grub keeps ipxe.efi over HTTP (signed GRUB has no http)', client('httpboot16'), settings(SIGNED), { action: 'http-boot', file: 'ipxe.efi' }, GRUB],
-  ['ia32 whose config says grub keeps its iPXE answer (no signed ia32 chain)', client('ia32'), settings(SIGNED), { action: 'tftp', file: 'ipxe.efi' }, GRUB],
+  ['ia32 whose config says grub: no signed ia32 chain, and no x86-64 file either', client('ia32'), settings(SIGNED), { action: 'ignore', code: 'no-firmware' }, GRUB],
   ['arm32 (10) without a build → ignored', client('arm64', 10), settings(WITH_ARM), { action: 'ignore', code: 'no-firmware' }],
   ['HTTP Boot x64 (16) → /firmware/ipxe.efi', client('httpboot16'), settings(DEBIAN), { action: 'http-boot', url: `${BASE}/firmware/ipxe.efi`, file: 'ipxe.efi' }],
-  ['HTTP Boot ia32 (15)', client('httpboot16', 15), settings(DEBIAN), { action: 'http-boot', url: `${BASE}/firmware/ipxe.efi` }],
   ['HTTP Boot arm64 (19) without a build → ignored', client('httpboot19'), settings(DEBIAN), { action: 'ignore', code: 'no-firmware' }],
   ['HTTP Boot arm64 (19) with a build', client('httpboot19'), settings(WITH_ARM), { action: 'http-boot', url: `${BASE}/firmware/ipxe-arm64.efi` }],
   ['iPXE BIOS → boot.ipxe', client('ipxe-bios'), settings(DEBIAN), { action: 'ipxe-script', url: `${BASE}/boot.ipxe` }],

@@ -49,6 +49,7 @@ export function fullHarness(config: AppConfig, opts: FullHarnessOptions = {}): F
     uefiLoader: 'ipxe',
     dhcpMode: 'full',
     tftpServer: undefined,
+    tftpPort: 69,
     firmware: { has: (n: string) => ['undionly.kpxe', 'ipxe.efi'].includes(n) },
     ...opts.boot,
   };

@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { Metrics } from '../../src/metrics.ts';
 import { BootTimeline } from '../../src/events/timeline.ts';
 import type { BootSettings } from '../../src/boot/decide.ts';
-import { NO_MATCH } from '../../src/boot/machine.ts';
+import type { MachineMatch } from '../../src/boot/machine.ts';
 import { PxeBootServerPolicy } from '../../src/dhcp/boot-server-policy.ts';
 import { DhcpPipeline } from '../../src/dhcp/pipeline.ts';
 import type { DhcpPolicy } from '../../src/dhcp/policy.ts';
@@ -35,7 +35,7 @@ function harness(files = ['undionly.kpxe', 'ipxe.efi', 'snponly.efi']) {
   });
   const sent: { packet: DhcpPacket; bytes: Buffer; to: Destination }[] = [];
   const set = new Set(files);
-  const settings: BootSettings = { baseUrl: BASE, efiFirmware: 'ipxe.efi', uefiLoader: 'ipxe', dhcpMode: 'proxy', tftpServer: undefined, firmware: { has: (n) => set.has(n) } };
+  const settings: BootSettings = { baseUrl: BASE, efiFirmware: 'ipxe.efi', uefiLoader: 'ipxe', dhcpMode: 'proxy', tftpServer: undefined, tftpPort: 69, firmware: { has: (n) => set.has(n) } };
   const deps = {
     log: pino({ level: 'debug', base: undefined }, stream),
     metrics: new Metrics(),
@@ -45,15 +45,16 @@ function harness(files = ['undionly.kpxe', 'ipxe.efi', 'snponly.efi']) {
       sent.push({ packet: parsePacket(bytes), bytes, to });
     },
   };
-  /** The socket handler of one port: the DHCP pipeline with this mode's policy (no store: no machine has a config). */
+  /** The socket handler of one port: the DHCP pipeline with this mode's policy; every machine matches a default config (ProxyDHCP answers only those). */
   const pipeline = (policy: DhcpPolicy, over: Partial<typeof deps> = {}) => {
     const d = { ...deps, ...over };
-    return new DhcpPipeline(policy, { boot: d.settings, lookup: () => NO_MATCH, recorder: new DhcpRecorder(policy, d), send: d.send });
+    return new DhcpPipeline(policy, { boot: d.settings, lookup: () => DEFAULT_MATCH, recorder: new DhcpRecorder(policy, d), send: d.send });
   };
   const makeProxy = (over: Partial<typeof deps> = {}) => pipeline(new ProxyDhcpPolicy(US), over);
   return { deps, lines, sent, makeProxy, proxy: makeProxy(), boot: pipeline(new PxeBootServerPolicy(US)) };
 }
 
+const DEFAULT_MATCH: MachineMatch = { kind: 'config', key: 'default' };
 const MAC = '52:54:00:aa:bb:01' as Mac;
 const CLIENT = { address: '0.0.0.0', port: 68 };
 

@@ -3,7 +3,7 @@
  * bridge, the appliance on it, and scripted PXE clients (pxe-client.ts) run in client
  * namespaces. Everything lives in namespaces the Topology creates and destroys.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -113,14 +113,17 @@ export async function createLan(opts: { clients?: number; site?: boolean; extra?
   }
 }
 
-/** Starts the appliance in `ns` with a throwaway data dir and the project's firmware; TFTP off unless asked. */
+/**
+ * Starts the appliance in `ns` with a throwaway data dir holding a default boot config (in
+ * ProxyDHCP mode only machines with a config are answered) and the project's firmware, TFTP on
+ * eth0:69 (DHCP hands out TFTP files only when TFTP serves them there).
+ */
 export async function startOnLan(ns: Namespace, args: string[] = []): Promise<RunningAppliance & { dataDir: string }> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'bca-dhcp-'));
+  await mkdir(path.join(dataDir, 'boot'), { recursive: true });
+  await writeFile(path.join(dataDir, 'boot', 'default.json'), JSON.stringify({ kernel: '/images/vmlinuz' }));
   try {
-    const app = await startAppliance(
-      ['--iface', 'eth0', '--address', `${LAN.server}:8080`, '--data-path', dataDir, '--firmware-path', path.join(PROJECT_ROOT, 'firmware'), '--tftp-address', 'off', ...args],
-      { ns },
-    );
+    const app = await startAppliance(['--iface', 'eth0', '--address', `${LAN.server}:8080`, '--data-path', dataDir, '--firmware-path', path.join(PROJECT_ROOT, 'firmware'), ...args], { ns });
     const stop = app.stop.bind(app);
     return Object.assign(app, {
       dataDir,

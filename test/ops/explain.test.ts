@@ -29,7 +29,11 @@ async function dataDir(t: { teardown(fn: () => Promise<void>): void }, files: Re
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, cliArgs(args), { cwd: PROJECT_ROOT, encoding: 'utf8', env: { ...process.env, BOOTCFG_DATA_PATH: '' } });
+    const { stdout, stderr } = await run(process.execPath, cliArgs(args), {
+      cwd: PROJECT_ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, BOOTCFG_DATA_PATH: '', BOOTCFG_TFTP_ADDRESS: '127.0.0.1:69' },
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -162,4 +166,29 @@ test('`explain` CLI: beside a site DHCP server, the signed chain comes with what
   const x64 = e.dhcp.find((d) => d.firmware === 'efi-x64');
   t.is(x64?.bootFile, 'shimx64.efi');
   t.regex(x64?.reason ?? '', /the site's DHCP server must hand out next-server 127\.0\.0\.1/);
+});
+
+test('`explain` CLI: with TFTP off, no firmware gets a TFTP file, and it says why; iPXE and HTTP Boot still get theirs', async (t) => {
+  const dir = await dataDir(t, FILES);
+  const r = await cli(['explain', '--mac', MAC, '--data-path', dir, '--dhcp', 'off', '--tftp-address', 'off', '--json']);
+  t.is(r.code, 0, r.stderr);
+  const e = JSON.parse(r.stdout) as Explanation;
+  const by = Object.fromEntries(e.dhcp.map((d) => [d.firmware, d]));
+  t.is(by.bios?.action, 'ignore');
+  t.regex(by.bios?.reason ?? '', /would get undionly\.kpxe over TFTP, but TFTP is off here \(--tftp-address off\)/);
+  t.is(by['efi-x64']?.action, 'ignore');
+  t.is(by.ipxe?.action, 'ipxe-script');
+  t.is(by['http-x64']?.action, 'http-boot');
+});
+
+test('`explain` CLI: beside a site DHCP server, a machine without any config is left alone, and it says so', async (t) => {
+  const dir = await dataDir(t, { 'boot/mac/52-54-00-E0-00-01.json': JSON.stringify({ kernel: '/images/vmlinuz' }) });
+  const r = await cli(['explain', '--mac', '52:54:00:e0:00:99', '--data-path', dir, '--json', '--iface', 'lo', '--dhcp', 'proxy']);
+  const e = JSON.parse(r.stdout) as Explanation;
+  for (const d of e.dhcp) {
+    t.is(d.action, 'ignore', d.firmware);
+    t.regex(d.reason, /^left alone: no config/, d.firmware);
+  }
+  const known = JSON.parse((await cli(['explain', '--mac', MAC, '--data-path', dir, '--json', '--iface', 'lo', '--dhcp', 'proxy'])).stdout) as Explanation;
+  t.is(known.dhcp.find((d) => d.firmware === 'bios')?.action, 'tftp');
 });

@@ -31,6 +31,8 @@ export async function startOpsServer(files: Record<string, string> = {}): Promis
       'data-path': dataPath,
       'images-path': path.join(dir, 'images'),
       'firmware-path': path.join(PROJECT_ROOT, 'firmware'),
+      // Named, never started (the ops server runs HTTP only): DHCP hands out TFTP files only when TFTP is on port 69.
+      'tftp-address': '127.0.0.1:69',
       'log-level': 'silent',
       'log-format': 'json',
     },
