@@ -110,7 +110,7 @@ async function serve(args: string[]): Promise<number> {
     process.stdout.write(`bootcfg-appliance ${pkg.version}\n`);
     return 0;
   }
-  await serveCommand({ config: buildConfig(raw), version: pkg.version, baseUrlGiven: raw['base-url'] !== undefined });
+  await serveCommand({ config: buildConfig(raw), version: pkg.version, baseUrlGiven: raw['base-url'] !== undefined, reload: () => buildConfig(raw) });
   return -1; // keep running until a signal
 }
 
