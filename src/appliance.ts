@@ -14,7 +14,7 @@ import { ipxeDiscovers } from './events/ipxe-discovers.ts';
 import { StallWatch } from './events/stall-watch.ts';
 import { BootTimeline } from './events/timeline.ts';
 import { explain, type Explanation } from './explain.ts';
-import { FirmwareCatalog } from './firmware/catalog.ts';
+import { FirmwareCatalog, FirmwareTrustError } from './firmware/catalog.ts';
 import { createHttpApp } from './http/app.ts';
 import { HttpService } from './http/service.ts';
 import type { Logger } from './log.ts';
@@ -72,6 +72,13 @@ export function explainer(parts: Pick<ApplianceParts, 'config' | 'store' | 'boot
 
 export async function createParts(config: AppConfig, log: Logger): Promise<ApplianceParts> {
   const firmware = await FirmwareCatalog.load(config.firmwarePath, log);
+  if (firmware.trust === 'none' && (config.tftp || config.dhcp.mode !== 'off')) {
+    throw new FirmwareTrustError(
+      `--firmware-path ${firmware.root}: no SHA256SUMS there and no Debian package installed its files, so none of them can be trusted and no machine would get a boot loader. ` +
+        `Use the project's folder (bash firmware/fetch.sh; --firmware-path ./firmware), Debian's /usr/lib/ipxe (checked against dpkg's checksums), ` +
+        `or list the files you trust: (cd ${firmware.root} && sha256sum undionly.kpxe ipxe.efi > SHA256SUMS)`,
+    );
+  }
   const { dhcp } = config;
   const leasePool = dhcp.mode === 'full' ? poolFor(dhcp.range, dhcp.segment.address, dhcp.router, dhcp.leaseTime) : undefined;
   const metrics = new Metrics({ processMetrics: true, leaseCounts: leasePool && (() => leasePool.counts()) });

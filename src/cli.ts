@@ -5,6 +5,7 @@ import { explainCommand } from './commands/explain.ts';
 import { serveCommand } from './commands/serve.ts';
 import { validateCommand } from './commands/validate.ts';
 import { ConfigError, resolveConfig, type AppConfig, type RawOptions } from './config.ts';
+import { FirmwareTrustError } from './firmware/catalog.ts';
 import { InterfaceError, lookupInterface } from './net/interface.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -145,6 +146,10 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof UsageError || err instanceof ConfigError || err instanceof InterfaceError) {
       process.stderr.write(`bootcfg-appliance: ${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    if (err instanceof FirmwareTrustError) {
+      process.stderr.write(`bootcfg-appliance: ${err.message}\n`);
       return 2;
     }
     process.stderr.write(`bootcfg-appliance: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

@@ -1,5 +1,7 @@
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFile, realpath, stat } from 'node:fs/promises';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import type { Logger } from '../log.ts';
 
@@ -34,6 +36,51 @@ const LINE = /^([0-9a-fA-F]{64}) [ *](.+)$/;
 
 export class ManifestError extends Error {}
 
+/** How the files were checked: against SHA256SUMS, against dpkg's own checksums of the package that owns the folder, or not at all. */
+export type FirmwareTrust = 'sha256sums' | 'dpkg' | 'none';
+
+/**
+ * The firmware folder cannot be trusted at all (no SHA256SUMS, no package owns it) while DHCP or
+ * TFTP would hand its files out: refused at start, with what to do, rather than a warning and
+ * then machines that silently get nothing.
+ */
+export class FirmwareTrustError extends Error {}
+
+const run = promisify(execFile);
+
+/**
+ * dpkg's checksums (md5, as dpkg keeps them) of the files a Debian package installed in `root`,
+ * keyed by the path without its leading "/": /usr/lib/ipxe is trusted as the `ipxe` package
+ * installed it. undefined when no package owns the folder.
+ */
+async function dpkgChecksums(root: string): Promise<{ packages: string[]; md5: Map<string, string> } | undefined> {
+  let owners: string;
+  try {
+    ({ stdout: owners } = await run('dpkg-query', ['-S', root], { encoding: 'utf8', timeout: 10_000 }));
+  } catch {
+    return undefined;
+  }
+  const line = owners.split('\n').find((l) => l.endsWith(`: ${root}`));
+  if (!line) return undefined;
+  const packages = line
+    .slice(0, -`: ${root}`.length)
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  const md5 = new Map<string, string>();
+  for (const pkg of packages) {
+    const arch = pkg.includes(':') ? [pkg] : [pkg, ...['amd64', 'arm64', 'all'].map((a) => `${pkg}:${a}`)];
+    for (const name of arch) {
+      const text = await readFile(`/var/lib/dpkg/info/${name}.md5sums`, 'utf8').catch(() => '');
+      for (const l of text.split('\n')) {
+        const m = /^([0-9a-f]{32}) {2}(.+)$/.exec(l);
+        if (m) md5.set(m[2]!, m[1]!);
+      }
+    }
+  }
+  return md5.size ? { packages, md5 } : undefined;
+}
+
 /** Parses `sha256sum` output (text or binary mode markers). Throws ManifestError on a line it does not understand. */
 export function parseSha256Sums(text: string): { name: string; sha256: string }[] {
   const out: { name: string; sha256: string }[] = [];
@@ -66,6 +113,8 @@ export class FirmwareCatalog {
     readonly root: string,
     entries: FirmwareEntry[],
     verified: VerifiedFirmware[] = [],
+    /** How the files were checked; 'none' when the folder has neither SHA256SUMS nor a package that owns it. */
+    readonly trust: FirmwareTrust = entries.length ? 'sha256sums' : 'none',
   ) {
     this.entries = entries;
     for (const v of verified) this.verified.set(v.name, v);
@@ -85,7 +134,8 @@ export class FirmwareCatalog {
     } catch (err) {
       // A damaged manifest must not stop DHCP/HTTP from starting; it only means no firmware is trusted.
       log?.error({ err, firmwarePath: root }, `firmware: cannot read ${path.join(root, 'SHA256SUMS')}: ${(err as Error).message}; no firmware will be handed out`);
-      return FirmwareCatalog.empty(root);
+      // A manifest is there, only damaged: said loudly above, and it is not "nobody vouches for this folder".
+      return new FirmwareCatalog(root, [], [], 'sha256sums');
     }
     if (log) catalog.report(log);
     return catalog;
@@ -98,7 +148,7 @@ export class FirmwareCatalog {
     } catch (err) {
       if (err instanceof ManifestError) throw err;
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return new FirmwareCatalog(root, []);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return FirmwareCatalog.fromDpkg(root);
       throw err;
     }
     let realRoot: string;
@@ -149,6 +199,38 @@ export class FirmwareCatalog {
     return new FirmwareCatalog(root, entries, verified);
   }
 
+  /**
+   * A folder without SHA256SUMS that a Debian package installed (Debian's own /usr/lib/ipxe):
+   * each file in it is checked against dpkg's record of that package; files dpkg does not
+   * know are left out.
+   */
+  private static async fromDpkg(root: string): Promise<FirmwareCatalog> {
+    const sums = await dpkgChecksums(root);
+    if (!sums) return new FirmwareCatalog(root, [], [], 'none');
+    const entries: FirmwareEntry[] = [];
+    const verified: VerifiedFirmware[] = [];
+    for (const name of (await readdir(root).catch(() => [])).sort()) {
+      if (!NAME.test(name)) continue;
+      let real: string;
+      try {
+        real = await realpath(path.join(root, name));
+        if (!(await stat(real)).isFile()) continue;
+      } catch {
+        continue;
+      }
+      // ipxe.efi in /usr/lib/ipxe is a symlink to /boot/ipxe.efi: dpkg knows the file it points to.
+      const expected = sums.md5.get(real.replace(/^\/+/, ''));
+      if (!expected) continue;
+      const data = await readFile(real);
+      const md5 = createHash('md5').update(data).digest('hex');
+      const sha256 = createHash('sha256').update(data).digest('hex');
+      const entry: FirmwareEntry = { name, status: md5 === expected ? 'ok' : 'bad-checksum', expected: `md5:${expected}`, size: data.length, actual: md5 === expected ? sha256 : `md5:${md5}` };
+      entries.push(entry);
+      if (entry.status === 'ok') verified.push({ name, path: real, size: data.length, sha256, data });
+    }
+    return new FirmwareCatalog(root, entries, verified, entries.length ? 'dpkg' : 'none');
+  }
+
   /** True only for a file named in SHA256SUMS, present, and matching its checksum. */
   has(name: string): boolean {
     return this.verified.has(name);
@@ -195,6 +277,7 @@ export class FirmwareCatalog {
       log.warn({ firmwarePath: this.root }, `firmware: no SHA256SUMS in ${this.root}; no firmware will be handed out`);
       return;
     }
+    if (this.trust === 'dpkg') log.info({ firmwarePath: this.root }, `firmware: ${this.root} has no SHA256SUMS; its files are checked against dpkg's checksums of the package that installed them`);
     for (const e of bad) {
       log.warn({ firmware: e.name, status: e.status, expected: e.expected, actual: e.actual }, `firmware: ${this.explain(e.name)}; it will not be handed out`);
     }

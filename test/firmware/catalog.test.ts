@@ -76,3 +76,37 @@ test('the firmware fetched into ./firmware verifies (after firmware/fetch.sh)', 
   for (const e of listed) t.is(e.status, 'ok', `${e.name}: ${fw.explain(e.name) ?? ''}`);
   t.true(fw.has('undionly.kpxe') && fw.has('ipxe.efi') && fw.has('snponly.efi'));
 });
+
+test("Debian's /usr/lib/ipxe (no SHA256SUMS) is trusted through dpkg's checksums of the ipxe package, ipxe.efi through its symlink", async (t) => {
+  const c = await FirmwareCatalog.load('/usr/lib/ipxe');
+  if (c.trust === 'none') {
+    t.log('the ipxe package is not installed here: nothing to check');
+    t.pass();
+    return;
+  }
+  t.is(c.trust, 'dpkg');
+  t.true(c.has('undionly.kpxe'));
+  t.true(c.has('ipxe.efi'), 'ipxe.efi → /boot/ipxe.efi, which dpkg knows');
+  t.is(c.resolve('ipxe.efi')?.path, '/boot/ipxe.efi');
+  t.is(c.resolve('undionly.kpxe')?.sha256, sha(c.resolve('undionly.kpxe')!.data));
+  t.false(c.has('qemu'), 'a folder is not a file');
+});
+
+test('a firmware folder nobody vouches for is refused at start when DHCP or TFTP would hand it out, saying what to do', async (t) => {
+  const dir = await fixture(t);
+  await writeFile(path.join(dir, 'undionly.kpxe'), 'not checked');
+  t.is((await FirmwareCatalog.load(dir)).trust, 'none');
+  const { execFile } = await import('node:child_process');
+  const { cliArgs, PROJECT_ROOT } = await import('../helpers/appliance.ts');
+  const r = await new Promise<{ code: number; stderr: string }>((resolve) =>
+    execFile(
+      process.execPath,
+      cliArgs(['--tftp-address', '127.0.0.1:0', '--address', '127.0.0.1:0', '--firmware-path', dir, '--data-path', dir]),
+      { cwd: PROJECT_ROOT, encoding: 'utf8', timeout: 30_000 },
+      (err, _out, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? -1) : 0, stderr }),
+    ),
+  );
+  t.is(r.code, 2);
+  t.regex(r.stderr, /--firmware-path .*: no SHA256SUMS there and no Debian package installed its files/);
+  t.regex(r.stderr, /sha256sum undionly\.kpxe ipxe\.efi > SHA256SUMS/);
+});
