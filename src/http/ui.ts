@@ -3,10 +3,10 @@ import Router from '@koa/router';
 import { named } from './request-info.ts';
 
 /**
- * The assets stay in src/http/ui/ (no front-end build): resolved from the project root,
- * this file finds them whether it runs from src/ through tsx or from dist/ after `npm run build`.
+ * The assets sit beside this file (no front-end build): src/http/ui/ when it runs through tsx,
+ * dist/http/ui/ after `npm run build`, which copies them there, so a built package needs no src/.
  */
-const ASSET_DIR = new URL('../../src/http/ui/', import.meta.url);
+const ASSET_DIR = new URL('./ui/', import.meta.url);
 
 const ASSETS: Record<string, { file: string; type: string }> = {
   '/ui': { file: 'index.html', type: 'text/html; charset=utf-8' },

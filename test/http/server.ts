@@ -18,7 +18,7 @@ export interface TestServer {
 }
 
 /** A loopback port free right now: the base URL (kernel and initrd URLs in scripts) must name the port before the server starts. */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.once('error', reject);
