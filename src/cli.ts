@@ -7,6 +7,7 @@ import { validateCommand } from './commands/validate.ts';
 import { ConfigError, resolveConfig, type AppConfig, type RawOptions } from './config.ts';
 import { FirmwareTrustError } from './firmware/catalog.ts';
 import { InterfaceError, lookupInterface } from './net/interface.ts';
+import { goStyleFlags } from './util/go-flags.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -43,7 +44,8 @@ export const USAGE = `Usage: bootcfg-appliance [serve] [options]
 Boots machines on one network segment: ProxyDHCP or DHCP, TFTP for iPXE firmware,
 and the bootcfg HTTP API. Without --iface it is the plain bootcfg HTTP service.
 
-Options (each also read from the environment variable shown):
+Options (each also read from the environment variable shown; bootcfg's Go-style
+-flag=value and -flag value are taken too):
   --iface NAME             interface to serve DHCP/TFTP on; its IPv4 is advertised  BOOTCFG_IFACE
   --address HOST:PORT      HTTP listen address (default 0.0.0.0:8080)             BOOTCFG_ADDRESS
   --base-url URL           URL clients are sent to (default http://<iface IPv4>:<port>)  BOOTCFG_BASE_URL
@@ -81,7 +83,7 @@ export function envName(flag: string): string {
 export function readServeOptions(args: string[], env: NodeJS.ProcessEnv): { raw: RawOptions; help: boolean; version: boolean } {
   let values: Partial<Record<keyof typeof SERVE_OPTIONS, string | boolean | undefined>>;
   try {
-    ({ values } = parseArgs({ args, options: SERVE_OPTIONS, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({ args: goStyleFlags(args), options: SERVE_OPTIONS, strict: true, allowPositionals: false }));
   } catch (err) {
     throw new UsageError((err as Error).message);
   }

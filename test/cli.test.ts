@@ -83,3 +83,21 @@ test('serve: the store loads first and the HTTP API answers from it; SIGTERM sto
   t.regex(await res.text(), /^#!ipxe\nkernel http:\/\/boot\.test:8080\/images\/debian\/linux initrd=initrd0 console=ttyS0,115200n8 priority=low quiet\n/);
   t.is(await app.stop(), 0);
 });
+
+test("the seed's own Go-style command line serves: -address=HOST:PORT -data-path DIR", async (t) => {
+  const app = await startAppliance(['-address=127.0.0.1:0', '-data-path', path.join(PROJECT_ROOT, 'data'), '-log-level=info']);
+  t.teardown(() => app.stop());
+  const address = String(app.lines.find((l) => l.msg === 'http listening')!.address);
+  const res = await fetch(`http://${address}/ipxe?mac=52-54-00-C7-B6-64`);
+  t.is(res.status, 200, 'the data path given Go-style was read');
+  t.is(await app.stop(), 0);
+});
+
+test('Go-style flags: an unknown one is the same usage error as its -- form; validate takes them too', async (t) => {
+  assertUsageError(t, await run(['-bogus=1']), /Unknown option '--bogus'/);
+  const r = await run(['validate', '-data-path', path.join(PROJECT_ROOT, 'data')]);
+  t.is(r.code, 0, r.stderr);
+  const help = await run(['-h']);
+  t.is(help.code, 0);
+  t.regex(help.stdout, /--data-path DIR/, 'the usage shows the -- form');
+});

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { goStyleFlags } from '../util/go-flags.ts';
 import { ConfigError } from '../config.ts';
 import { checkDataPath } from '../store/data-files.ts';
 
@@ -19,7 +20,7 @@ export interface CommandIo {
 export async function validateCommand(args: string[], io: CommandIo): Promise<number> {
   let values: { 'data-path'?: string | undefined; help?: boolean | undefined };
   try {
-    ({ values } = parseArgs({ args, options: { 'data-path': { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({ args: goStyleFlags(args), options: { 'data-path': { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }));
   } catch (err) {
     throw new ConfigError(`validate: ${(err as Error).message}`);
   }
