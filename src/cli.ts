@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { explainCommand } from './commands/explain.ts';
+import { imagesCommand } from './commands/images.ts';
 import { serveCommand } from './commands/serve.ts';
 import { validateCommand } from './commands/validate.ts';
 import { ConfigError, resolveConfig, type AppConfig, type RawOptions } from './config.ts';
@@ -40,6 +41,7 @@ type ServeFlag = Exclude<keyof typeof SERVE_OPTIONS, 'help' | 'version'>;
 export const USAGE = `Usage: bootcfg-appliance [serve] [options]
        bootcfg-appliance validate [--data-path DIR]
        bootcfg-appliance explain --mac MAC [--uuid UUID] [--json] [options]
+       bootcfg-appliance images fetch debian [--release 12] [--arch amd64|arm64] [--images-path DIR]
 
 Boots machines on one network segment: ProxyDHCP or DHCP, TFTP for iPXE firmware,
 and the bootcfg HTTP API. Without --iface it is the plain bootcfg HTTP service.
@@ -135,7 +137,11 @@ async function explain(args: string[]): Promise<number> {
   });
 }
 
-export const COMMANDS: Record<string, Command> = { serve, validate, explain };
+async function images(args: string[]): Promise<number> {
+  return imagesCommand(args, { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t), env: process.env });
+}
+
+export const COMMANDS: Record<string, Command> = { serve, validate, explain, images };
 
 export async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
