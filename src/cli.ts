@@ -1,7 +1,9 @@
 /** argv and the environment: which command, its flags and BOOTCFG_* variables, usage errors (exit 2). */
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { diagnose, formatReport } from './commands/doctor.ts';
 import { explainCommand } from './commands/explain.ts';
+import { probeDhcp } from './dhcp/probe.ts';
 import { imagesCommand } from './commands/images.ts';
 import { serveCommand } from './commands/serve.ts';
 import { validateCommand } from './commands/validate.ts';
@@ -28,6 +30,7 @@ const SERVE_OPTIONS = {
   'lease-time': { type: 'string' },
   'lease-file': { type: 'string' },
   'tftp-address': { type: 'string' },
+  'tftp-max-per-client': { type: 'string' },
   'ipv6-ra-quench': { type: 'boolean' },
   'stall-after': { type: 'string' },
   'log-level': { type: 'string' },
@@ -41,6 +44,7 @@ type ServeFlag = Exclude<keyof typeof SERVE_OPTIONS, 'help' | 'version'>;
 export const USAGE = `Usage: bootcfg-appliance [serve] [options]
        bootcfg-appliance validate [--data-path DIR]
        bootcfg-appliance explain --mac MAC [--uuid UUID] [--json] [options]
+       bootcfg-appliance doctor [--iface NAME] [--json] [--no-probe] [options]
        bootcfg-appliance images fetch debian [--release 12] [--arch amd64|arm64] [--images-path DIR]
 
 Boots machines on one network segment: ProxyDHCP or DHCP, TFTP for iPXE firmware,
@@ -58,13 +62,17 @@ Options (each also read from the environment variable shown; bootcfg's Go-style
   --uefi-loader ipxe|grub  loader for x86-64 UEFI PXE machines whose boot config names no
                            "loader": iPXE, or the signed shim → GRUB chain for Secure Boot
                            (default ipxe; arm64 always boots GRUB)                  BOOTCFG_UEFI_LOADER
-  --dhcp proxy|full|off    DHCP mode (default proxy with --iface, off without)    BOOTCFG_DHCP
+  --dhcp proxy|full|off|auto  DHCP mode (default proxy with --iface, off without); auto
+                           asks the segment first: full when no DHCP server answers (with
+                           --dhcp-range), proxy beside one                         BOOTCFG_DHCP
   --dhcp-range START,END   address pool, full mode only                           BOOTCFG_DHCP_RANGE
   --dhcp-router IP         router (option 3) handed out in full mode              BOOTCFG_DHCP_ROUTER
   --dhcp-dns IP[,IP...]    DNS servers (option 6) handed out in full mode         BOOTCFG_DHCP_DNS
   --lease-time SECONDS     lease time in full mode (default 3600)                 BOOTCFG_LEASE_TIME
   --lease-file PATH        lease database (default <data-path>/state/leases.json) BOOTCFG_LEASE_FILE
   --tftp-address HOST:PORT|off  TFTP listen address (default <iface IPv4>:69 with --iface, off without)  BOOTCFG_TFTP_ADDRESS
+  --tftp-max-per-client N  TFTP transfers in flight at once from one IP address, 1..1000;
+                           more get an ERROR (default 8)                           BOOTCFG_TFTP_MAX_PER_CLIENT
   --ipv6-ra-quench         answer IPv6 router solicitations with router lifetime 0 so iPXE
                            stops waiting for IPv6 (~13 s); full mode only, needs CAP_NET_RAW  BOOTCFG_IPV6_RA_QUENCH=1
   --stall-after SECONDS    a boot whose next step does not come within this long is
@@ -105,6 +113,19 @@ export function buildConfig(raw: RawOptions): AppConfig {
   return resolveConfig(raw, { lookupInterface, isTty: Boolean(process.stdout.isTTY) });
 }
 
+/** --dhcp auto: one DISCOVER on --iface decides between full and proxy; the reason is logged at start. */
+async function resolveAutoDhcp(raw: RawOptions): Promise<string | undefined> {
+  const asked: string | undefined = raw.dhcp;
+  if (asked !== 'auto') return undefined;
+  if (!raw.iface) throw new UsageError('--dhcp auto: needs --iface (the segment to ask)');
+  const probe = await probeDhcp({ iface: raw.iface, hasRange: raw['dhcp-range'] !== undefined });
+  raw.dhcp = probe.advice.mode;
+  // Beside a DHCP server the range (and the RA quench, full mode's) stay unused rather than refused.
+  const unused = probe.advice.mode === 'proxy' ? (['dhcp-range', 'ipv6-ra-quench'] as const).filter((f) => raw[f] !== undefined) : [];
+  for (const f of unused) delete raw[f];
+  return `--dhcp auto: ${probe.advice.mode}: ${probe.advice.why}${unused.length ? ` (${unused.map((f) => `--${f}`).join(', ')} unused)` : ''}${probe.advice.warning ? `; warning: ${probe.advice.warning}` : ''}`;
+}
+
 async function serve(args: string[]): Promise<number> {
   const { raw, help, version } = readServeOptions(args, process.env);
   if (help) {
@@ -115,7 +136,8 @@ async function serve(args: string[]): Promise<number> {
     process.stdout.write(`bootcfg-appliance ${pkg.version}\n`);
     return 0;
   }
-  await serveCommand({ config: buildConfig(raw), version: pkg.version, baseUrlGiven: raw['base-url'] !== undefined, reload: () => buildConfig(raw) });
+  const auto = await resolveAutoDhcp(raw);
+  await serveCommand({ config: buildConfig(raw), version: pkg.version, baseUrlGiven: raw['base-url'] !== undefined, reload: () => buildConfig(raw), notes: auto ? [auto] : [] });
   return -1; // keep running until a signal
 }
 
@@ -137,11 +159,26 @@ async function explain(args: string[]): Promise<number> {
   });
 }
 
+async function doctor(args: string[]): Promise<number> {
+  const json = args.includes('--json') || args.includes('-json');
+  const noProbe = args.includes('--no-probe') || args.includes('-no-probe');
+  const { raw } = readServeOptions(
+    args.filter((a) => !['--json', '-json', '--no-probe', '-no-probe'].includes(a)),
+    process.env,
+  );
+  const hasRange = raw['dhcp-range'] !== undefined;
+  const asked: string | undefined = raw.dhcp;
+  if (asked === 'auto') raw.dhcp = hasRange ? 'full' : 'proxy';
+  const report = await diagnose(buildConfig(raw), { probe: !noProbe, hasRange });
+  process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+  return report.findings.some((f) => f.verdict === 'fail') ? 1 : 0;
+}
+
 async function images(args: string[]): Promise<number> {
   return imagesCommand(args, { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t), env: process.env });
 }
 
-export const COMMANDS: Record<string, Command> = { serve, validate, explain, images };
+export const COMMANDS: Record<string, Command> = { serve, validate, explain, doctor, images };
 
 export async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;

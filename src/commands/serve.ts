@@ -10,6 +10,8 @@ export interface ServeOptions {
   baseUrlGiven: boolean;
   /** Resolves the configuration again, reading --iface's address anew: used when that address changes. */
   reload?: () => AppConfig;
+  /** Decisions taken before the logger existed (--dhcp auto), logged at start. */
+  notes?: string[];
 }
 
 function logReady(log: Logger, config: AppConfig, version: string): void {
@@ -32,8 +34,9 @@ function logReady(log: Logger, config: AppConfig, version: string): void {
  * bound to the interface), but a new address is in every reply, so the services are restarted
  * with it.
  */
-export async function serveCommand({ config, version, baseUrlGiven, reload }: ServeOptions): Promise<void> {
+export async function serveCommand({ config, version, baseUrlGiven, reload, notes = [] }: ServeOptions): Promise<void> {
   const log = createLogger(config.log);
+  for (const note of notes) log.info({ dhcp: config.dhcp.mode }, note);
   let appliance = new Appliance(await createParts(config, log));
   // Stops and restarts run one after another, never interleaved.
   let queue: Promise<void> = Promise.resolve();
