@@ -5,8 +5,8 @@
  * ProxyDHCP offer would carry.
  */
 import { applyBootTarget } from './boot-reply.ts';
-import { MessageType, Opt } from './options.ts';
-import { replyTo } from './packet.ts';
+import { encodeEncapsulated, MessageType, Opt, PxeSubOpt } from './options.ts';
+import { replyTo, type DhcpPacket } from './packet.ts';
 import { noise, notable, type DhcpPolicy, type Exchange, type PolicyAnswer } from './policy.ts';
 import { bootServerDestination, PXE_PORT } from './transport.ts';
 
@@ -31,6 +31,20 @@ export class PxeBootServerPolicy implements DhcpPolicy {
     reply.options.setU8(Opt.MESSAGE_TYPE, MessageType.ACK);
     reply.ciaddr = request.ciaddr;
     applyBootTarget(reply, ex.client, target, { serverAddress: this.serverAddress, pxeVendorClass: true });
+    echoBootItem(reply, request);
     return { kind: 'reply', type: 'ACK', packet: reply, to: bootServerDestination(request, ex.from) };
   }
+}
+
+/**
+ * The boot item (43.71: type and layer) the client asked for, echoed in the ACK as the PXE
+ * spec (2.1, §2.2.6) requires: a client doing boot server discovery matches the answer to its
+ * request by it. Kept beside whatever 43 the boot target put there.
+ */
+function echoBootItem(reply: DhcpPacket, request: DhcpPacket): void {
+  const item = request.options.pxeVendorOptions()?.get(PxeSubOpt.BOOT_ITEM);
+  if (!item) return;
+  const sub = reply.options.pxeVendorOptions() ?? new Map<number, Buffer>();
+  sub.set(PxeSubOpt.BOOT_ITEM, item);
+  reply.options.set(Opt.VENDOR_SPECIFIC, encodeEncapsulated(sub));
 }

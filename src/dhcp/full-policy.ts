@@ -1,38 +1,32 @@
 /**
  * Full DHCP (--dhcp full): we hand out the addresses of --dhcp-range, and the boot file per
  * client as ProxyDHCP does (boot-reply.ts), so a segment with no other DHCP server boots
- * with nothing else running.
+ * with nothing else running. A relayed request is served from the subnet of its link
+ * (subnets.ts); today that is the --iface segment only.
  *
- * Policy lives here, addresses in leases.ts, durability in lease-file.ts. An ACK leaves only
- * after its lease is on disk (group commit), so a crash never forgets an address a client uses.
+ * Policy lives here, the subnets in subnets.ts, addresses in leases.ts, durability in
+ * lease-file.ts. An ACK leaves only after its lease is on disk (group commit), so a crash
+ * never forgets an address a client uses.
  */
 import type { ClientInfo } from '../boot/client.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import { broadcastOf, intToIpv4, sameSubnet } from '../net/ipv4.ts';
+import { intToIpv4 } from '../net/ipv4.ts';
 import { applyBootTarget } from './boot-reply.ts';
 import { normalizeClientId, type LeaseClient, type LeasePool } from './leases.ts';
 import { encodeEncapsulated, IpxeSubOpt, MessageType, Opt, u8 } from './options.ts';
-import { replyTo, type DhcpPacket } from './packet.ts';
+import { FLAG_BROADCAST, replyTo, type DhcpPacket } from './packet.ts';
 import { HANDLED, recorded, type DhcpHandled, type DhcpPolicy, type DhcpReply, type DhcpSilence, type Exchange, type PolicyAnswer } from './policy.ts';
-import { replyDestination, SERVER_PORT } from './transport.ts';
+import { contains, type ServedSubnet, type SubnetDirectory } from './subnets.ts';
+import { fromRelayAgent, replyDestination, SERVER_PORT } from './transport.ts';
 
 export interface FullDhcpOptions {
   /** Our address on the interface: option 54, siaddr. */
   serverAddress: string;
-  netmask: string;
-  router: string | undefined;
-  dns: string[];
-  /** Seconds. */
-  leaseTime: number;
 }
 
 export interface FullDhcpDeps {
-  pool: LeasePool;
-  /** The lease file's path, for the log lines about writing it. */
-  leaseFile: string;
-  /** Resolves once every pool change made before the call is on disk (lease-file.ts). */
-  commit: () => Promise<void>;
+  subnets: SubnetDirectory;
   log: Logger;
   metrics: Pick<Metrics, 'dhcpLeaseWriteFailures'>;
 }
@@ -41,6 +35,17 @@ type RequestState = 'selecting' | 'init-reboot' | 'renewing';
 
 /** iPXE stops waiting ~3 s for ProxyDHCP offers that will never come (wire.md). */
 const IPXE_NO_PROXY = encodeEncapsulated([[IpxeSubOpt.NO_PXEDHCP, u8(1)]]);
+
+/** One request with the subnet of its link. */
+interface Asked {
+  ex: Exchange;
+  who: LeaseClient;
+  subnet: ServedSubnet;
+}
+
+function rangeOf(pool: LeasePool): string {
+  return `${intToIpv4(pool.startInt)}-${intToIpv4(pool.endInt)}`;
+}
 
 export class FullDhcpPolicy implements DhcpPolicy {
   readonly mode = 'full';
@@ -55,46 +60,56 @@ export class FullDhcpPolicy implements DhcpPolicy {
     return request.ciaddr !== '0.0.0.0' ? request.ciaddr : undefined;
   }
 
+  /**
+   * The client's link: a relay's link-selection sub-option (82.5, RFC 3527) when it sends one,
+   * else giaddr (RFC 2131 §4.3.1), else our own segment. 82 in a packet no relay forwarded is
+   * the client's own and is not trusted.
+   */
+  private linkOf(req: DhcpPacket): string {
+    if (req.giaddr === '0.0.0.0') return this.options.serverAddress;
+    return req.options.linkSelection() ?? req.giaddr;
+  }
+
   async answer(ex: Exchange): Promise<PolicyAnswer> {
     const { request: req } = ex;
-    if (req.giaddr !== '0.0.0.0' && !this.onSubnet(req.giaddr)) return recorded('relay-other-subnet', `relayed from ${req.giaddr}, which is not on our subnet`);
-    const who: LeaseClient = { mac: ex.client.mac, clientId: normalizeClientId(req.options.clientId(), ex.client.mac) };
+    if (!fromRelayAgent(req, ex.from)) return recorded('relay-bad-port', `giaddr ${req.giaddr} set, but sent from port ${ex.from.port}, not a relay agent's 67`);
+    const link = this.linkOf(req);
+    const subnet = this.deps.subnets.subnetFor(link);
+    if (!subnet) return recorded('relay-other-subnet', `relayed from ${req.giaddr}${link !== req.giaddr ? ` for link ${link}` : ''}, which is on no subnet we serve`);
+    const asked: Asked = { ex, who: { mac: ex.client.mac, clientId: normalizeClientId(req.options.clientId(), ex.client.mac) }, subnet };
     switch (req.options.messageType()) {
       case MessageType.DISCOVER:
-        return this.discover(ex, who);
+        return this.discover(asked);
       case MessageType.REQUEST:
-        return this.request(ex, who);
+        return this.request(asked);
       case MessageType.RELEASE:
-        return this.release(ex, who);
+        return this.release(asked);
       case MessageType.DECLINE:
-        return this.decline(ex, who);
+        return this.decline(asked);
       case MessageType.INFORM:
-        return this.inform(ex);
+        return this.inform(asked);
       default:
         return recorded('not-request', `full DHCP does not answer ${ex.type}`);
     }
   }
 
-  private get range(): string {
-    return `${intToIpv4(this.deps.pool.startInt)}-${intToIpv4(this.deps.pool.endInt)}`;
-  }
-
-  private discover(ex: Exchange, who: LeaseClient): PolicyAnswer {
-    const { pool, log } = this.deps;
+  private discover({ ex, who, subnet }: Asked): PolicyAnswer {
+    const { pool } = subnet;
     const lease = pool.offer(who, ex.request.options.requestedIp(), ex.client.hostname);
     if (!lease) {
-      log.warn({ mac: ex.client.mac, xid: ex.request.xid, range: this.range }, 'no free address to offer: pool exhausted');
-      return recorded('pool-exhausted', `no free address in ${this.range}`);
+      this.deps.log.warn({ mac: ex.client.mac, xid: ex.request.xid, subnet: subnet.name, range: rangeOf(pool) }, 'no free address to offer: pool exhausted');
+      return recorded('pool-exhausted', `no free address in ${rangeOf(pool)}`);
     }
     // A lease already bound is offered for what is left of it, a new one for the full time.
-    const seconds = lease.state === 'bound' ? Math.max(60, Math.floor((lease.expires - Date.now()) / 1000)) : this.options.leaseTime;
-    return this.reply(ex, 'OFFER', lease.ip, seconds);
+    const seconds = lease.state === 'bound' ? Math.max(60, Math.floor((lease.expires - Date.now()) / 1000)) : subnet.leaseTime;
+    return this.reply(ex, subnet, 'OFFER', lease.ip, seconds);
   }
 
   /** RFC 2131 §4.3.2: SELECTING (54 + 50), INIT-REBOOT (50 only), RENEWING/REBINDING (ciaddr only). */
-  private async request(ex: Exchange, who: LeaseClient): Promise<PolicyAnswer> {
+  private async request(asked: Asked): Promise<PolicyAnswer> {
+    const { ex, who, subnet } = asked;
     const { request: req } = ex;
-    const { pool } = this.deps;
+    const { pool } = subnet;
     const serverId = req.options.serverId();
     const requested = req.options.requestedIp();
     let ip: string;
@@ -110,7 +125,7 @@ export class FullDhcpPolicy implements DhcpPolicy {
     } else if (requested !== undefined) {
       state = 'init-reboot';
       ip = requested;
-      if (!this.onSubnet(ip)) return this.nak(ex, `${ip} is not on this network`);
+      if (!contains(subnet, ip)) return this.nak(ex, `${ip} is not on this network`);
       // An address of this subnet outside our pool may be another server's (or static): only
       // a client we know is told no.
       if (!pool.inPool(ip) && !pool.find(who)) return recorded('not-ours', `${ip} is outside our pool and the client is not ours`);
@@ -124,53 +139,53 @@ export class FullDhcpPolicy implements DhcpPolicy {
     if (ip === '0.0.0.0') return recorded('no-address', 'REQUEST names no address');
     const bound = pool.bind(who, ip, ex.client.hostname);
     if (!bound.ok) return this.nak(ex, bound.reason, state);
-    const failure = await this.durable(ex);
+    const failure = await this.durable(ex, subnet);
     if (failure) return failure;
-    return this.reply(ex, 'ACK', bound.lease.ip, this.options.leaseTime, state);
+    return this.reply(ex, subnet, 'ACK', bound.lease.ip, subnet.leaseTime, state);
   }
 
-  private async release(ex: Exchange, who: LeaseClient): Promise<DhcpSilence | DhcpHandled> {
+  private async release({ ex, who, subnet }: Asked): Promise<DhcpSilence | DhcpHandled> {
     const { request: req, client } = ex;
-    const { pool, log } = this.deps;
+    const { log } = this.deps;
     if (this.forOtherServer(req)) return recorded('other-server', `RELEASE is for server ${req.options.serverId()}`);
-    const released = pool.release(who, req.ciaddr);
+    const released = subnet.pool.release(who, req.ciaddr);
     log.info({ mac: client.mac, ip: req.ciaddr, released }, released ? 'lease released' : 'RELEASE for an address this client does not hold: ignored');
-    if (released) await this.deps.commit().catch((err: unknown) => log.error({ err, leaseFile: this.deps.leaseFile }, 'lease file write failed'));
+    if (released) await subnet.commit().catch((err: unknown) => log.error({ err, leaseFile: subnet.leaseFile }, 'lease file write failed'));
     return HANDLED;
   }
 
-  private async decline(ex: Exchange, who: LeaseClient): Promise<DhcpSilence | DhcpHandled> {
+  private async decline({ ex, who, subnet }: Asked): Promise<DhcpSilence | DhcpHandled> {
     const { request: req, client } = ex;
-    const { pool, log } = this.deps;
+    const { log } = this.deps;
     if (this.forOtherServer(req)) return recorded('other-server', `DECLINE is for server ${req.options.serverId()}`);
     const ip = req.options.requestedIp() ?? req.ciaddr;
-    const declined = pool.decline(who, ip);
+    const declined = subnet.pool.decline(who, ip);
     // Someone else answers ARP for this address: an operator wants to know.
     log.warn(
       { mac: client.mac, ip, quarantined: declined },
       declined ? `address ${ip} declined (in use by another host): quarantined` : `DECLINE of ${ip} ignored: held by another client or not ours`,
     );
-    if (declined) await this.deps.commit().catch((err: unknown) => log.error({ err, leaseFile: this.deps.leaseFile }, 'lease file write failed'));
+    if (declined) await subnet.commit().catch((err: unknown) => log.error({ err, leaseFile: subnet.leaseFile }, 'lease file write failed'));
     return HANDLED;
   }
 
   /** DHCPINFORM: configuration only, no address, no lease (RFC 2131 §3.4). */
-  private inform(ex: Exchange): PolicyAnswer {
+  private inform({ ex, subnet }: Asked): PolicyAnswer {
     const { request: req } = ex;
     if (req.ciaddr === '0.0.0.0') return recorded('no-address', 'INFORM without ciaddr');
-    // Our router, DNS and mask are only right for hosts on our subnet (a relay's giaddr was checked already).
-    if (req.giaddr === '0.0.0.0' && !this.onSubnet(req.ciaddr)) return recorded('not-ours', `INFORM from ${req.ciaddr}, not on our subnet`);
-    return this.reply(ex, 'ACK', '0.0.0.0', undefined, 'inform');
+    // The subnet's router, DNS and mask are only right for hosts on it.
+    if (!contains(subnet, req.ciaddr)) return recorded('not-ours', `INFORM from ${req.ciaddr}, not on subnet ${subnet.name}`);
+    return this.reply(ex, subnet, 'ACK', '0.0.0.0', undefined, 'inform');
   }
 
   /** Waits until the lease is on disk. On a write failure the client gets nothing and will ask again. */
-  private async durable(ex: Exchange): Promise<DhcpSilence | undefined> {
+  private async durable(ex: Exchange, subnet: ServedSubnet): Promise<DhcpSilence | undefined> {
     try {
-      await this.deps.commit();
+      await subnet.commit();
       return undefined;
     } catch (err) {
       this.deps.metrics.dhcpLeaseWriteFailures.inc();
-      this.deps.log.error({ err, mac: ex.client.mac, xid: ex.request.xid, leaseFile: this.deps.leaseFile }, 'lease could not be written: no ACK sent');
+      this.deps.log.error({ err, mac: ex.client.mac, xid: ex.request.xid, leaseFile: subnet.leaseFile }, 'lease could not be written: no ACK sent');
       return recorded('lease-write-failed', 'the lease could not be written to the lease file');
     }
   }
@@ -180,28 +195,27 @@ export class FullDhcpPolicy implements DhcpPolicy {
     const reply = replyTo(req);
     reply.options.setU8(Opt.MESSAGE_TYPE, MessageType.NAK).setIp(Opt.SERVER_ID, this.options.serverAddress).setString(Opt.MESSAGE, reason.slice(0, 200));
     // A relay must broadcast a NAK (the client's address is the one being refused).
-    if (req.giaddr !== '0.0.0.0') reply.flags |= 0x8000;
+    if (req.giaddr !== '0.0.0.0') reply.flags |= FLAG_BROADCAST;
     return { kind: 'reply', type: 'NAK', packet: reply, to: replyDestination(req, { nak: true }), state, nakReason: reason };
   }
 
-  private reply(ex: Exchange, type: 'OFFER' | 'ACK', yiaddr: string, leaseSeconds: number | undefined, state?: RequestState | 'inform'): DhcpReply {
+  private reply(ex: Exchange, subnet: ServedSubnet, type: 'OFFER' | 'ACK', yiaddr: string, leaseSeconds: number | undefined, state?: RequestState | 'inform'): DhcpReply {
     const { request: req, client, target } = ex;
-    const { options } = this;
     const reply = replyTo(req);
     reply.yiaddr = yiaddr;
     if (type === 'ACK' && req.ciaddr !== '0.0.0.0') reply.ciaddr = req.ciaddr;
     const o = reply.options;
     o.setU8(Opt.MESSAGE_TYPE, type === 'OFFER' ? MessageType.OFFER : MessageType.ACK);
-    o.setIp(Opt.SERVER_ID, options.serverAddress);
+    o.setIp(Opt.SERVER_ID, this.options.serverAddress);
     if (leaseSeconds !== undefined) {
       o.setU32(Opt.LEASE_TIME, leaseSeconds);
       o.setU32(Opt.RENEWAL_TIME, Math.floor(leaseSeconds / 2));
       o.setU32(Opt.REBINDING_TIME, Math.floor((leaseSeconds * 7) / 8));
     }
-    o.setIp(Opt.SUBNET_MASK, options.netmask);
-    o.setIp(Opt.BROADCAST_ADDRESS, broadcastOf(options.serverAddress, options.netmask));
-    if (options.router) o.setIp(Opt.ROUTER, options.router);
-    if (options.dns.length) o.setIps(Opt.DNS, options.dns);
+    o.setIp(Opt.SUBNET_MASK, subnet.netmask);
+    o.setIp(Opt.BROADCAST_ADDRESS, subnet.broadcast);
+    if (subnet.router) o.setIp(Opt.ROUTER, subnet.router);
+    if (subnet.dns.length) o.setIps(Opt.DNS, subnet.dns);
     if (target.action !== 'ignore') this.applyBoot(reply, client, target);
     return { kind: 'reply', type, packet: reply, to: replyDestination(req), yiaddr, state };
   }
@@ -218,9 +232,5 @@ export class FullDhcpPolicy implements DhcpPolicy {
   private forOtherServer(req: DhcpPacket): boolean {
     const sid = req.options.serverId();
     return sid !== undefined && sid !== this.options.serverAddress;
-  }
-
-  private onSubnet(ip: string): boolean {
-    return sameSubnet(ip, this.options.serverAddress, this.options.netmask);
   }
 }

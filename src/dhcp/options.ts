@@ -30,6 +30,7 @@ export const Opt = {
   TFTP_SERVER_NAME: 66,
   BOOTFILE_NAME: 67,
   USER_CLASS: 77,
+  RELAY_AGENT_INFO: 82,
   CLIENT_ARCH: 93,
   CLIENT_NDI: 94,
   CLIENT_GUID: 97,
@@ -72,6 +73,14 @@ export const PxeSubOpt = {
   BOOT_MENU: 9,
   MENU_PROMPT: 10,
   BOOT_ITEM: 71,
+} as const;
+
+/** Relay agent sub-options carried inside option 82 (RFC 3046, RFC 3527). */
+export const RelayAgentSubOpt = {
+  CIRCUIT_ID: 1,
+  REMOTE_ID: 2,
+  /** The client's link when giaddr is not on it (RFC 3527). */
+  LINK_SELECTION: 5,
 } as const;
 
 /** iPXE feature sub-options carried inside option 175 (iPXE's include/ipxe/dhcp.h). */
@@ -365,6 +374,15 @@ export class DhcpOptions {
   /** 97: the raw bytes (type byte + GUID), echoed unchanged in replies. */
   clientGuid(): Buffer | undefined {
     return this.map.get(Opt.CLIENT_GUID);
+  }
+  /** 82: the raw bytes, echoed unchanged in replies to a relayed request. */
+  relayAgentInfo(): Buffer | undefined {
+    return this.map.get(Opt.RELAY_AGENT_INFO);
+  }
+  /** 82.5 (RFC 3527): the address of the client's link; undefined when absent or not 4 bytes. */
+  linkSelection(): string | undefined {
+    const v = this.encapsulated(Opt.RELAY_AGENT_INFO)?.get(RelayAgentSubOpt.LINK_SELECTION);
+    return v && v.length === 4 ? ipv4FromBytes(v) : undefined;
   }
   /** 43 read as PXE sub-options; undefined when absent or not a valid sub-option run. */
   pxeVendorOptions(): Map<number, Buffer> | undefined {

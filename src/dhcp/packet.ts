@@ -134,6 +134,11 @@ export function hardwareAddress(p: Pick<DhcpPacket, 'chaddr' | 'hlen'>): Buffer 
 export interface EncodeOptions {
   /** Largest packet allowed (the client's option 57, else 576). Exceeding it is an error, not a silent cut. */
   maxLength?: number;
+  /**
+   * Carry the options that do not fit the options field within maxLength in the `file` and
+   * `sname` fields (option 52, RFC 2131 §4.1), using only fields the packet leaves empty.
+   */
+  overload?: boolean;
 }
 
 function writeCString(buf: Buffer, offset: number, length: number, value: string, what: string): void {
@@ -143,19 +148,76 @@ function writeCString(buf: Buffer, offset: number, length: number, value: string
   bytes.copy(buf, offset);
 }
 
-/**
- * Encodes a packet: option 53 first (some PXE ROMs look only there), the rest in
- * insertion order, End, then zero padding up to 300 bytes.
- */
-export function encodePacket(p: DhcpPacket, opts: EncodeOptions = {}): Buffer {
-  if (p.hlen > 16) throw new RangeError(`hlen ${p.hlen} exceeds 16`);
+/** Option 53 first (some PXE ROMs look only there), the rest in insertion order; 52 is the encoder's own. */
+function orderedOptions(p: DhcpPacket): [number, Buffer][] {
   const entries = p.options.entries();
   const ordered: [number, Buffer][] = [];
   for (const e of entries) if (e[0] === Opt.MESSAGE_TYPE) ordered.push(e);
   for (const e of entries) if (e[0] !== Opt.MESSAGE_TYPE && e[0] !== Opt.OVERLOAD) ordered.push(e);
-  const options = encodeTlv(ordered, true);
-  const length = Math.max(MIN_PACKET_LENGTH, OPTIONS_OFFSET + options.length);
+  return ordered;
+}
+
+/** Where the options go: the options field, then (overloaded) the file and sname fields, each with its own End. */
+interface OptionAreas {
+  main: Buffer;
+  file: Buffer | undefined;
+  sname: Buffer | undefined;
+  overload: number;
+}
+
+/**
+ * Splits the options over the options field (`room` bytes, End included) and the empty file
+ * and sname fields, each 255-byte run into the first field with room for it, so no option
+ * short enough for one run is split (firmware that knows no RFC 3396 concatenation still reads
+ * it), and the runs of a longer one in the order a parser joins them (RFC 2131 §4.1: options,
+ * file, sname). Undefined when they do not fit.
+ */
+function overloadAreas(p: DhcpPacket, ordered: [number, Buffer][], room: number): OptionAreas | undefined {
+  // The options field keeps 53 and holds 52 (3 bytes); every field ends with End.
+  const free = [room - 3 - 1, p.file === '' ? FILE_LENGTH - 1 : 0, p.sname === '' ? SNAME_LENGTH - 1 : 0];
+  const areas: [number, Buffer][][] = [[], [], []];
+  const lastArea = new Map<number, number>();
+  for (const [code, value] of ordered) {
+    for (let off = 0; off === 0 || off < value.length; off += 255) {
+      const run = value.subarray(off, Math.min(value.length, off + 255));
+      let area = lastArea.get(code) ?? 0;
+      while (area < 3 && run.length + 2 > free[area]!) area += 1;
+      // Option 53 never leaves the options field: PXE ROMs read it only there.
+      if (area >= 3 || (area > 0 && code === Opt.MESSAGE_TYPE)) return undefined;
+      areas[area]!.push([code, run]);
+      free[area]! -= run.length + 2;
+      lastArea.set(code, area);
+    }
+  }
+  const overload = (areas[1]!.length ? 1 : 0) | (areas[2]!.length ? 2 : 0);
+  const main = areas[0]!;
+  // 52 right after 53, so a client sees it before it reads on.
+  const at = main.length && main[0]![0] === Opt.MESSAGE_TYPE ? 1 : 0;
+  if (overload) main.splice(at, 0, [Opt.OVERLOAD, Buffer.from([overload])]);
+  return {
+    main: encodeTlv(main, true),
+    file: areas[1]!.length ? encodeTlv(areas[1]!, true) : undefined,
+    sname: areas[2]!.length ? encodeTlv(areas[2]!, true) : undefined,
+    overload,
+  };
+}
+
+/**
+ * Encodes a packet: option 53 first (some PXE ROMs look only there), the rest in
+ * insertion order, End, then zero padding up to 300 bytes. With `overload`, options that
+ * do not fit maxLength go to the empty file/sname fields instead of failing.
+ */
+export function encodePacket(p: DhcpPacket, opts: EncodeOptions = {}): Buffer {
+  if (p.hlen > 16) throw new RangeError(`hlen ${p.hlen} exceeds 16`);
+  const ordered = orderedOptions(p);
   const max = opts.maxLength ?? Number.POSITIVE_INFINITY;
+  let areas: OptionAreas = { main: encodeTlv(ordered, true), file: undefined, sname: undefined, overload: 0 };
+  if (OPTIONS_OFFSET + areas.main.length > max) {
+    const split = opts.overload ? overloadAreas(p, ordered, max - OPTIONS_OFFSET) : undefined;
+    if (!split) throw new RangeError(`reply is ${OPTIONS_OFFSET + areas.main.length} bytes, client accepts ${max}`);
+    areas = split;
+  }
+  const length = Math.max(MIN_PACKET_LENGTH, OPTIONS_OFFSET + areas.main.length);
   if (length > max) throw new RangeError(`reply is ${length} bytes, client accepts ${max}`);
   const out = Buffer.alloc(length);
   out[0] = p.op;
@@ -170,10 +232,12 @@ export function encodePacket(p: DhcpPacket, opts: EncodeOptions = {}): Buffer {
   writeIpv4(p.siaddr, out, 20);
   writeIpv4(p.giaddr, out, 24);
   p.chaddr.copy(out, 28, 0, 16);
-  writeCString(out, SNAME_OFFSET, SNAME_LENGTH, p.sname, 'sname');
-  writeCString(out, FILE_OFFSET, FILE_LENGTH, p.file, 'file');
+  if (areas.sname) areas.sname.copy(out, SNAME_OFFSET);
+  else writeCString(out, SNAME_OFFSET, SNAME_LENGTH, p.sname, 'sname');
+  if (areas.file) areas.file.copy(out, FILE_OFFSET);
+  else writeCString(out, FILE_OFFSET, FILE_LENGTH, p.file, 'file');
   out.writeUInt32BE(MAGIC_COOKIE, HEADER_LENGTH);
-  options.copy(out, OPTIONS_OFFSET);
+  areas.main.copy(out, OPTIONS_OFFSET);
   return out;
 }
 

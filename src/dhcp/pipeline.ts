@@ -9,9 +9,10 @@ import type { Mac } from '../net/mac.ts';
 import type { Uuid } from '../net/uuid.ts';
 import { classifyClient } from './classify.ts';
 import { messageTypeName } from './options.ts';
-import { BOOTREQUEST, DEFAULT_MAX_MESSAGE_SIZE, encodePacket, tryParsePacket } from './packet.ts';
+import { BOOTREQUEST, encodePacket, tryParsePacket } from './packet.ts';
 import type { DhcpPolicy, Exchange } from './policy.ts';
 import type { DhcpRecorder } from './recorder.ts';
+import { echoRequestOptions, fitReply, replyLimit } from './reply-encoding.ts';
 import type { Destination, Peer } from './transport.ts';
 
 /** What the store knows of a machine, keyed as /ipxe keys it. */
@@ -52,9 +53,18 @@ export class DhcpPipeline {
     if (answer.kind === 'handled') return;
     if (answer.kind === 'ignore') return recorder.ignored(ex, answer);
 
+    echoRequestOptions(answer.packet, request);
     let bytes: Buffer;
+    // Set only when the reply had to be cut down to the client's size (the rare, slow path).
+    let fitted: string | undefined;
     try {
-      bytes = encodePacket(answer.packet, { maxLength: Math.max(DEFAULT_MAX_MESSAGE_SIZE, request.options.maxMessageSize() ?? 0) });
+      bytes = encodePacket(answer.packet);
+      const limit = replyLimit(request);
+      if (bytes.length > limit) {
+        const fit = fitReply(answer.packet, request, limit);
+        bytes = fit.bytes;
+        fitted = fit.how;
+      }
     } catch (err) {
       return recorder.unbuildable(ex, err);
     }
@@ -63,6 +73,6 @@ export class DhcpPipeline {
     } catch (err) {
       return recorder.sendFailed(ex, answer.type, answer.to, err);
     }
-    recorder.replied(ex, answer, ip);
+    recorder.replied(ex, answer, ip, fitted);
   }
 }

@@ -26,9 +26,11 @@ export type DhcpIgnoreReason =
   | 'not-request'
   | 'not-ethernet'
   | 'other-server'
+  | 'not-boot-phase'
   | 'unhandled-type'
   | 'pool-exhausted'
   | 'relay-other-subnet'
+  | 'relay-bad-port'
   | 'not-ours'
   | 'no-address'
   | 'lease-write-failed';

@@ -99,7 +99,8 @@ export class DhcpRecorder {
     }
   }
 
-  replied(ex: Exchange, reply: DhcpReply, ip: string | undefined): void {
+  /** `fitted`: how the reply was cut down to the client's size limit, when it had to be. */
+  replied(ex: Exchange, reply: DhcpReply, ip: string | undefined, fitted?: string): void {
     const { log, metrics, timeline } = this.deps;
     const { client, target } = ex;
     const to = peer(reply.to);
@@ -124,6 +125,7 @@ export class DhcpRecorder {
     fields.config = config;
     fields.to = to;
     fields.via = reply.to.via;
+    fields.fitted = fitted;
     // Scripts match full DHCP's lines exactly (`DHCP ACK`); its fields say the rest.
     log.info(fields, this.policy.mode === 'full' ? `DHCP ${reply.type}` : `${this.label}: ${reply.type} to ${client.mac} (${this.who(ex)}): ${file ?? 'no boot file'} — ${reason ?? ''}`);
     // An ACKed address belongs to the client now: its later TFTP and HTTP steps carry only the address.

@@ -18,6 +18,7 @@ import type { MachineLookup } from './pipeline.ts';
 import { ProxyDhcpPolicy } from './proxy-policy.ts';
 import { DhcpRecorder } from './recorder.ts';
 import { DhcpResponder } from './responder.ts';
+import { servedSubnet, singleSubnet } from './subnets.ts';
 import type { OpenTransport } from './transport.ts';
 
 export interface ProxyDhcpServiceOptions {
@@ -125,10 +126,18 @@ export function dhcpServiceFor(options: DhcpServiceOptions, deps: DhcpServiceDep
 
   const { pool } = options;
   const leases = new LeaseFile(options.leaseFile, pool, deps.log);
-  const policy = new FullDhcpPolicy(
-    { serverAddress: segment.address, netmask: segment.netmask, router: options.router, dns: options.dns, leaseTime: options.leaseTime },
-    { pool, leaseFile: options.leaseFile, commit: () => leases.commit(), log: deps.log, metrics: deps.metrics },
-  );
+  const own = servedSubnet({
+    name: 'iface',
+    address: segment.address,
+    netmask: segment.netmask,
+    pool,
+    router: options.router,
+    dns: options.dns,
+    leaseTime: options.leaseTime,
+    leaseFile: options.leaseFile,
+    commit: () => leases.commit(),
+  });
+  const policy = new FullDhcpPolicy({ serverAddress: segment.address }, { subnets: singleSubnet(own), log: deps.log, metrics: deps.metrics });
   const range = `${intToIpv4(pool.startInt)}-${intToIpv4(pool.endInt)}`;
   return new DhcpService([new LeaseFileService(leases, pool, deps), responder('dhcp-full', policy, `, handing out ${range}`), bootServer], deps.log, segment.iface, leases);
 }

@@ -38,6 +38,16 @@ export function replyDestination(request: Pick<DhcpPacket, 'giaddr' | 'ciaddr'>,
 }
 
 /**
+ * A relayed request (giaddr set) must come from a relay agent, which sends from port 67 and
+ * takes the reply there (RFC 1542 §4.1; dhcrelay, dnsmasq, perfdhcp do). Anything else with a
+ * giaddr is a forged or broken packet, and answering it costs every client: a reply to an
+ * address nobody answers ARP for waits in the socket's send queue, ahead of theirs.
+ */
+export function fromRelayAgent(request: Pick<DhcpPacket, 'giaddr'>, from: Peer): boolean {
+  return request.giaddr === '0.0.0.0' || from.port === SERVER_PORT;
+}
+
+/**
  * Where a PXE boot server (port 4011) reply goes: back to the address and port the
  * request came from — OVMF sends from 4011 and listens there, EFI iPXE sends from 68.
  */

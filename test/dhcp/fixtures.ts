@@ -5,7 +5,8 @@
  * scripted clients and the benchmark generator.
  */
 import { encodePacket, emptyRequest, FLAG_BROADCAST, type DhcpPacket } from '../../src/dhcp/packet.ts';
-import { encodeEncapsulated, IpxeSubOpt, MessageType, Opt, u16, u8 } from '../../src/dhcp/options.ts';
+import { encodeEncapsulated, encodeTlv, IpxeSubOpt, MessageType, Opt, RelayAgentSubOpt, u16, u8 } from '../../src/dhcp/options.ts';
+import { ipv4Bytes } from '../../src/net/ipv4.ts';
 import { macToBytes, type Mac } from '../../src/net/mac.ts';
 
 export type ClientKind = 'bios' | 'uefi7' | 'uefi9' | 'ia32' | 'arm64' | 'httpboot16' | 'httpboot19' | 'ipxe-bios' | 'ipxe-efi' | 'ipxe-175-only' | 'udhcpc' | 'dhclient';
@@ -25,6 +26,18 @@ export interface RequestInit {
   giaddr?: string;
   serverId?: string;
   requestedIp?: string;
+  /** Option 82 as a relay appends it (last); only meaningful with giaddr. */
+  relayInfo?: Buffer;
+}
+
+/** Option 82 as a switch's relay agent sends it: circuit id, remote id and, when given, the client's link (82.5, RFC 3527). */
+export function relayAgentInfo(circuit: string, remote: string, link?: string): Buffer {
+  const sub: [number, Uint8Array][] = [
+    [RelayAgentSubOpt.CIRCUIT_ID, Buffer.from(circuit, 'latin1')],
+    [RelayAgentSubOpt.REMOTE_ID, Buffer.from(remote, 'latin1')],
+  ];
+  if (link) sub.push([RelayAgentSubOpt.LINK_SELECTION, ipv4Bytes(link)]);
+  return encodeTlv(sub, false);
 }
 
 const EFI_PRL = [1, 2, 3, 4, 5, 6, 12, 13, 15, 17, 18, 22, 23, 28, 40, 41, 42, 43, 50, 51, 54, 58, 59, 60, 66, 67, 97, 128, 129, 130, 131, 132, 133, 134, 135];
@@ -133,6 +146,7 @@ export function request(init: RequestInit): DhcpPacket {
       o.set(Opt.PARAMETER_REQUEST_LIST, Buffer.from([1, 28, 2, 3, 15, 6, 119, 12, 44, 47, 26, 121, 42]));
       break;
   }
+  if (init.relayInfo) o.set(Opt.RELAY_AGENT_INFO, init.relayInfo);
   return p;
 }
 
@@ -140,10 +154,19 @@ export function requestBytes(init: RequestInit): Buffer {
   return encodePacket(request(init));
 }
 
-/** One of each kind, as bytes: the seed corpus the fuzz test mutates. */
+/**
+ * One of each kind, as bytes, sent directly and through a relay with option 82 (circuit and
+ * remote id, and link selection on every other one): the seed corpus the fuzz tests mutate.
+ */
 export function seedCorpus(): Buffer[] {
-  return ALL_KINDS.flatMap((kind, i) => [
-    requestBytes({ kind, mac: `52:54:00:00:00:${i.toString(16).padStart(2, '0')}` as Mac, xid: 0x1000 + i }),
-    requestBytes({ kind, mac: `52:54:00:00:01:${i.toString(16).padStart(2, '0')}` as Mac, xid: 0x2000 + i, type: MessageType.REQUEST, serverId: '10.0.0.1', requestedIp: '10.0.0.50' }),
-  ]);
+  return ALL_KINDS.flatMap((kind, i) => {
+    const n = i.toString(16).padStart(2, '0');
+    const relayInfo = relayAgentInfo(`ge-0/0/${i}.100`, `switch-${n}`, i % 2 ? '10.0.0.0' : undefined);
+    return [
+      requestBytes({ kind, mac: `52:54:00:00:00:${n}` as Mac, xid: 0x1000 + i }),
+      requestBytes({ kind, mac: `52:54:00:00:01:${n}` as Mac, xid: 0x2000 + i, type: MessageType.REQUEST, serverId: '10.0.0.1', requestedIp: '10.0.0.50' }),
+      requestBytes({ kind, mac: `52:54:00:00:02:${n}` as Mac, xid: 0x3000 + i, giaddr: '10.9.0.1', relayInfo }),
+      requestBytes({ kind, mac: `52:54:00:00:03:${n}` as Mac, xid: 0x4000 + i, type: MessageType.REQUEST, giaddr: '10.9.0.1', serverId: '10.0.0.1', requestedIp: '10.9.0.50', relayInfo }),
+    ];
+  });
 }

@@ -49,8 +49,7 @@ async function setup(t: { teardown(fn: () => Promise<void> | void): void }, clie
           dir,
           '--firmware-path',
           path.join(PROJECT_ROOT, 'firmware'),
-          '--tftp-address',
-          'off',
+          // TFTP on eth0:69 (the default with --iface): DHCP hands out TFTP files only when TFTP serves them there.
           '--dhcp',
           'full',
           '--dhcp-range',

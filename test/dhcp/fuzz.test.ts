@@ -1,12 +1,14 @@
 /**
  * Robustness on the wire (needs root): 100,000 mutated and truncated packets, shaped from
- * real clients' requests, at ports 67 and 4011; then a valid DISCOVER still gets its offer
- * and the process is still serving.
+ * real clients' requests sent directly and through a relay with option 82 (fixtures.ts
+ * seedCorpus), at ports 67 and 4011; then a valid DISCOVER, and a relayed one with its 82
+ * echoed, still get their offers and the process is still serving.
  */
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
 import { isRoot } from '../helpers/netns.ts';
-import { MessageType } from '../../src/dhcp/options.ts';
+import { MessageType, Opt } from '../../src/dhcp/options.ts';
+import { relayAgentInfo } from './fixtures.ts';
 import { createLan, LAN, runPxeClient, startOnLan, testMac } from './scripted.ts';
 
 const maybe = isRoot ? test.serial : test.skip;
@@ -45,6 +47,23 @@ maybe('fuzz: 100,000 mutated packets to 67 and 4011, then a valid DISCOVER still
   const replies = await runPxeClient(lan.clients[0]!, { kind: 'uefi7', mac, xid: 0x600df00d, type: MessageType.DISCOVER, iface: 'eth0', waitMs: 20_000, maxReplies: 1 });
   t.is(replies.length, 1, 'the valid DISCOVER was answered');
   t.is(replies[0]!.packet.file, 'ipxe.efi');
+  // The flooder turns relay agent: its relayed DISCOVER (from 67, giaddr = its address) with 82.
+  const relayInfo = relayAgentInfo('ge-0/0/1.10', 'fuzz-relay', `${LAN.prefix}.0`);
+  const relayed = await runPxeClient(flooder, {
+    kind: 'bios',
+    mac: testMac(),
+    xid: 0x600df00e,
+    type: MessageType.DISCOVER,
+    giaddr: '10.77.0.60',
+    to: { address: LAN.server, port: 67 },
+    fromPort: 67,
+    iface: 'eth0',
+    waitMs: 20_000,
+    maxReplies: 1,
+    options: { [Opt.RELAY_AGENT_INFO]: relayInfo.toString('hex') },
+  });
+  t.is(relayed.length, 1, 'the valid relayed DISCOVER was answered');
+  t.deepEqual(relayed[0]!.packet.options.relayAgentInfo(), relayInfo, 'with its 82 echoed');
   t.is(app.child.exitCode, null, 'still running');
   t.false(
     app.lines.some((l) => typeof l.msg === 'string' && l.msg.includes('handler failed')),

@@ -249,3 +249,30 @@ test('fixtures encode to at least 300 bytes and parse back', (t) => {
     t.true(tryParsePacket(b).ok, kind);
   }
 });
+
+const overloadRows: { what: string; file: string; sname: string; sizes: number[]; overload: number | undefined | 'refused' }[] = [
+  { what: 'fits: no 52', file: '', sname: '', sizes: [100], overload: undefined },
+  { what: 'overflow into file first (1)', file: '', sname: '', sizes: [250, 60], overload: 1 },
+  { what: 'file and sname (3)', file: '', sname: '', sizes: [250, 100, 50], overload: 3 },
+  { what: 'file taken by a boot file: sname only (2)', file: 'boot.efi', sname: '', sizes: [250, 60], overload: 2 },
+  { what: 'both fields taken: refused', file: 'boot.efi', sname: '10.0.0.1', sizes: [250, 60], overload: 'refused' },
+  { what: 'more than the three fields hold: refused', file: '', sname: '', sizes: [250, 120, 120], overload: 'refused' },
+];
+for (const row of overloadRows) {
+  test(`encode with overload (maxLength 548): ${row.what}`, (t) => {
+    const p = emptyRequest();
+    p.file = row.file;
+    p.sname = row.sname;
+    p.options.setU8(Opt.MESSAGE_TYPE, 2);
+    for (const [i, n] of row.sizes.entries()) p.options.set(200 + i, Buffer.alloc(n, i + 1));
+    if (row.overload === 'refused') return void t.throws(() => encodePacket(p, { maxLength: 548, overload: true }), { instanceOf: RangeError });
+    const b = encodePacket(p, { maxLength: 548, overload: true });
+    t.true(b.length <= 548);
+    t.deepEqual([...b.subarray(240, 243)], [Opt.MESSAGE_TYPE, 1, 2], '53 first');
+    const back = parsePacket(b);
+    t.is(back.options.overload(), row.overload);
+    for (const [i, n] of row.sizes.entries()) t.deepEqual(back.options.get(200 + i), Buffer.alloc(n, i + 1), `option ${200 + i} whole`);
+    t.is(back.file, row.overload !== undefined && row.overload & 1 ? '' : row.file);
+    t.is(back.sname, row.overload !== undefined && row.overload & 2 ? '' : row.sname);
+  });
+}

@@ -38,7 +38,7 @@ interface Expect {
 }
 
 /** Every field of a proxy reply, as wire.md lists them. */
-function checkBootReply(t: ExecutionContext, r: Reply, req: { xid: number; mac: string; flags: number; ciaddr?: string }, type: number, want: Expect): void {
+function checkBootReply(t: ExecutionContext, r: Reply, req: { xid: number; mac: string; flags: number; ciaddr?: string; sent61?: boolean }, type: number, want: Expect): void {
   const p = r.packet;
   t.is(p.op, 2, 'BOOTREPLY');
   t.is(p.htype, 1);
@@ -64,6 +64,8 @@ function checkBootReply(t: ExecutionContext, r: Reply, req: { xid: number; mac: 
     [Opt.CLIENT_GUID]: GUID_97.toString('hex'),
   };
   if (want.bios43) expected[Opt.VENDOR_SPECIFIC] = '060108ff';
+  // iPXE sends option 61 (01 + MAC); every reply echoes it (RFC 6842).
+  if (req.sent61) expected[Opt.CLIENT_ID] = `01${req.mac.replaceAll(':', '')}`;
   t.deepEqual(optionsHex(p), expected, 'exactly these options');
 }
 
@@ -101,7 +103,7 @@ for (const [kind, want] of discoverCases) {
     t.deepEqual(r.from, { address: LAN.server, port: 67 });
     // iPXE does not set the broadcast flag; the firmware PXE clients do (wire.md).
     const flags = kind.startsWith('ipxe') ? 0 : 0x8000;
-    checkBootReply(t, r, { xid, mac, flags }, MessageType.OFFER, want);
+    checkBootReply(t, r, { xid, mac, flags, sent61: kind.startsWith('ipxe') }, MessageType.OFFER, want);
     const line = await app.waitForLog((l) => l.mac === mac && l.reply === 'OFFER');
     t.is(line.file, want.file);
     t.is(line.ipxe, kind.startsWith('ipxe'));
@@ -121,7 +123,7 @@ maybe('proxy: REQUEST naming us (or no server) gets an ACK with the same boot in
         : kind === 'uefi7'
           ? { file: 'ipxe.efi', vendorClass: 'PXEClient', bios43: false }
           : { file: `${BASE}/boot.ipxe`, vendorClass: 'PXEClient', bios43: false };
-    checkBootReply(t, replies[0]!, { xid: ours, mac, flags: kind.startsWith('ipxe') ? 0 : 0x8000 }, MessageType.ACK, want);
+    checkBootReply(t, replies[0]!, { xid: ours, mac, flags: kind.startsWith('ipxe') ? 0 : 0x8000, sent61: kind.startsWith('ipxe') }, MessageType.ACK, want);
 
     const theirs = await runPxeClient(c, { kind, mac, xid: nextXid(), type: MessageType.REQUEST, serverId: '10.77.0.254', requestedIp: CLIENT_IP, iface: 'eth0', waitMs: 1000 });
     t.is(theirs.length, 0, `${kind}: never ACK/NAK a REQUEST for another server`);
@@ -129,7 +131,7 @@ maybe('proxy: REQUEST naming us (or no server) gets an ACK with the same boot in
     const noneXid = nextXid();
     const none = await runPxeClient(c, { kind, mac, xid: noneXid, type: MessageType.REQUEST, requestedIp: CLIENT_IP, iface: 'eth0', waitMs: 3000, maxReplies: 1 });
     t.is(none.length, 1, `${kind}: a PXE REQUEST naming no server is answered`);
-    checkBootReply(t, none[0]!, { xid: noneXid, mac, flags: kind.startsWith('ipxe') ? 0 : 0x8000 }, MessageType.ACK, want);
+    checkBootReply(t, none[0]!, { xid: noneXid, mac, flags: kind.startsWith('ipxe') ? 0 : 0x8000, sent61: kind.startsWith('ipxe') }, MessageType.ACK, want);
   }
 });
 
@@ -208,7 +210,7 @@ maybe('bootserver: EFI iPXE ProxyDHCP request from port 68 gets the boot script 
   });
   t.is(replies.length, 1);
   t.deepEqual(replies[0]!.from, { address: LAN.server, port: 4011 });
-  checkBootReply(t, replies[0]!, { xid, mac, flags: 0, ciaddr: CLIENT_IP }, MessageType.ACK, { file: `${BASE}/boot.ipxe`, vendorClass: 'PXEClient', bios43: false });
+  checkBootReply(t, replies[0]!, { xid, mac, flags: 0, ciaddr: CLIENT_IP, sent61: true }, MessageType.ACK, { file: `${BASE}/boot.ipxe`, vendorClass: 'PXEClient', bios43: false });
 });
 
 maybe('proxy: metrics count requests, replies and ignores by label (needs root)', async (t) => {

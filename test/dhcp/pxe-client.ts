@@ -41,6 +41,11 @@ async function main(): Promise<void> {
     serverId: script.serverId,
     requestedIp: script.requestedIp,
   });
+  for (const [code, hex] of Object.entries(script.options ?? {})) {
+    if (hex === '') pkt.options.delete(Number(code));
+    else pkt.options.set(Number(code), Buffer.from(hex, 'hex'));
+  }
+  if (script.flags !== undefined) pkt.flags = script.flags;
   const to = script.to ?? { address: '255.255.255.255', port: 67 };
   await new Promise<void>((resolve, reject) => socket.send(encodePacket(pkt), to.port, to.address, (err) => (err ? reject(err) : resolve())));
   await done;

@@ -124,6 +124,36 @@ test('relayed DISCOVER → OFFER to giaddr:67 with giaddr echoed', async (t) => 
   t.is(h.sent[0]!.packet.giaddr, '10.5.0.1');
 });
 
+const RELAY = { address: '10.5.0.1', port: 67 };
+/** ProxyDHCP's relay and REQUEST-without-54 rules: what answers, and with which flag. */
+const proxyRuleRows: [string, Parameters<typeof requestBytes>[0], { address: string; port: number }, number | 'silent', string?][] = [
+  ['relayed DISCOVER, client flag 0: broadcast flag set (no address yet)', { kind: 'ipxe-bios', mac: MAC, xid: 1, giaddr: '10.5.0.1' }, RELAY, 0x8000],
+  ['relayed REQUEST with ciaddr: the client’s own flag', { kind: 'ipxe-efi', mac: MAC, xid: 2, type: MessageType.REQUEST, serverId: US, ciaddr: '10.5.0.9', giaddr: '10.5.0.1' }, RELAY, 0],
+  ['giaddr set but not from port 67: no relay agent', { kind: 'bios', mac: MAC, xid: 3, giaddr: '10.5.0.1' }, { address: '10.5.0.1', port: 68 }, 'silent', 'relay-bad-port'],
+  ['REQUEST without 54 before an address (INIT-REBOOT shape)', { kind: 'bios', mac: MAC, xid: 4, type: MessageType.REQUEST, requestedIp: '10.0.0.50' }, CLIENT, 0x8000],
+  ['REQUEST without 54 with ciaddr (REBINDING)', { kind: 'bios', mac: MAC, xid: 5, type: MessageType.REQUEST, ciaddr: '10.0.0.50' }, CLIENT, 'silent', 'not-boot-phase'],
+  [
+    'REQUEST without 54 with ciaddr (RENEWING, iPXE)',
+    { kind: 'ipxe-efi', mac: MAC, xid: 6, type: MessageType.REQUEST, ciaddr: '10.0.0.50' },
+    { address: '10.0.0.50', port: 68 },
+    'silent',
+    'not-boot-phase',
+  ],
+];
+for (const [what, init, from, want, reason] of proxyRuleRows) {
+  test(`proxy rule: ${what}`, async (t) => {
+    const h = harness();
+    await h.proxy.handle(requestBytes(init), from);
+    if (want === 'silent') {
+      t.is(h.sent.length, 0);
+      t.regex(await metric(h.deps.metrics, 'bootcfg_dhcp_ignored_total'), new RegExp(`reason="${reason}"\\} 1`));
+      return;
+    }
+    t.is(h.sent.length, 1);
+    t.is(h.sent[0]!.packet.flags, want);
+  });
+}
+
 test('4011: OVMF from its address:4011 → ACK there with ciaddr; iPXE from 68 → ACK to 68; timeline binds the address', async (t) => {
   const h = harness();
   await h.boot.handle(requestBytes({ kind: 'uefi9', mac: MAC, xid: 7, type: MessageType.REQUEST, ciaddr: '10.0.0.77' }), { address: '10.0.0.77', port: 4011 });

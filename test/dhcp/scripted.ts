@@ -38,6 +38,10 @@ export interface ClientScript {
   giaddr?: string;
   serverId?: string;
   requestedIp?: string;
+  /** Options to set on top of the kind's (code → value as hex; an empty string removes the option). */
+  options?: Record<number, string>;
+  /** The flags field, instead of the kind's (0x8000 = broadcast). */
+  flags?: number;
   /** How long to collect replies, ms. */
   waitMs?: number;
   /** Stop early after this many replies. */
