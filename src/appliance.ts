@@ -6,9 +6,11 @@
 import type { BootSettings } from './boot/decide.ts';
 import { machineMatch } from './boot/machine.ts';
 import type { AppConfig } from './config.ts';
-import type { LeasePool } from './dhcp/leases.ts';
+import path from 'node:path';
+import { totalLeaseCounts, type LeasePool } from './dhcp/leases.ts';
 import type { MachineLookup } from './dhcp/pipeline.ts';
 import { dhcpServiceFor, poolFor } from './dhcp/service.ts';
+import { DhcpSite } from './dhcp/site.ts';
 import { BootCounter } from './events/boot-counter.ts';
 import { ipxeDiscovers } from './events/ipxe-discovers.ts';
 import { StallWatch } from './events/stall-watch.ts';
@@ -22,8 +24,11 @@ import { Metrics } from './metrics.ts';
 import type { Mac } from './net/mac.ts';
 import { RaQuenchService } from './net/ra-quench.ts';
 import type { Uuid } from './net/uuid.ts';
+import { matchboxTemplateProblem } from './render/matchbox.ts';
 import type { Service } from './service.ts';
+import { DhcpSiteFiles, ownSegment } from './store/dhcp-files.ts';
 import { FileStore } from './store/file-store.ts';
+import { MatchboxStore, matchboxStoreService } from './store/matchbox-store.ts';
 import { storeService } from './store/service.ts';
 import type { Store } from './store/store.ts';
 import { grubFiles } from './tftp/grub-files.ts';
@@ -39,10 +44,14 @@ export interface ApplianceParts {
   firmware: FirmwareCatalog;
   /** Boot and cloud configs; loaded and watched by the store service (first to start). */
   store: Store;
+  /** The matchbox layout of the same --data-path (groups, profiles, templates); loaded and watched by its own service. Optional so parts built by hand need not make one. */
+  matchbox?: MatchboxStore | undefined;
   /** The boot decision's settings, the same for DHCP, /api/explain and `explain`. */
   boot: BootSettings;
   /** Full DHCP's address pool (the metrics count it at scrape time); undefined in other modes. */
   leasePool: LeasePool | undefined;
+  /** Full DHCP's fixed hosts and relayed subnets from <data>/dhcp (watched; started by the DHCP service); undefined in other modes. */
+  dhcpSite?: DhcpSite | undefined;
 }
 
 export type ServiceFactory = (parts: ApplianceParts) => Service | undefined;
@@ -81,13 +90,26 @@ export async function createParts(config: AppConfig, log: Logger): Promise<Appli
   }
   const { dhcp } = config;
   const leasePool = dhcp.mode === 'full' ? poolFor(dhcp.range, dhcp.segment.address, dhcp.router, dhcp.leaseTime) : undefined;
-  const metrics = new Metrics({ processMetrics: true, leaseCounts: leasePool && (() => leasePool.counts()) });
+  let dhcpSite: DhcpSite | undefined;
+  const metrics = new Metrics({ processMetrics: true, leaseCounts: leasePool && (() => totalLeaseCounts([leasePool, ...(dhcpSite?.pools() ?? [])])) });
+  const timeline = new BootTimeline();
+  if (dhcp.mode === 'full') {
+    const { segment } = dhcp;
+    const source = new DhcpSiteFiles(config.dataPath, { log, metrics, own: ownSegment(segment.iface, segment.address, segment.netmask, dhcp.range) });
+    dhcpSite = new DhcpSite({ leaseDir: path.dirname(dhcp.leaseFile), defaultLeaseTime: dhcp.leaseTime, ownPool: leasePool }, { source, log, timeline });
+  }
   const store = new FileStore(config.dataPath, { log, metrics });
-  return { config, log, metrics, timeline: new BootTimeline(), firmware, store, boot: bootSettings(config, firmware), leasePool };
+  const matchbox = new MatchboxStore(config.dataPath, { log, metrics, checkTemplate: matchboxTemplateProblem });
+  return { config, log, metrics, timeline, firmware, store, matchbox, boot: bootSettings(config, firmware), leasePool, dhcpSite };
 }
 
 export function createStoreService(parts: ApplianceParts): Service {
   return storeService(parts.store);
+}
+
+/** Undefined when the parts carry no matchbox store. */
+export function createMatchboxStoreService(parts: ApplianceParts): Service | undefined {
+  return parts.matchbox && matchboxStoreService(parts.matchbox);
 }
 
 export function createBootCounter({ timeline, metrics, log }: ApplianceParts): Service {
@@ -110,6 +132,7 @@ export function createHttpService(parts: ApplianceParts): HttpService {
     baseUrl: config.baseUrl,
     explain: explainer(parts),
     api: { rules: { stallAfterMs: config.stallAfterMs } },
+    matchbox: parts.matchbox,
   });
   return new HttpService(config.http, app.callback(), log);
 }
@@ -121,7 +144,16 @@ export function createTftpService(parts: ApplianceParts): Service | undefined {
   const { log, metrics, timeline, store } = parts;
   const generated = grubFiles({ store, timeline, log, baseUrl: config.baseUrl });
   return new TftpService(
-    { listen: config.tftp, root: config.firmwarePath, images: config.imagesPath, generated, serverAddress: config.advertisedAddress, iface: config.iface, catalog: parts.firmware },
+    {
+      listen: config.tftp,
+      root: config.firmwarePath,
+      images: config.imagesPath,
+      generated,
+      serverAddress: config.advertisedAddress,
+      iface: config.iface,
+      catalog: parts.firmware,
+      maxTransfersPerClient: config.tftpMaxPerClient,
+    },
     { log, metrics, timeline },
   );
 }
@@ -134,7 +166,10 @@ export function createDhcpService(parts: ApplianceParts): Service | undefined {
   if (dhcp.mode === 'off') return undefined;
   if (dhcp.mode === 'proxy') return dhcpServiceFor({ mode: 'proxy', segment: dhcp.segment }, deps);
   if (!parts.leasePool) throw new Error('full DHCP without its lease pool (createParts makes it)');
-  return dhcpServiceFor({ mode: 'full', segment: dhcp.segment, router: dhcp.router, dns: dhcp.dns, leaseTime: dhcp.leaseTime, leaseFile: dhcp.leaseFile, pool: parts.leasePool }, deps);
+  return dhcpServiceFor(
+    { mode: 'full', segment: dhcp.segment, router: dhcp.router, dns: dhcp.dns, leaseTime: dhcp.leaseTime, leaseFile: dhcp.leaseFile, pool: parts.leasePool, site: parts.dhcpSite },
+    deps,
+  );
 }
 
 /** Undefined unless --ipv6-ra-quench (config.ts allows it only with --dhcp full). */
@@ -145,7 +180,16 @@ export function createRaQuenchService(parts: ApplianceParts): Service | undefine
 }
 
 /** The order matters: the store loads before anything can ask it, DHCP starts last so no client is sent to a service that is not up yet. */
-export const SERVICE_FACTORIES: ServiceFactory[] = [createStoreService, createBootCounter, createStallWatch, createHttpService, createTftpService, createDhcpService, createRaQuenchService];
+export const SERVICE_FACTORIES: ServiceFactory[] = [
+  createStoreService,
+  createMatchboxStoreService,
+  createBootCounter,
+  createStallWatch,
+  createHttpService,
+  createTftpService,
+  createDhcpService,
+  createRaQuenchService,
+];
 
 /**
  * Starts services in order and stops them in reverse. If one fails to start, the ones

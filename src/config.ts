@@ -54,6 +54,8 @@ export interface AppConfig {
   uefiLoader: Loader;
   dhcp: DhcpConfig;
   tftp: HostPort | undefined;
+  /** --tftp-max-per-client: TFTP transfers in flight at once from one IP address. */
+  tftpMaxPerClient: number;
   /** --ipv6-ra-quench: answer IPv6 router solicitations with router lifetime 0 (full mode only). */
   ipv6RaQuench: boolean;
   /** --stall-after: how long a boot may go without its next step before it counts as stalled. */
@@ -86,6 +88,7 @@ export const RawOptionsSchema = z
     'lease-time': z.coerce.number().int().min(60).max(31_536_000).default(3600),
     'lease-file': z.string().optional(),
     'tftp-address': z.string().optional(),
+    'tftp-max-per-client': z.coerce.number().int().min(1).max(1000).default(8),
     'stall-after': z.coerce.number().int().min(5).max(86_400).default(60),
     'ipv6-ra-quench': z.enum(['1', 'true', '0', 'false'], { message: 'expected 1, true, 0 or false' }).optional(),
     'log-level': z.enum(LOG_LEVELS).default('info'),
@@ -185,6 +188,7 @@ export function resolveConfig(raw: RawOptions, env: ResolveEnvironment): AppConf
     uefiLoader: o['uefi-loader'],
     dhcp,
     tftp,
+    tftpMaxPerClient: o['tftp-max-per-client'],
     ipv6RaQuench,
     stallAfterMs: o['stall-after'] * 1000,
     log: { level: o['log-level'], format: o['log-format'] ?? (env.isTty ? 'pretty' : 'json') },

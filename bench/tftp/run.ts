@@ -112,6 +112,9 @@ const SERVERS: Server[] = [
           path.join(PROJECT, 'src/main.ts'),
           '--tftp-address',
           `${ip}:69`,
+          // Every client of the bench shares one address: the per-address cap (default 8) would refuse the 200.
+          '--tftp-max-per-client',
+          '1000',
           '--address',
           `${ip}:18080`,
           '--firmware-path',

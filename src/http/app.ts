@@ -12,6 +12,7 @@ import { grubRouter } from './grub.ts';
 import { healthRouter } from './health.ts';
 import { imagesRouter } from './images.ts';
 import { ipxeRouter } from './ipxe.ts';
+import { matchboxRouter, type MatchboxRoutesDeps } from './matchbox.ts';
 import { metricsRouter } from './metrics.ts';
 import { pixiecoreRouter } from './pixiecore.ts';
 import { requestLog } from './request-log.ts';
@@ -29,6 +30,8 @@ export interface HttpAppDeps {
   baseUrl: string;
   explain: ApiDeps['explain'];
   api?: ApiOptions;
+  /** The matchbox layout of --data-path (groups, profiles, templates); without it /ignition, /generic and /metadata are not served. */
+  matchbox?: MatchboxRoutesDeps['matchbox'] | undefined;
 }
 
 /** A router's routes plus its 405/501 answers, as one middleware for `app.use`. */
@@ -51,6 +54,7 @@ export function createHttpApp(deps: HttpAppDeps): Koa {
   app.use(routes(grubRouter(deps)));
   app.use(routes(cloudRouter(deps)));
   app.use(routes(pixiecoreRouter(deps)));
+  if (deps.matchbox) app.use(routes(matchboxRouter({ matchbox: deps.matchbox, baseUrl: deps.baseUrl })));
   app.use(routes(imagesRouter(deps)));
   app.use(routes(firmwareRouter(deps)));
   app.use(routes(healthRouter()));

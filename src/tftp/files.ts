@@ -37,16 +37,19 @@ function refused(name: string, code: number, message: string, reason: string): T
 }
 
 /**
- * Turns a requested filename into a path inside the root, or refuses it. A leading "/" is
- * stripped (PXE configs often write "/pxelinux.0" meaning the TFTP root, and tftp-hpa's
- * -s and dnsmasq do the same); "..", backslashes, NUL and control characters, and
- * dot-files are refused outright; symlinks may point within the root but not out of it.
+ * Turns a requested filename into a path inside the root, or refuses it. A backslash is a
+ * path separator, as in dnsmasq: Windows boot managers ask for "\Boot\BCD" and some PXE
+ * configs write "pxelinux.cfg\default". A leading separator is stripped (PXE configs often
+ * write "/pxelinux.0" meaning the TFTP root, and tftp-hpa's -s and dnsmasq do the same);
+ * ".." segments, NUL and control characters, and dot-files are refused outright; symlinks
+ * may point within the root but not out of it.
  */
 export function normalizeRequest(filename: string): { ok: true; rel: string } | { ok: false; reason: string } {
   // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(filename)) return { ok: false, reason: 'control character or NUL in filename' };
-  if (filename.includes('\\')) return { ok: false, reason: 'backslash in filename' };
+  // Separators are unified first, so "..\x" and "\.hidden" are judged like their "/" forms below.
   const segments = filename
+    .replaceAll('\\', '/')
     .replace(/^\/+/, '')
     .split('/')
     .filter((s) => s !== '' && s !== '.');

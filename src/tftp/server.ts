@@ -1,12 +1,14 @@
 /**
  * A read-only TFTP server that knows nothing of booting: a resolver turns a requested name
  * into bytes (or an error to send), and callbacks hear about every transfer. It parses
- * requests on the well-known port, refuses what it must (writes, other modes, more transfers
- * than the cap) with an immediate ERROR from that port, and hands each accepted read to its
- * own Session. tftp/service.ts gives it the appliance's files, metrics, log and timeline.
+ * requests on the well-known port, refuses what it must (writes, the mail mode, more
+ * transfers than the caps allow) with an immediate ERROR from that port, and hands each
+ * accepted read to its own Session, in octet or netascii (converted by netascii.ts).
+ * tftp/service.ts gives it the appliance's files, metrics, log and timeline.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIPv6, type AddressInfo } from 'node:net';
+import { NetasciiSource } from './netascii.ts';
 import { negotiate, type OptionLimits } from './options.ts';
 import { encodeError, ERR, parsePacket, type TftpOptions } from './packet.ts';
 import { Session, type Outcome, type RetransmitPolicy } from './session.ts';
@@ -28,10 +30,13 @@ export interface TransferReport {
   /** The resolved name when the file was found, else the name as requested. */
   file: string;
   requested: TftpOptions;
+  /** The mode as requested (lower case): octet, netascii, or what was refused. */
+  mode: string;
   outcome: Outcome;
   bytes: number;
   ms: number;
   detail?: string | undefined;
+  /** Bytes on the wire: for netascii the converted size. */
   size?: number | undefined;
   /** The options acknowledged in the OACK. */
   granted?: TftpOptions | undefined;
@@ -45,6 +50,8 @@ export interface TftpServerEvents {
   finished(report: TransferReport): void;
   malformed(reason: string, peer: Peer): void;
   retransmitted(packets: number): void;
+  /** A datagram reached the port of the transfer to `transfer` from another source (`from`); it got ERROR 5. */
+  stray(from: Peer, transfer: Peer): void;
   /** A bug or a socket fault, never a client's doing. */
   failed(what: string, err: unknown, peer: Peer | undefined): void;
 }
@@ -55,6 +62,12 @@ export interface TftpServerOptions {
   resolve: TftpResolver;
   /** Transfers in flight at once; a request beyond gets ERROR 0 "server busy". */
   maxTransfers: number;
+  /**
+   * Transfers in flight at once from one IP address, so RRQs spoofed from one address cannot
+   * take every slot; a request beyond gets ERROR 0 (TOO_MANY_FROM_CLIENT) and the outcome
+   * `per-client-limit`. Firmware reads one file at a time; 8 leaves room for retries.
+   */
+  maxTransfersPerClient: number;
   limits: OptionLimits;
   retransmit: RetransmitPolicy;
   events: TftpServerEvents;
@@ -62,6 +75,9 @@ export interface TftpServerOptions {
 
 export const DEFAULT_LIMITS: OptionLimits = { maxBlksize: 8192, maxWindowsize: 64, maxWindowBytes: 64 * 1024 };
 export const DEFAULT_MAX_TRANSFERS = 1000;
+export const DEFAULT_MAX_TRANSFERS_PER_CLIENT = 8;
+/** The ERROR message over the per-client cap (code 0: RFC 1350 has no code for "quota", and 3 reads as a full disk). */
+export const TOO_MANY_FROM_CLIENT = 'Too many transfers from your address, try again later';
 
 interface Active {
   request: Buffer;
@@ -72,6 +88,8 @@ export class TftpServer {
   private socket: Socket | undefined;
   /** Keyed by client address:port, so a retransmitted RRQ does not start a second transfer. */
   private readonly active = new Map<string, Active>();
+  /** Entries of `active` per client IP address; an address with none has no key. */
+  private readonly perAddress = new Map<string, number>();
 
   constructor(private readonly opts: TftpServerOptions) {}
 
@@ -112,6 +130,20 @@ export class TftpServer {
     if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
   }
 
+  private track(key: string, entry: Active, address: string): void {
+    if (!this.active.has(key)) this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
+    this.active.set(key, entry);
+  }
+
+  /** Drops `entry` unless a newer request from the same port took its place. */
+  private untrack(key: string, entry: Active, address: string): void {
+    if (this.active.get(key) !== entry) return;
+    this.active.delete(key);
+    const n = (this.perAddress.get(address) ?? 1) - 1;
+    if (n > 0) this.perAddress.set(address, n);
+    else this.perAddress.delete(address);
+  }
+
   private reply(buf: Buffer, to: Peer): void {
     this.socket?.send(buf, to.port, to.address);
   }
@@ -127,7 +159,7 @@ export class TftpServer {
     const p = parsed.packet;
     if (p.op === 'wrq') {
       this.reply(encodeError(ERR.ACCESS_VIOLATION, 'Read-only server'), peer);
-      this.opts.events.finished({ peer, file: p.filename, requested: p.options, outcome: 'write-refused', bytes: 0, ms: 0, detail: 'write request' });
+      this.opts.events.finished({ peer, file: p.filename, requested: p.options, mode: p.mode, outcome: 'write-refused', bytes: 0, ms: 0, detail: 'write request' });
       return;
     }
     // DATA/ACK/ERROR/OACK belong on a transfer's own port; on this one they are noise.
@@ -141,53 +173,65 @@ export class TftpServer {
     if (existing) {
       // The same request again: our OACK or DATA 1 is on its way or lost, and the session's timer resends it.
       if (existing.request.equals(msg)) return;
-      // A new request from the same port (a size probe whose ERROR 8 was lost, then the real read).
-      existing.session?.abort('aborted', 'Superseded by a new request');
-    }
-    if (this.active.size >= this.opts.maxTransfers && !existing) {
-      this.reply(encodeError(ERR.NOT_DEFINED, 'Server busy, try again'), peer);
-      this.opts.events.finished({ peer, file: p.filename, requested: p.options, outcome: 'busy', bytes: 0, ms: 0, detail: `${this.active.size} transfers in flight` });
-      return;
+      // A new request from the same port (a size probe whose ERROR 8 was lost, firmware
+      // retrying): the old transfer ends without an ERROR, which would reach the client's
+      // port, where the new one now lives, and could end it before its first packet.
+      existing.session?.abandon('aborted', 'superseded by a new request');
+    } else {
+      const fromAddress = this.perAddress.get(peer.address) ?? 0;
+      if (fromAddress >= this.opts.maxTransfersPerClient) {
+        this.reply(encodeError(ERR.NOT_DEFINED, TOO_MANY_FROM_CLIENT), peer);
+        const detail = `${fromAddress} transfers in flight from ${peer.address}`;
+        this.opts.events.finished({ peer, file: p.filename, requested: p.options, mode: p.mode, outcome: 'per-client-limit', bytes: 0, ms: 0, detail });
+        return;
+      }
+      if (this.active.size >= this.opts.maxTransfers) {
+        this.reply(encodeError(ERR.NOT_DEFINED, 'Server busy, try again'), peer);
+        this.opts.events.finished({ peer, file: p.filename, requested: p.options, mode: p.mode, outcome: 'busy', bytes: 0, ms: 0, detail: `${this.active.size} transfers in flight` });
+        return;
+      }
     }
     const entry: Active = { request: Buffer.from(msg), session: undefined };
-    this.active.set(key, entry);
+    this.track(key, entry, peer.address);
     void this.serve(key, entry, peer, p.filename, p.mode, p.options).catch((err: unknown) => {
       this.opts.events.failed('transfer failed unexpectedly', err, peer);
-      if (this.active.get(key) === entry) this.active.delete(key);
+      this.untrack(key, entry, peer.address);
     });
   }
 
   private async serve(key: string, entry: Active, peer: Peer, filename: string, mode: string, requested: TftpOptions): Promise<void> {
     const started = performance.now();
-    const release = () => {
-      if (this.active.get(key) === entry) this.active.delete(key);
-    };
-    const finish = (report: Omit<TransferReport, 'peer' | 'requested' | 'ms'>) => {
-      release();
-      this.opts.events.finished({ peer, requested, ms: performance.now() - started, ...report });
+    const finish = (report: Omit<TransferReport, 'peer' | 'requested' | 'mode' | 'ms'>) => {
+      this.untrack(key, entry, peer.address);
+      this.opts.events.finished({ peer, requested, mode, ms: performance.now() - started, ...report });
     };
     this.opts.events.started(peer, filename, requested);
 
-    if (mode !== 'octet') {
-      // netascii would need CR/LF rewriting; boot firmware only ever asks for octet.
-      this.reply(encodeError(ERR.ILLEGAL_OPERATION, 'Only octet (binary) mode is served'), peer);
+    if (mode !== 'octet' && mode !== 'netascii') {
+      // "mail" (RFC 1350) delivers to a user, which a read-only boot server has no business doing.
+      this.reply(encodeError(ERR.ILLEGAL_OPERATION, 'Only octet and netascii modes are served'), peer);
       return finish({ file: filename, outcome: 'refused', bytes: 0, detail: `mode ${mode}` });
     }
     const resolution = await this.opts.resolve(filename, peer);
     if (this.active.get(key) !== entry || !this.socket) {
-      // Superseded, or the server stopped, while we looked the file up.
+      // Superseded, or the server stopped, while we looked the file up: nothing was sent yet, and nothing is.
       if (resolution.ok) await resolution.source.close();
-      release();
-      return;
+      return finish({ file: filename, outcome: this.socket ? 'aborted' : 'shutdown', bytes: 0, detail: this.socket ? 'superseded by a new request' : 'server stopping' });
     }
     if (!resolution.ok) {
       this.reply(encodeError(resolution.code, resolution.message), peer);
       return finish({ file: filename, outcome: resolution.code === ERR.FILE_NOT_FOUND ? 'not-found' : 'refused', bytes: 0, detail: resolution.reason });
     }
-    const terms = negotiate(requested, resolution.source.size, this.opts.limits);
-    const session = new Session(peer, this.opts.host, resolution.source, terms, this.opts.retransmit, {
+    // Chosen once per transfer, so octet blocks go out exactly as before.
+    const source = mode === 'netascii' ? new NetasciiSource(resolution.source) : resolution.source;
+    // tsize is left out of a netascii OACK, as tftp-hpa does: RFC 2349's "size of the file"
+    // is not the converted size, which is unknown until the whole file is read.
+    const { tsize: _unknownInNetascii, ...withoutTsize } = requested;
+    const terms = negotiate(mode === 'netascii' ? withoutTsize : requested, source.size, this.opts.limits);
+    const session = new Session(peer, this.opts.host, source, terms, this.opts.retransmit, {
       malformed: (reason) => this.opts.events.malformed(reason, peer),
       retransmitted: (n) => this.opts.events.retransmitted(n),
+      stray: (from) => this.opts.events.stray(from, peer),
     });
     entry.session = session;
     try {
@@ -202,7 +246,7 @@ export class TftpServer {
       outcome: result.outcome,
       bytes: result.bytes,
       detail: result.detail,
-      size: resolution.source.size,
+      size: source.size,
       granted: terms.oack,
       retransmissions: result.retransmissions,
     });

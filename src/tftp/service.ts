@@ -14,7 +14,7 @@ import type { Service } from '../service.ts';
 import { RateLimiter } from '../util/rate-limiter.ts';
 import { resolveRequest, type RootPolicy } from './files.ts';
 import type { OptionLimits } from './options.ts';
-import { DEFAULT_LIMITS, DEFAULT_MAX_TRANSFERS, TftpServer, type TftpServerEvents, type TransferReport } from './server.ts';
+import { DEFAULT_LIMITS, DEFAULT_MAX_TRANSFERS, DEFAULT_MAX_TRANSFERS_PER_CLIENT, TftpServer, type TftpServerEvents, type TransferReport } from './server.ts';
 import { DEFAULT_RETRANSMIT, type RetransmitPolicy } from './session.ts';
 
 /** IPv4 + UDP + TFTP DATA headers: the largest block that fits one frame is MTU - 32 (1468 on Ethernet). */
@@ -22,6 +22,8 @@ const DATA_OVERHEAD = 32;
 
 /** Malformed datagrams are logged at most this often; the counter has the total. */
 const MALFORMED_LOG_INTERVAL_MS = 5000;
+/** Likewise datagrams from a stray port, and requests refused over the per-client cap (a spoofed flood makes many). */
+const FLOOD_LOG_INTERVAL_MS = 5000;
 
 /**
  * The largest blksize worth granting on `iface`: a block bigger than one frame is sent as IP
@@ -54,6 +56,8 @@ export interface TftpServiceOptions {
   /** Serve files under the root that SHA256SUMS does not list (GRUB configs, test files). Default true. */
   serveOtherFiles?: boolean;
   maxTransfers?: number;
+  /** Transfers in flight at once from one IP address (--tftp-max-per-client); default 8. */
+  maxTransfersPerClient?: number;
   limits?: OptionLimits;
   retransmit?: RetransmitPolicy;
 }
@@ -67,6 +71,7 @@ export interface TftpServiceDeps {
 export class TftpService implements Service {
   readonly name = 'tftp';
   private server: TftpServer | undefined;
+  private readonly perClientLimitLog = new RateLimiter(1, FLOOD_LOG_INTERVAL_MS);
 
   constructor(
     private readonly options: TftpServiceOptions,
@@ -89,6 +94,7 @@ export class TftpService implements Service {
       port: options.listen.port,
       resolve: (filename, peer) => resolveRequest(filename, policy, peer),
       maxTransfers: options.maxTransfers ?? DEFAULT_MAX_TRANSFERS,
+      maxTransfersPerClient: options.maxTransfersPerClient ?? DEFAULT_MAX_TRANSFERS_PER_CLIENT,
       limits,
       retransmit: options.retransmit ?? DEFAULT_RETRANSMIT,
       events: this.events(),
@@ -140,6 +146,7 @@ export class TftpService implements Service {
   private events(): TftpServerEvents {
     const { log, metrics, timeline } = this.deps;
     const malformedLog = new RateLimiter(1, MALFORMED_LOG_INTERVAL_MS);
+    const strayLog = new RateLimiter(1, FLOOD_LOG_INTERVAL_MS);
     return {
       started: (peer, file, requested) => {
         timeline.record({ step: 'tftp.start', ip: peer.address, detail: { file, options: { ...requested } } });
@@ -151,6 +158,12 @@ export class TftpService implements Service {
         if (held !== undefined) log.debug({ client: `${peer.address}:${peer.port}`, reason, dropped: held + 1 }, 'tftp: malformed packet dropped');
       },
       retransmitted: (packets) => metrics.tftpRetransmissions.inc(packets),
+      stray: (from, transfer) => {
+        const held = strayLog.take();
+        if (held !== undefined) {
+          log.debug({ client: `${from.address}:${from.port}`, transfer: `${transfer.address}:${transfer.port}`, dropped: held + 1 }, 'tftp: packet from a stray port answered "Unknown transfer ID"');
+        }
+      },
       failed: (what, err, peer) => {
         const client = peer ? `${peer.address}:${peer.port}` : undefined;
         // The listener's own socket errors are ICMP answers to ERRORs we sent: one client's business.
@@ -163,6 +176,18 @@ export class TftpService implements Service {
   private finished(r: TransferReport): void {
     const { log, metrics, timeline } = this.deps;
     metrics.tftpTransfers.inc({ outcome: r.outcome });
+    if (r.outcome === 'per-client-limit') {
+      // Counted each time, logged at most once per interval, and kept off the machine's
+      // timeline: a flood spoofing one machine's address must not write its boot history.
+      const held = this.perClientLimitLog.take();
+      if (held !== undefined) {
+        log.warn(
+          { client: `${r.peer.address}:${r.peer.port}`, file: r.file, outcome: r.outcome, detail: r.detail, refused: held + 1 },
+          `tftp: refused ${r.file} to ${r.peer.address}: too many transfers from that address (${r.detail})`,
+        );
+      }
+      return;
+    }
     if (r.bytes > 0) metrics.tftpBytes.inc(r.bytes);
     const ms = Math.round(r.ms * 10) / 10;
     const { peer } = r;
@@ -172,6 +197,7 @@ export class TftpService implements Service {
       client: `${peer.address}:${peer.port}`,
       file: r.file,
       options: { ...r.requested },
+      ...(r.mode !== 'octet' ? { mode: r.mode } : {}),
       ...(r.granted ? { granted: r.granted } : {}),
       outcome: r.outcome,
       bytes: r.bytes,

@@ -1,4 +1,4 @@
-import { createSocket, type Socket } from 'node:dgram';
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Negotiated } from './options.ts';
 import { dataHeader, encodeError, encodeOack, ERR, OP, parsePacket } from './packet.ts';
@@ -17,6 +17,8 @@ export type Outcome =
   | 'refused'
   | 'write-refused'
   | 'busy'
+  /** Refused at once: that IP address already has its cap of transfers in flight (server.ts maxTransfersPerClient). */
+  | 'per-client-limit'
   | 'shutdown'
   | 'error';
 
@@ -53,11 +55,31 @@ export interface SessionResult {
 export interface SessionHooks {
   malformed(reason: string): void;
   retransmitted(packets: number): void;
+  /** A datagram reached this transfer's port from another source; it was answered ERROR 5 and changed nothing. */
+  stray(from: { address: string; port: number }): void;
+}
+
+const UNKNOWN_TID = encodeError(ERR.UNKNOWN_TID, 'Unknown transfer ID');
+
+function bindTo(socket: Socket, address: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind({ address, port, exclusive: true }, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
 }
 
 /**
  * One read transfer on its own ephemeral port (RFC 1350's transfer ID), connected to the
- * client so the kernel drops datagrams from anyone else.
+ * client: sends need no address and the client's ICMP port unreachable ends the transfer.
+ *
+ * A datagram from any other source (right address, wrong port: RFC 1350 section 4) would
+ * only draw an ICMP from the kernel, so a second, unconnected socket shares the port and
+ * answers each one ERROR 5 without touching the transfer. Both set SO_REUSEADDR; Linux
+ * then steers the client's datagrams to the connected socket (its full 4-tuple matches
+ * best) and everything else to the catcher, so the transfer's own path gains no work.
  *
  * Sending is window-by-window (RFC 7440; windowsize 1 is plain lock-step). Only an ACK
  * that moves forward sends anything at once; a repeated ACK resends the window only when
@@ -69,12 +91,15 @@ export interface SessionHooks {
  */
 export class Session {
   private socket: Socket | undefined;
+  /** Unconnected, on the same port: hears only datagrams from other sources. */
+  private strays: Socket | undefined;
   private timer: NodeJS.Timeout | undefined;
   private state: 'oack' | 'data' | 'done' = 'oack';
   /** Absolute block numbers (not wrapped): highest acknowledged and highest sent. */
   private acked = 0;
   private sent = 0;
-  private readonly lastBlock: number;
+  /** Fixed for octet; a netascii source's size is a lower bound until its input is read, so loads refresh it. */
+  private lastBlock: number;
   private retries = 0;
   private retransmissions = 0;
   private srtt: number | undefined;
@@ -101,21 +126,8 @@ export class Session {
   }
 
   async start(): Promise<void> {
-    const socket = createSocket({ type: isIPv6(this.localHost) ? 'udp6' : 'udp4' });
-    this.socket = socket;
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      // On a connected socket the kernel reports the client's ICMP port unreachable here.
-      if (err.code === 'ECONNREFUSED') this.finish('client-gone', 'port unreachable');
-      else this.finish('error', err.message);
-    });
-    socket.on('message', (msg) => this.onMessage(msg));
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind({ address: this.localHost, port: 0, exclusive: true }, () => {
-        socket.off('error', reject);
-        socket.connect(this.client.port, this.client.address, () => resolve());
-      });
-    });
+    // A transfer ended while its port was being opened (server stopping) settles start() too.
+    await Promise.race([this.open(), this.done]);
     if (this.state === 'done') return;
     if (Object.keys(this.terms.oack).length > 0) {
       this.sendOack();
@@ -125,11 +137,65 @@ export class Session {
     }
   }
 
-  /** Ends the transfer from outside (server stopping). */
+  /** Read through a method: after an await, finish() may have run meanwhile. */
+  private get ended(): boolean {
+    return this.state === 'done';
+  }
+
+  private async open(): Promise<void> {
+    const type = isIPv6(this.localHost) ? 'udp6' : 'udp4';
+    const socket = createSocket({ type, reuseAddr: true });
+    this.socket = socket;
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      // On a connected socket the kernel reports the client's ICMP port unreachable here.
+      if (err.code === 'ECONNREFUSED') this.finish('client-gone', 'port unreachable');
+      else this.finish('error', err.message);
+    });
+    socket.on('message', (msg) => this.onMessage(msg));
+    await bindTo(socket, this.localHost, 0);
+    if (this.ended) return;
+    // Two transfers may share a port (SO_REUSEADDR lets the kernel hand one out twice): harmless,
+    // as each connected socket still gets only its own client, and every catcher answers alike.
+    const strays = createSocket({ type, reuseAddr: true });
+    this.strays = strays;
+    // Unconnected, it gets no ICMP errors; a send to a stray that vanished may still fail. Neither concerns the transfer.
+    strays.on('error', () => undefined);
+    strays.on('message', (msg, rinfo) => this.onStray(msg, rinfo));
+    await bindTo(strays, this.localHost, socket.address().port);
+    if (this.ended) return;
+    await new Promise<void>((resolve) => socket.connect(this.client.port, this.client.address, () => resolve()));
+  }
+
+  /** Ends the transfer from outside with an ERROR to the client (server stopping). */
   abort(outcome: Outcome, message: string): void {
     if (this.state === 'done') return;
     this.send(encodeError(ERR.NOT_DEFINED, message));
     this.finish(outcome, message);
+  }
+
+  /**
+   * Ends the transfer without a word to the client: it has already started another from
+   * the same port, and an ERROR from here could reach it first and end that one too.
+   */
+  abandon(outcome: Outcome, detail: string): void {
+    this.finish(outcome, detail);
+  }
+
+  /** RFC 1350 section 4: answer the source of the wrong packet, and leave the transfer alone. */
+  private onStray(msg: Buffer, from: RemoteInfo): void {
+    const parsed = parsePacket(msg);
+    if (!parsed.ok) {
+      this.hooks.malformed(parsed.reason);
+      return;
+    }
+    // Never answer an ERROR with one: two servers doing that would bounce them for ever.
+    if (parsed.packet.op === 'error') return;
+    try {
+      this.strays?.send(UNKNOWN_TID, from.port, from.address);
+    } catch {
+      /* catcher closing: the transfer just ended */
+    }
+    this.hooks.stray({ address: from.address, port: from.port });
   }
 
   private clampRto(ms: number): number {
@@ -287,6 +353,7 @@ export class Session {
       this.source.load(start, (to - from + 1) * blksize).then(
         () => {
           this.loading = false;
+          this.lastBlock = Math.floor(this.source.size / blksize) + 1;
           if (this.state === 'data') this.pump(this.pendingRetransmit);
         },
         (err: Error) => {
@@ -320,9 +387,16 @@ export class Session {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     const socket = this.socket;
+    const strays = this.strays;
     this.socket = undefined;
-    // Let queued datagrams (an ERROR, the last window) leave before the port closes.
-    if (socket) setImmediate(() => socket.close());
+    this.strays = undefined;
+    // Let queued datagrams (an ERROR, the last window) leave before the port closes; both
+    // sockets close together, so a late packet from the client never meets the catcher alone.
+    if (socket || strays)
+      setImmediate(() => {
+        strays?.close();
+        socket?.close();
+      });
     void this.source.close().catch(() => undefined);
     const blocks = Math.min(this.acked, this.lastBlock);
     this.resolveDone({

@@ -7,26 +7,10 @@ import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { copyFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { startAppliance, type RunningAppliance } from '../helpers/appliance.ts';
 import { encodeAck, OP } from '../../src/tftp/packet.ts';
-import { clients, FIRMWARE_DIR, makeRoot, run, sha256File, tempDir, type Root } from './helpers.ts';
-
-async function freePort(kind: 'udp' | 'tcp'): Promise<number> {
-  if (kind === 'udp') {
-    const s = createSocket('udp4');
-    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-    const port = s.address().port;
-    await new Promise<void>((r) => s.close(() => r()));
-    return port;
-  }
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
+import { clients, FIRMWARE_DIR, freePort, makeRoot, run, sha256File, tempDir, type Root } from './helpers.ts';
 
 let root: Root;
 let app: RunningAppliance;

@@ -3,7 +3,7 @@
  * every byte checked by sha256, including a 64 MiB file that wraps the block number at 512 bytes.
  */
 import test from 'ava';
-import { readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { clients, makeRoot, readText, run, sha256File, startServer, tempDir, type Root, type Running } from './helpers.ts';
 
@@ -13,7 +13,8 @@ let out: { dir: string; cleanup: () => Promise<void> };
 
 test.before(async () => {
   root = await makeRoot({ big: true });
-  srv = await startServer(root.dir);
+  // curl's 200 parallel transfers below all come from 127.0.0.1.
+  srv = await startServer(root.dir, { maxTransfersPerClient: 1000 });
   out = await tempDir();
 });
 
@@ -58,6 +59,34 @@ test.serial('each transfer is logged with client, file, options, bytes, time and
   t.is(line!.bytes, 64 * 1024 * 1024);
   t.deepEqual(line!.granted, { blksize: '1468', windowsize: '16' });
   t.is(typeof line!.ms, 'number');
+});
+
+test.serial('backslashes are path separators: \\Boot\\BCD and pxelinux.cfg\\default arrive intact (tftp-hpa, atftp, curl)', async (t) => {
+  const bcd = Buffer.from('regf BCD hive stand-in\0\x01\x02');
+  const pxe = Buffer.from('DEFAULT menu.c32\nLABEL local\n  LOCALBOOT 0\n');
+  await mkdir(path.join(root.dir, 'Boot'));
+  await writeFile(path.join(root.dir, 'Boot', 'BCD'), bcd);
+  await mkdir(path.join(root.dir, 'pxelinux.cfg'));
+  await writeFile(path.join(root.dir, 'pxelinux.cfg', 'default'), pxe);
+  for (const [remote, body] of [
+    ['\\Boot\\BCD', bcd],
+    ['pxelinux.cfg\\default', pxe],
+  ] as const) {
+    for (const [client, fetch] of [
+      ['tftp-hpa', clients.tftpHpa],
+      ['atftp', clients.atftp],
+      ['curl', clients.curl],
+    ] as const) {
+      const name = local(`bs-${client}-${remote.replaceAll('\\', '_')}`);
+      const r = await fetch(srv.port, remote, name);
+      t.is(r.code, 0, `${client} ${remote}: ${r.stderr}`);
+      t.true((await readFile(name)).equals(body), `${client} ${remote}`);
+    }
+  }
+  t.true(
+    srv.logs.some((l) => l.file === 'Boot/BCD' && l.outcome === 'ok'),
+    'logged under the name it resolved to',
+  );
 });
 
 const traversals = ['../../../../etc/passwd', '/../../etc/passwd', '..\\..\\etc\\passwd', 'a/../../etc/passwd', '/etc/passwd', '.hidden', 'escape/passwd'];

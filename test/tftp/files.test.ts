@@ -18,7 +18,17 @@ const norm: [string, string | null][] = [
   ['a/..', null],
   ['..', null],
   ['..\\..\\windows', null],
-  ['a\\b', null],
+  // Backslashes are separators (dnsmasq): Windows boot managers and some PXE configs use them.
+  ['a\\b', 'a/b'],
+  ['\\Boot\\BCD', 'Boot/BCD'],
+  ['pxelinux.cfg\\default', 'pxelinux.cfg/default'],
+  ['\\\\a\\/b', 'a/b'],
+  ['a\\..\\..\\b', null],
+  ['a\\..', null],
+  ['\\..\\etc/passwd', null],
+  ['\\.hidden', null],
+  ['a\\.git\\config', null],
+  ['\\', null],
   ['a\0b', null],
   ['a\nb', null],
   ['a\x7fb', null],
@@ -78,6 +88,10 @@ test('resolveRequest serves verified firmware and other files, refuses the rest'
     ['snponly.efi', { code: 1 }], // listed, missing
     ['grub/grub.cfg', 'set timeout=1\n'],
     ['inside-link', 'set timeout=1\n'],
+    ['grub\\grub.cfg', 'set timeout=1\n'],
+    ['\\undionly.kpxe', 'verified'],
+    ['leakdir\\secret', { code: 2 }], // a backslash path is confined like a slash one
+    ['..\\secret', { code: 2 }],
     ['leak', { code: 2 }],
     ['leakdir/secret', { code: 2 }],
     ['grub', { code: 1 }], // a directory
