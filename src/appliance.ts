@@ -27,6 +27,7 @@ import type { Uuid } from './net/uuid.ts';
 import { matchboxTemplateProblem } from './render/matchbox.ts';
 import type { Service } from './service.ts';
 import { DhcpSiteFiles, ownSegment } from './store/dhcp-files.ts';
+import { combinedBootStore, type BootLookupStore } from './boot-lookup.ts';
 import { FileStore } from './store/file-store.ts';
 import { MatchboxStore, matchboxStoreService } from './store/matchbox-store.ts';
 import { storeService } from './store/service.ts';
@@ -70,13 +71,19 @@ export function bootSettings(config: Pick<AppConfig, 'baseUrl' | 'efiFirmware' |
 }
 
 /** The machine as DHCP looks it up: uuid → mac → default, the keys /ipxe uses. */
+/** The boot lookups every service makes: the seed layout and matchbox's groups in one precedence (boot-lookup.ts). */
+export function bootStore(parts: Pick<ApplianceParts, 'store' | 'matchbox' | 'config'>): BootLookupStore {
+  return combinedBootStore(parts.store, parts.matchbox, parts.config.baseUrl);
+}
+
 export function machineLookup(store: Pick<Store, 'boot'>): MachineLookup {
   return (query) => machineMatch(store.boot(query));
 }
 
 /** `explain` for one machine, from the running parts. */
-export function explainer(parts: Pick<ApplianceParts, 'config' | 'store' | 'boot'>): (machine: { mac: Mac | undefined; uuid: Uuid | undefined }) => Explanation {
-  return ({ mac, uuid }) => explain({ mac, uuid, store: parts.store, settings: parts.boot, dhcpMode: parts.config.dhcp.mode, serverAddress: parts.config.advertisedAddress });
+export function explainer(parts: Pick<ApplianceParts, 'config' | 'store' | 'boot' | 'matchbox'>): (machine: { mac: Mac | undefined; uuid: Uuid | undefined }) => Explanation {
+  const store = bootStore(parts);
+  return ({ mac, uuid }) => explain({ mac, uuid, store, settings: parts.boot, dhcpMode: parts.config.dhcp.mode, serverAddress: parts.config.advertisedAddress });
 }
 
 export async function createParts(config: AppConfig, log: Logger): Promise<ApplianceParts> {
@@ -121,12 +128,12 @@ export function createStallWatch({ timeline, metrics, log, config }: AppliancePa
 }
 
 export function createHttpService(parts: ApplianceParts): HttpService {
-  const { config, log, metrics, timeline, store, firmware } = parts;
+  const { config, log, metrics, timeline, firmware } = parts;
   const app = createHttpApp({
     log,
     metrics,
     timeline,
-    store,
+    store: bootStore(parts),
     firmware,
     imagesPath: config.imagesPath,
     baseUrl: config.baseUrl,
@@ -141,8 +148,8 @@ export function createHttpService(parts: ApplianceParts): HttpService {
 export function createTftpService(parts: ApplianceParts): Service | undefined {
   const { config } = parts;
   if (!config.tftp) return undefined;
-  const { log, metrics, timeline, store } = parts;
-  const generated = grubFiles({ store, timeline, log, baseUrl: config.baseUrl });
+  const { log, metrics, timeline } = parts;
+  const generated = grubFiles({ store: bootStore(parts), timeline, log, baseUrl: config.baseUrl });
   return new TftpService(
     {
       listen: config.tftp,
@@ -162,7 +169,7 @@ export function createTftpService(parts: ApplianceParts): Service | undefined {
 export function createDhcpService(parts: ApplianceParts): Service | undefined {
   const { dhcp } = parts.config;
   const { boot, log, metrics, timeline } = parts;
-  const deps = { boot, log, metrics, timeline, lookup: machineLookup(parts.store) };
+  const deps = { boot, log, metrics, timeline, lookup: machineLookup(bootStore(parts)) };
   if (dhcp.mode === 'off') return undefined;
   if (dhcp.mode === 'proxy') return dhcpServiceFor({ mode: 'proxy', segment: dhcp.segment }, deps);
   if (!parts.leasePool) throw new Error('full DHCP without its lease pool (createParts makes it)');

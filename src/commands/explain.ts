@@ -6,6 +6,8 @@ import { createLogger } from '../log.ts';
 import { parseMacInput, type Mac } from '../net/mac.ts';
 import { parseUuidInput, type Uuid } from '../net/uuid.ts';
 import { FileStore } from '../store/file-store.ts';
+import { MatchboxStore } from '../store/matchbox-store.ts';
+import { matchboxTemplateProblem } from '../render/matchbox.ts';
 
 export const EXPLAIN_USAGE = 'bootcfg-appliance explain --mac MAC [--uuid UUID] [--json] [serve options, e.g. --data-path DIR]';
 
@@ -70,11 +72,14 @@ export async function explainCommand(args: string[], io: ExplainIo): Promise<num
   const firmware = await FirmwareCatalog.load(config.firmwarePath, log);
   const store = new FileStore(config.dataPath, { log });
   await store.reload();
+  const matchbox = new MatchboxStore(config.dataPath, { log, checkTemplate: matchboxTemplateProblem });
+  await matchbox.reload();
   try {
-    const e = explainer({ config, store, boot: bootSettings(config, firmware) })({ mac, uuid });
+    const e = explainer({ config, store, matchbox, boot: bootSettings(config, firmware) })({ mac, uuid });
     io.stdout(flags.json ? `${JSON.stringify(e, null, 2)}\n` : formatExplanation(e));
     return e.boot.answeredBy && e.boot.answeredBy.outcome !== 'broken' ? 0 : 1;
   } finally {
     await store.close();
+    await matchbox.close();
   }
 }

@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import type { BootTimeline } from '../events/timeline.ts';
 import { renderGrubConfig } from '../render/grub-config.ts';
 import type { Store } from '../store/store.ts';
+import { labelsFromQuery } from '../store/matchbox.ts';
 import { fail } from './errors.ts';
 import { lookupMiss, noteLookup } from './lookup-response.ts';
 import { machineQuery } from './machine-query.ts';
@@ -29,7 +30,8 @@ export function grubRouter({ store, timeline, baseUrl }: GrubRoutesDeps): Router
       info.uuid = machine.uuid;
       const ip = clientIp(c);
       if (machine.mac) timeline.bindAddress(ip, machine.mac);
-      const result = store.boot(machine);
+      // Every query parameter is a label for matchbox groups' selectors (boot-lookup.ts).
+      const result = store.boot({ ...machine, labels: labelsFromQuery(c.query).labels, rawQuery: c.querystring });
       noteLookup(c, result);
       const key = result.decidedBy?.key;
       const file = result.decidedBy?.path;

@@ -3,6 +3,7 @@ import type Koa from 'koa';
 import type { BootTimeline } from '../events/timeline.ts';
 import { BOOT_SCRIPT, renderBoot } from '../render/ipxe-script.ts';
 import type { Store } from '../store/store.ts';
+import { labelsFromQuery } from '../store/matchbox.ts';
 import { fail } from './errors.ts';
 import { lookupDetail, lookupMiss, noteLookup } from './lookup-response.ts';
 import { machineQuery } from './machine-query.ts';
@@ -37,7 +38,8 @@ export function ipxeRouter({ store, timeline, baseUrl }: IpxeRoutesDeps): Router
       const ip = clientIp(c);
       // The script is fetched by the machine itself: from now on its downloads (which carry no MAC) are its own.
       if (machine.mac) timeline.bindAddress(ip, machine.mac);
-      const result = store.boot(machine);
+      // Every query parameter is a label for matchbox groups' selectors (boot-lookup.ts).
+      const result = store.boot({ ...machine, labels: labelsFromQuery(c.query).labels, rawQuery: c.querystring });
       noteLookup(c, result);
       const rendered = result.value ? renderBoot(result.value, baseUrl) : undefined;
       const miss = rendered ? undefined : lookupMiss(result, store.dataPath);

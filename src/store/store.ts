@@ -10,6 +10,13 @@ export type ConfigKind = (typeof CONFIG_KINDS)[number];
 export interface MachineQuery {
   uuid?: Uuid | undefined;
   mac?: Mac | undefined;
+  /**
+   * Every label the request carried (its query parameters), for matchbox groups' selectors;
+   * the seed layout looks at uuid and mac only. Absent: the labels are uuid and mac.
+   */
+  labels?: Readonly<Record<string, string>> | undefined;
+  /** The query string as sent (matchbox templates' `.request.raw_query`). */
+  rawQuery?: string | undefined;
 }
 
 /** The cloud config is served as the file's text, whatever format the booted OS expects. */
