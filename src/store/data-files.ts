@@ -80,6 +80,9 @@ export async function scanDataPath(dataPath: string): Promise<{ files: DataFile[
   const root = await statOrUndefined(dataPath);
   if (!root?.isDirectory()) return { files, dirs, dataPathExists: false };
   dirs.push(dataPath);
+  // With matchbox's layout beside the seed's, cloud/<name> files other than default are the
+  // templates profiles name (cloud_id): the matchbox store reads and judges them.
+  const matchboxLayout = (await statOrUndefined(path.join(dataPath, 'profiles')))?.isDirectory() === true;
 
   const visit = async (kind: ConfigKind, dirPath: string, dir: '' | 'uuid' | 'mac') => {
     let names: string[];
@@ -108,6 +111,7 @@ export async function scanDataPath(dataPath: string): Promise<{ files: DataFile[
       }
       const signature = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
       const named = keyForName(kind, dir, name);
+      if (matchboxLayout && kind === 'cloud' && dir === '' && 'problem' in named) continue;
       if ('key' in named) files.push({ kind, path: full, key: named.key, signature });
       else files.push({ kind, path: full, key: undefined, nameProblem: named.problem, signature });
     }

@@ -135,8 +135,8 @@ test('the seed layout beside it keeps working: /ipxe and /cloud from boot/ and c
   const s = await start(t);
   t.regex(await (await s.get('/ipxe?mac=52:54:00:00:00:99')).text(), /images\/debian\/linux/);
   t.is(await (await s.get('/cloud')).text(), 'd-i preseed {{ not a template\n');
-  // Known gap for the integration: the FileStore (data-files.ts) still calls a matchbox cloud template an unexpected file.
-  t.true(s.store.problems().some((p) => p.path.endsWith('cloud/etcd.yaml') && /unexpected file/.test(p.reason)));
+  // With profiles/ there, cloud/etcd.yaml is a matchbox template (a profile's cloud_id), not a misnamed seed file.
+  t.false(s.store.problems().some((p) => p.path.endsWith('cloud/etcd.yaml')));
 });
 
 test('/ipxe with both layouts: boot/mac beats a group, a matching group beats boot/default, boot/default beats the default group; the group renders its profile with its metadata', async (t) => {
@@ -165,4 +165,12 @@ test('/ipxe with groups only: the default group answers machines no group select
   const res = await s2.get('/ipxe?mac=52-54-00-89-d8-10');
   t.is(res.status, 500);
   t.regex(await res.text(), /no_such_key/);
+});
+
+test('/cloud with both layouts: a group’s cloud template (its profile’s cloud_id) for its machine, cloud/default for the others', async (t) => {
+  const s = await start(t);
+  const node1 = await s.get('/cloud?mac=52-54-00-89-d8-10');
+  t.is(node1.status, 200);
+  t.regex(await node1.text(), /^#cloud-config/);
+  t.is(await (await s.get('/cloud?mac=52-54-00-00-00-99')).text(), 'd-i preseed {{ not a template\n');
 });
