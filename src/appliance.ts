@@ -81,9 +81,12 @@ export function machineLookup(store: Pick<Store, 'boot'>): MachineLookup {
 }
 
 /** `explain` for one machine, from the running parts. */
-export function explainer(parts: Pick<ApplianceParts, 'config' | 'store' | 'boot' | 'matchbox'>): (machine: { mac: Mac | undefined; uuid: Uuid | undefined }) => Explanation {
+export function explainer(
+  parts: Pick<ApplianceParts, 'config' | 'store' | 'boot' | 'matchbox'>,
+): (machine: { mac: Mac | undefined; uuid: Uuid | undefined; labels?: Record<string, string> | undefined }) => Explanation {
   const store = bootStore(parts);
-  return ({ mac, uuid }) => explain({ mac, uuid, store, settings: parts.boot, dhcpMode: parts.config.dhcp.mode, serverAddress: parts.config.advertisedAddress });
+  return ({ mac, uuid, labels }) =>
+    explain({ mac, uuid, labels, store, matchbox: parts.matchbox, settings: parts.boot, dhcpMode: parts.config.dhcp.mode, serverAddress: parts.config.advertisedAddress });
 }
 
 export async function createParts(config: AppConfig, log: Logger): Promise<ApplianceParts> {

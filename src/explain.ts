@@ -13,6 +13,8 @@ import type { Uuid } from './net/uuid.ts';
 import { renderGrubConfig } from './render/grub-config.ts';
 import { renderBoot } from './render/ipxe-script.ts';
 import { describeLookup, type LookupResult, type LookupStep, type Store, type StoreProblem } from './store/store.ts';
+import { describeLoser } from './store/matchbox.ts';
+import type { MatchboxStore } from './store/matchbox-store.ts';
 
 /** The firmware a machine may boot with, as DHCP sees each one. */
 export interface FirmwareProfile {
@@ -55,10 +57,19 @@ export interface LookupExplanation {
   summary: string;
 }
 
+/** How matchbox's groups judged the machine: the winner, and why each other group lost. */
+export interface GroupsExplanation {
+  labels: Record<string, string>;
+  winner: string | null;
+  losers: string[];
+}
+
 export interface Explanation {
   mac: Mac | null;
   uuid: Uuid | null;
   dataPath: string;
+  /** Present when --data-path holds matchbox groups. */
+  groups: GroupsExplanation | null;
   boot: LookupExplanation & {
     /** The script /ipxe would serve, when a config answers. */
     script: string | null;
@@ -82,6 +93,18 @@ export interface ExplainInput {
   dhcpMode: DhcpMode;
   /** The address clients are sent to for TFTP (siaddr); shown in the advice for --dhcp off. */
   serverAddress: string | undefined;
+  /** matchbox's groups, when the data path has them; `labels` are extra ones (--label k=v) beside mac and uuid. */
+  matchbox?: Pick<MatchboxStore, 'selectGroup' | 'hasData'> | undefined;
+  labels?: Record<string, string> | undefined;
+}
+
+function groupsExplanation(input: ExplainInput): GroupsExplanation | null {
+  if (!input.matchbox?.hasData()) return null;
+  const labels: Record<string, string> = { ...input.labels };
+  if (input.mac) labels.mac = input.mac;
+  if (input.uuid) labels.uuid = input.uuid;
+  const selection = input.matchbox.selectGroup(labels);
+  return { labels, winner: selection.group ? `groups/${selection.group.id}` : null, losers: selection.losers.map(describeLoser) };
 }
 
 function lookupExplanation(result: LookupResult<unknown>, dataPath: string): LookupExplanation {
@@ -132,7 +155,7 @@ export function dhcpAnswers(input: Pick<ExplainInput, 'mac' | 'uuid' | 'settings
 }
 
 export function explain(input: ExplainInput): Explanation {
-  const query = { mac: input.mac, uuid: input.uuid };
+  const query = { mac: input.mac, uuid: input.uuid, labels: input.labels && { ...input.labels, ...(input.mac ? { mac: input.mac } : {}), ...(input.uuid ? { uuid: input.uuid } : {}) } };
   const boot = input.store.boot(query);
   const cloud = input.store.cloud(query);
   const rendered = boot.value ? renderBoot(boot.value, input.settings.baseUrl) : undefined;
@@ -140,6 +163,7 @@ export function explain(input: ExplainInput): Explanation {
     mac: input.mac ?? null,
     uuid: input.uuid ?? null,
     dataPath: input.store.dataPath,
+    groups: groupsExplanation(input),
     boot: {
       ...lookupExplanation(boot, input.store.dataPath),
       script: rendered?.script ?? null,
@@ -174,6 +198,14 @@ function describeKind(kind: 'boot' | 'cloud', e: LookupExplanation): string[] {
 export function formatExplanation(e: Explanation): string {
   const who = [e.mac ? `mac ${e.mac}` : '', e.uuid ? `uuid ${e.uuid}` : ''].filter(Boolean).join(', ');
   const lines = [`Machine: ${who || '(no mac or uuid: only default applies)'}`, `Data: ${e.dataPath}`, ''];
+  if (e.groups) {
+    const labels = Object.entries(e.groups.labels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
+    lines.push(`matchbox groups (labels ${labels || 'none'}):`, `  => ${e.groups.winner ? `${e.groups.winner} wins` : 'no group matches'}`);
+    for (const l of e.groups.losers) lines.push(`  lost    ${l}`);
+    lines.push('');
+  }
   lines.push(...describeKind('boot', e.boot));
   if (e.boot.script) {
     lines.push('  script served by /ipxe:');

@@ -9,7 +9,7 @@ import { FileStore } from '../store/file-store.ts';
 import { MatchboxStore } from '../store/matchbox-store.ts';
 import { matchboxTemplateProblem } from '../render/matchbox.ts';
 
-export const EXPLAIN_USAGE = 'bootcfg-appliance explain --mac MAC [--uuid UUID] [--json] [serve options, e.g. --data-path DIR]';
+export const EXPLAIN_USAGE = 'bootcfg-appliance explain --mac MAC [--uuid UUID] [--label K=V ...] [--json] [serve options, e.g. --data-path DIR]';
 
 export interface ExplainIo {
   stdout: (text: string) => void;
@@ -18,11 +18,11 @@ export interface ExplainIo {
   loadConfig: (serveArgs: string[]) => AppConfig;
 }
 
-const OWN_FLAGS = new Set(['--mac', '--uuid']);
+const OWN_FLAGS = new Set(['--mac', '--uuid', '--label']);
 
 /** Splits explain's own flags from the serve flags, which go through the serve parser unchanged. */
-function splitArgs(args: string[]): { mac?: string; uuid?: string; json: boolean; help: boolean; rest: string[] } {
-  const out: { mac?: string; uuid?: string; json: boolean; help: boolean; rest: string[] } = { json: false, help: false, rest: [] };
+function splitArgs(args: string[]): { mac?: string; uuid?: string; labels: Record<string, string>; json: boolean; help: boolean; rest: string[] } {
+  const out: { mac?: string; uuid?: string; labels: Record<string, string>; json: boolean; help: boolean; rest: string[] } = { labels: {}, json: false, help: false, rest: [] };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     const eq = arg.indexOf('=');
@@ -31,7 +31,13 @@ function splitArgs(args: string[]): { mac?: string; uuid?: string; json: boolean
       const value = eq > 0 ? arg.slice(eq + 1) : args[++i];
       if (value === undefined) throw new ConfigError(`explain: ${name} needs a value`);
       if (name === '--mac') out.mac = value;
-      else out.uuid = value;
+      else if (name === '--uuid') out.uuid = value;
+      else {
+        // A label as a request would carry it (hostname, serial, os, …), for matchbox groups' selectors.
+        const m = /^([^=\s]+)=(.*)$/.exec(value);
+        if (!m) throw new ConfigError(`explain: --label wants KEY=VALUE, got "${value}"`);
+        out.labels[m[1]!] = m[2]!;
+      }
     } else if (arg === '--json') out.json = true;
     else if (arg === '--help' || arg === '-h') out.help = true;
     else out.rest.push(arg);
@@ -75,7 +81,7 @@ export async function explainCommand(args: string[], io: ExplainIo): Promise<num
   const matchbox = new MatchboxStore(config.dataPath, { log, checkTemplate: matchboxTemplateProblem });
   await matchbox.reload();
   try {
-    const e = explainer({ config, store, matchbox, boot: bootSettings(config, firmware) })({ mac, uuid });
+    const e = explainer({ config, store, matchbox, boot: bootSettings(config, firmware) })({ mac, uuid, labels: Object.keys(flags.labels).length ? flags.labels : undefined });
     io.stdout(flags.json ? `${JSON.stringify(e, null, 2)}\n` : formatExplanation(e));
     return e.boot.answeredBy && e.boot.answeredBy.outcome !== 'broken' ? 0 : 1;
   } finally {

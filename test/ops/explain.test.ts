@@ -192,3 +192,17 @@ test('`explain` CLI: beside a site DHCP server, a machine without any config is 
   const known = JSON.parse((await cli(['explain', '--mac', MAC, '--data-path', dir, '--json', '--iface', 'lo', '--dhcp', 'proxy'])).stdout) as Explanation;
   t.is(known.dhcp.find((d) => d.firmware === 'bios')?.action, 'tftp');
 });
+
+test('`explain` CLI on a matchbox data directory: the winning group, why each other lost, and the boot config it renders; --label adds labels', async (t) => {
+  const dir = path.join(PROJECT_ROOT, 'examples', 'etcd-cluster');
+  const r = await cli(['explain', '--mac', '52:54:00:a1:00:02', '--data-path', dir, '--dhcp', 'off']);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /^matchbox groups \(labels mac=52:54:00:a1:00:02\):\n {2}=> groups\/node2 wins$/m);
+  t.regex(r.stdout, /^ {2}lost {4}groups\/node1: mac is "52:54:00:a1:00:02", selector wants "52:54:00:a1:00:01"$/m);
+  t.regex(r.stdout, /hit {5}boot\/group\/node2: .*groups\/node2\.json/);
+  t.regex(r.stdout, /etcd\.name=node2/);
+  const labelled = await cli(['explain', '--mac', '52:54:00:b2:00:01', '--label', 'os=installed', '--data-path', path.join(PROJECT_ROOT, 'examples', 'install-then-disk'), '--dhcp', 'off', '--json']);
+  const e = JSON.parse(labelled.stdout) as Explanation;
+  t.is(e.groups?.winner, 'groups/installed');
+  t.deepEqual(e.groups?.labels, { os: 'installed', mac: '52:54:00:b2:00:01' });
+});
