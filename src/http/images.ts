@@ -67,32 +67,37 @@ export interface ImagesRoutesDeps {
   timeline: Pick<BootTimeline, 'record'>;
 }
 
-/** GET|HEAD /images/…: kernels and initrds from --images-path. */
+/**
+ * GET|HEAD /images/…: kernels and initrds from --images-path. /assets/… is the same folder under
+ * the name matchbox serves it, so a matchbox data directory's profiles boot unchanged.
+ */
 export function imagesRouter({ imagesPath, timeline }: ImagesRoutesDeps): Router {
   const router = new Router();
-  router.get(
-    '/images/{*path}',
-    named('images', async (c) => {
-      // The raw (still percent-encoded) path: send decodes it once and checks for `..` after decoding.
-      const rel = c.path.slice('/images'.length);
-      requestInfo(c).file = rel;
-      const outcome = await sendFile(c, imagesPath, rel);
-      const record = (status: number, reason?: string) => {
-        const length = c.res.getHeader('content-length');
-        timeline.record({
-          step: 'http.image',
-          ip: clientIp(c),
-          detail: { path: decodedPath(c.path), status, bytes: length === undefined ? undefined : Number(length), range: c.get('range') || undefined, reason },
-        });
-      };
-      if (outcome.sent) return record(c.status);
-      const status = outcome.error.status ?? 500;
-      clearHeaders(c.res);
-      if (outcome.error.headers) c.set(outcome.error.headers);
-      const why = status === 404 ? 'no such file' : status === 403 ? 'forbidden path' : status === 416 ? 'range not satisfiable' : outcome.error.message;
-      record(status, why);
-      fail(c, status, `${status} ${why}: /images${rel}`, why);
-    }),
-  );
+  for (const prefix of ['/images', '/assets']) {
+    router.get(
+      `${prefix}/{*path}`,
+      named('images', async (c) => {
+        // The raw (still percent-encoded) path: send decodes it once and checks for `..` after decoding.
+        const rel = c.path.slice(prefix.length);
+        requestInfo(c).file = rel;
+        const outcome = await sendFile(c, imagesPath, rel);
+        const record = (status: number, reason?: string) => {
+          const length = c.res.getHeader('content-length');
+          timeline.record({
+            step: 'http.image',
+            ip: clientIp(c),
+            detail: { path: decodedPath(c.path), status, bytes: length === undefined ? undefined : Number(length), range: c.get('range') || undefined, reason },
+          });
+        };
+        if (outcome.sent) return record(c.status);
+        const status = outcome.error.status ?? 500;
+        clearHeaders(c.res);
+        if (outcome.error.headers) c.set(outcome.error.headers);
+        const why = status === 404 ? 'no such file' : status === 403 ? 'forbidden path' : status === 416 ? 'range not satisfiable' : outcome.error.message;
+        record(status, why);
+        fail(c, status, `${status} ${why}: ${prefix}${rel}`, why);
+      }),
+    );
+  }
   return router;
 }

@@ -5,9 +5,11 @@ import { cmdlineNamesInitrd, renderCmdline } from './cmdline.ts';
 /**
  * The chain script every iPXE client is sent to first: it asks iPXE to report who it is.
  * `${mac}` is the booting NIC (not `${net0/mac}`), `hexhyp` survives every URL parser;
- * the relative URL resolves against wherever this script was fetched from.
+ * the relative URL resolves against wherever this script was fetched from. `arch` (iPXE's
+ * build architecture: i386, x86_64, arm64) is a label matchbox groups select on, as matchbox's
+ * own boot.ipxe sends it.
  */
-export const BOOT_SCRIPT = '#!ipxe\nchain ipxe?uuid=${uuid}&mac=${mac:hexhyp}&domain=${domain}&hostname=${hostname}&serial=${serial}\n';
+export const BOOT_SCRIPT = '#!ipxe\nchain ipxe?uuid=${uuid}&mac=${mac:hexhyp}&domain=${domain}&hostname=${hostname}&serial=${serial}&arch=${buildarch}\n';
 
 /** Names iPXE gives the initrds (`initrd --name`), so the kernel line can point the EFI stub at them. */
 export function initrdName(index: number): string {

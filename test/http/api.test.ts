@@ -32,7 +32,7 @@ const get = async (path: string, init?: RequestInit) => {
 };
 
 test('/boot.ipxe and /boot.ipxe.0 serve the chain script of wire.md', async (t) => {
-  const expected = '#!ipxe\nchain ipxe?uuid=${uuid}&mac=${mac:hexhyp}&domain=${domain}&hostname=${hostname}&serial=${serial}\n';
+  const expected = '#!ipxe\nchain ipxe?uuid=${uuid}&mac=${mac:hexhyp}&domain=${domain}&hostname=${hostname}&serial=${serial}&arch=${buildarch}\n';
   t.is(BOOT_SCRIPT, expected);
   for (const p of ['/boot.ipxe', '/boot.ipxe.0']) {
     const r = await get(p);

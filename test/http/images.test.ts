@@ -97,3 +97,11 @@ test('EFI programs are served as application/efi (UEFI HTTP Boot checks it)', as
   t.is(r.status, 200);
   t.is(r.headers['content-type'], 'application/efi');
 });
+
+test('/assets/… is the same folder under matchbox’s name: same bytes, same refusals', async (t) => {
+  const a = await fetch(`${s.url}/assets/sub/snponly.efi`);
+  t.is(a.status, 200);
+  t.is(await a.text(), 'MZ efi');
+  t.is((await fetch(`${s.url}/assets/.secret`)).status, 403);
+  t.is((await fetch(`${s.url}/assets/%2e%2e/secret.txt`)).status, 403);
+});
