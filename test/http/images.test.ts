@@ -103,5 +103,7 @@ test('/assets/… is the same folder under matchbox’s name: same bytes, same r
   t.is(a.status, 200);
   t.is(await a.text(), 'MZ efi');
   t.is((await fetch(`${s.url}/assets/.secret`)).status, 403);
-  t.is((await fetch(`${s.url}/assets/%2e%2e/secret.txt`)).status, 403);
+  const up = await fetch(`${s.url}/assets/%2e%2e/secret.txt`);
+  t.true(up.status === 403 || up.status === 404, `refused (${up.status})`);
+  t.false((await up.text()).includes('outside images'));
 });
