@@ -42,7 +42,7 @@ const SERVE_OPTIONS = {
 type ServeFlag = Exclude<keyof typeof SERVE_OPTIONS, 'help' | 'version'>;
 
 export const USAGE = `Usage: bootcfg-appliance [serve] [options]
-       bootcfg-appliance validate [--data-path DIR]
+       bootcfg-appliance validate [--data-path DIR] [--iface NAME]
        bootcfg-appliance explain --mac MAC [--uuid UUID] [--json] [options]
        bootcfg-appliance doctor [--iface NAME] [--json] [--no-probe] [options]
        bootcfg-appliance images fetch debian [--release 12] [--arch amd64|arm64] [--images-path DIR]

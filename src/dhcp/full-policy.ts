@@ -2,7 +2,13 @@
  * Full DHCP (--dhcp full): we hand out the addresses of --dhcp-range, and the boot file per
  * client as ProxyDHCP does (boot-reply.ts), so a segment with no other DHCP server boots
  * with nothing else running. A relayed request is served from the subnet of its link
- * (subnets.ts); today that is the --iface segment only.
+ * (subnets.ts): the --iface segment or a subnet of <data>/dhcp/subnets (site.ts).
+ *
+ * Fixed hosts (<data>/dhcp/hosts): a client whose MAC has a fixed address on the subnet of
+ * its link is offered and ACKed that address (and its option 12 host name), nothing else;
+ * nothing is written, the address is its by declaration. A fixed address is never another
+ * client's: the pools skip it, and a REQUEST for it from another MAC (a lease it held before
+ * the address was fixed) is NAKed, so that client starts over and gets a pool address.
  *
  * Policy lives here, the subnets in subnets.ts, addresses in leases.ts, durability in
  * lease-file.ts. An ACK leaves only after its lease is on disk (group commit), so a crash
@@ -17,6 +23,8 @@ import { normalizeClientId, type LeaseClient, type LeasePool } from './leases.ts
 import { encodeEncapsulated, IpxeSubOpt, MessageType, Opt, u8 } from './options.ts';
 import { FLAG_BROADCAST, replyTo, type DhcpPacket } from './packet.ts';
 import { HANDLED, recorded, type DhcpHandled, type DhcpPolicy, type DhcpReply, type DhcpSilence, type Exchange, type PolicyAnswer } from './policy.ts';
+import type { FixedHost } from '../store/dhcp-files.ts';
+import type { FixedHosts } from './site.ts';
 import { contains, type ServedSubnet, type SubnetDirectory } from './subnets.ts';
 import { fromRelayAgent, replyDestination, SERVER_PORT } from './transport.ts';
 
@@ -27,6 +35,8 @@ export interface FullDhcpOptions {
 
 export interface FullDhcpDeps {
   subnets: SubnetDirectory;
+  /** The fixed addresses of <data>/dhcp/hosts; none when absent. */
+  hosts?: FixedHosts | undefined;
   log: Logger;
   metrics: Pick<Metrics, 'dhcpLeaseWriteFailures'>;
 }
@@ -41,6 +51,8 @@ interface Asked {
   ex: Exchange;
   who: LeaseClient;
   subnet: ServedSubnet;
+  /** The client's fixed address, when it has one on this subnet. */
+  fixed: FixedHost | undefined;
 }
 
 function rangeOf(pool: LeasePool): string {
@@ -76,7 +88,10 @@ export class FullDhcpPolicy implements DhcpPolicy {
     const link = this.linkOf(req);
     const subnet = this.deps.subnets.subnetFor(link);
     if (!subnet) return recorded('relay-other-subnet', `relayed from ${req.giaddr}${link !== req.giaddr ? ` for link ${link}` : ''}, which is on no subnet we serve`);
-    const asked: Asked = { ex, who: { mac: ex.client.mac, clientId: normalizeClientId(req.options.clientId(), ex.client.mac) }, subnet };
+    const host = this.deps.hosts?.hostFor(ex.client.mac);
+    // A fixed address on another network is no use on this link: the client is served from the pool here.
+    const fixed = host && contains(subnet, host.ip) ? host : undefined;
+    const asked: Asked = { ex, who: { mac: ex.client.mac, clientId: normalizeClientId(req.options.clientId(), ex.client.mac) }, subnet, fixed };
     switch (req.options.messageType()) {
       case MessageType.DISCOVER:
         return this.discover(asked);
@@ -93,8 +108,10 @@ export class FullDhcpPolicy implements DhcpPolicy {
     }
   }
 
-  private discover({ ex, who, subnet }: Asked): PolicyAnswer {
+  private discover({ ex, who, subnet, fixed }: Asked): PolicyAnswer {
+    if (fixed) return this.reply(ex, subnet, 'OFFER', fixed.ip, subnet.leaseTime, undefined, fixed.hostname);
     const { pool } = subnet;
+    if (!pool) return recorded('no-pool', `subnet ${subnet.name} has no range: only its fixed hosts get addresses`);
     const lease = pool.offer(who, ex.request.options.requestedIp(), ex.client.hostname);
     if (!lease) {
       this.deps.log.warn({ mac: ex.client.mac, xid: ex.request.xid, subnet: subnet.name, range: rangeOf(pool) }, 'no free address to offer: pool exhausted');
@@ -107,7 +124,7 @@ export class FullDhcpPolicy implements DhcpPolicy {
 
   /** RFC 2131 §4.3.2: SELECTING (54 + 50), INIT-REBOOT (50 only), RENEWING/REBINDING (ciaddr only). */
   private async request(asked: Asked): Promise<PolicyAnswer> {
-    const { ex, who, subnet } = asked;
+    const { ex, who, subnet, fixed } = asked;
     const { request: req } = ex;
     const { pool } = subnet;
     const serverId = req.options.serverId();
@@ -117,7 +134,7 @@ export class FullDhcpPolicy implements DhcpPolicy {
     if (serverId !== undefined) {
       if (serverId !== this.options.serverAddress) {
         // The client took another server's offer: release our hold, say nothing.
-        pool.forgetOffer(who);
+        pool?.forgetOffer(who);
         return recorded('other-server', `REQUEST is for server ${serverId}`);
       }
       state = 'selecting';
@@ -126,17 +143,24 @@ export class FullDhcpPolicy implements DhcpPolicy {
       state = 'init-reboot';
       ip = requested;
       if (!contains(subnet, ip)) return this.nak(ex, `${ip} is not on this network`);
-      // An address of this subnet outside our pool may be another server's (or static): only
-      // a client we know is told no.
-      if (!pool.inPool(ip) && !pool.find(who)) return recorded('not-ours', `${ip} is outside our pool and the client is not ours`);
     } else if (req.ciaddr !== '0.0.0.0') {
       state = 'renewing';
       ip = req.ciaddr;
-      if (!pool.inPool(ip)) return recorded('not-ours', `${ip} is outside our pool`);
     } else {
       return recorded('no-address', 'REQUEST names no address (no option 50, no ciaddr)');
     }
     if (ip === '0.0.0.0') return recorded('no-address', 'REQUEST names no address');
+    if (fixed) {
+      if (ip !== fixed.ip) return this.nak(ex, `${ip} is not this host's: its fixed address is ${fixed.ip}`, state);
+      return this.reply(ex, subnet, 'ACK', ip, subnet.leaseTime, state, fixed.hostname);
+    }
+    // Held since before it was fixed: not renewed, so the client starts over with a pool address.
+    if (this.deps.hosts?.ownerOf(ip) !== undefined) return this.nak(ex, `${ip} is reserved for a fixed host`, state);
+    if (!pool) return recorded('not-ours', `subnet ${subnet.name} has no pool`);
+    // An address of this subnet outside our pool may be another server's (or static): only
+    // a client we know is told no.
+    if (state === 'init-reboot' && !pool.inPool(ip) && !pool.find(who)) return recorded('not-ours', `${ip} is outside our pool and the client is not ours`);
+    if (state === 'renewing' && !pool.inPool(ip)) return recorded('not-ours', `${ip} is outside our pool`);
     const bound = pool.bind(who, ip, ex.client.hostname);
     if (!bound.ok) return this.nak(ex, bound.reason, state);
     const failure = await this.durable(ex, subnet);
@@ -144,21 +168,26 @@ export class FullDhcpPolicy implements DhcpPolicy {
     return this.reply(ex, subnet, 'ACK', bound.lease.ip, subnet.leaseTime, state);
   }
 
-  private async release({ ex, who, subnet }: Asked): Promise<DhcpSilence | DhcpHandled> {
+  private async release({ ex, who, subnet, fixed }: Asked): Promise<DhcpSilence | DhcpHandled> {
     const { request: req, client } = ex;
     const { log } = this.deps;
     if (this.forOtherServer(req)) return recorded('other-server', `RELEASE is for server ${req.options.serverId()}`);
+    if (fixed) log.info({ mac: client.mac, ip: req.ciaddr, fixed: fixed.ip }, 'RELEASE of a fixed address: nothing to free');
+    if (fixed || !subnet.pool) return HANDLED;
     const released = subnet.pool.release(who, req.ciaddr);
     log.info({ mac: client.mac, ip: req.ciaddr, released }, released ? 'lease released' : 'RELEASE for an address this client does not hold: ignored');
     if (released) await subnet.commit().catch((err: unknown) => log.error({ err, leaseFile: subnet.leaseFile }, 'lease file write failed'));
     return HANDLED;
   }
 
-  private async decline({ ex, who, subnet }: Asked): Promise<DhcpSilence | DhcpHandled> {
+  private async decline({ ex, who, subnet, fixed }: Asked): Promise<DhcpSilence | DhcpHandled> {
     const { request: req, client } = ex;
     const { log } = this.deps;
     if (this.forOtherServer(req)) return recorded('other-server', `DECLINE is for server ${req.options.serverId()}`);
     const ip = req.options.requestedIp() ?? req.ciaddr;
+    // Nothing to quarantine: the address is this host's by declaration; a person must find the other one.
+    if (fixed) log.warn({ mac: client.mac, ip, fixed: fixed.ip }, `fixed address ${ip} declined: another host answers ARP for it`);
+    if (fixed || !subnet.pool) return HANDLED;
     const declined = subnet.pool.decline(who, ip);
     // Someone else answers ARP for this address: an operator wants to know.
     log.warn(
@@ -199,7 +228,7 @@ export class FullDhcpPolicy implements DhcpPolicy {
     return { kind: 'reply', type: 'NAK', packet: reply, to: replyDestination(req, { nak: true }), state, nakReason: reason };
   }
 
-  private reply(ex: Exchange, subnet: ServedSubnet, type: 'OFFER' | 'ACK', yiaddr: string, leaseSeconds: number | undefined, state?: RequestState | 'inform'): DhcpReply {
+  private reply(ex: Exchange, subnet: ServedSubnet, type: 'OFFER' | 'ACK', yiaddr: string, leaseSeconds: number | undefined, state?: RequestState | 'inform', hostname?: string): DhcpReply {
     const { request: req, client, target } = ex;
     const reply = replyTo(req);
     reply.yiaddr = yiaddr;
@@ -216,6 +245,7 @@ export class FullDhcpPolicy implements DhcpPolicy {
     o.setIp(Opt.BROADCAST_ADDRESS, subnet.broadcast);
     if (subnet.router) o.setIp(Opt.ROUTER, subnet.router);
     if (subnet.dns.length) o.setIps(Opt.DNS, subnet.dns);
+    if (hostname) o.setString(Opt.HOSTNAME, hostname);
     if (target.action !== 'ignore') this.applyBoot(reply, client, target);
     return { kind: 'reply', type, packet: reply, to: replyDestination(req), yiaddr, state };
   }

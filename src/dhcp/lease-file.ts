@@ -6,7 +6,7 @@
  *   leases.json.journal   changes since the snapshot, one JSON line each, appended + fdatasync
  *   leases.json.prev      the snapshot before the last compaction (last good copy)
  *   leases.json.journal.prev  the journal that the last compaction folded in
- *   leases.json.lock      the pid of the process using the file
+ *   leases.json.lock      flock(2)ed for the life of the process using the file (its pid inside, for the message)
  *
  * Why a journal: rewriting the whole file per commit costs O(leases) CPU and would cap a
  * busy segment well below dnsmasq (which rewrites and fsyncs its file per lease). Here one
@@ -14,11 +14,12 @@
  * line is a record's full state, so replaying a line twice is harmless (crash between
  * snapshot and journal rotation).
  */
-import { link, mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { isIPv4 } from 'node:net';
 import { z } from 'zod';
 import type { Logger } from '../log.ts';
+import { tryLockExclusive } from '../net/libc.ts';
 import { parseMac, type Mac } from '../net/mac.ts';
 import type { Lease, LeasePool } from './leases.ts';
 
@@ -67,22 +68,14 @@ export interface LeaseFileOpenResult {
 /** Another live process has the lease file: two servers on one file would hand one address to two clients. */
 export class LeaseFileLockedError extends Error {}
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 export class LeaseFile {
   readonly journalPath: string;
   readonly prevPath: string;
   readonly prevJournalPath: string;
   readonly lockPath: string;
   private readonly dir: string;
-  private locked = false;
+  /** The open lock file whose flock we hold; closing it is what releases the lock. */
+  private lockHandle: FileHandle | undefined;
   private readonly compactBytes: number;
   private journal: FileHandle | undefined;
   private journalBytes = 0;
@@ -162,37 +155,38 @@ export class LeaseFile {
   }
 
   /**
-   * Takes `<file>.lock` (our pid). A lock whose process is gone (kill -9, power loss) is
-   * stale and taken over; so is one holding our own pid (a container restarted as pid 1).
+   * flock(2)s `<file>.lock` for as long as this process uses the lease file. The kernel drops
+   * the lock when the process ends, however it ends (kill -9, OOM, power loss leaves no
+   * process), so there is never a stale lock to judge; and unlike a pid check it holds across
+   * pid namespaces (two containers on one volume) and pid reuse. The file is never removed:
+   * removing it would let a third process lock a new file while a second still holds the old.
    */
   private async lock(): Promise<void> {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        const fh = await open(this.lockPath, 'wx', 0o600);
-        try {
-          await fh.writeFile(`${process.pid}\n`);
-        } finally {
-          await fh.close();
-        }
-        this.locked = true;
-        return;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
-      const pid = Number((await readFile(this.lockPath, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-        throw new LeaseFileLockedError(`${this.file} is in use by process ${pid} (${this.lockPath}); refusing to share it: two servers on one lease file would hand one address to two clients`);
-      }
-      this.log.warn({ path: this.lockPath, pid: pid || undefined }, 'stale lease file lock (its process is gone): taking it over');
-      await unlink(this.lockPath).catch(() => undefined);
+    const fh = await open(this.lockPath, 'a+', 0o600);
+    let taken: boolean;
+    try {
+      taken = tryLockExclusive(fh.fd);
+    } catch (err) {
+      await fh.close();
+      throw new Error(`cannot lock ${this.lockPath}: ${(err as Error).message}`);
     }
-    throw new LeaseFileLockedError(`could not take ${this.lockPath}`);
+    if (!taken) {
+      const holder = (await readFile(this.lockPath, 'utf8').catch(() => '')).trim();
+      await fh.close();
+      throw new LeaseFileLockedError(
+        `lease file ${this.file} is in use by another appliance${/^\d+$/.test(holder) ? ` (process ${holder})` : ''}: ${this.lockPath} is locked; refusing to share it: two servers on one lease file would hand one address to two clients`,
+      );
+    }
+    // Only the holder writes: the pid is for the message above, never for deciding.
+    await fh.truncate(0);
+    await fh.write(`${process.pid}\n`, 0);
+    this.lockHandle = fh;
   }
 
   private async unlock(): Promise<void> {
-    if (!this.locked) return;
-    this.locked = false;
-    await unlink(this.lockPath).catch(() => undefined);
+    const fh = this.lockHandle;
+    this.lockHandle = undefined;
+    await fh?.close().catch(() => undefined);
   }
 
   /** Closes the journal without writing anything more: what a crash leaves behind (tests), or a start that failed. */

@@ -6,6 +6,10 @@
  * so an address is never held by two clients. Records are kept after they expire or are
  * released so a returning client gets its old address back, and the oldest of them is
  * reused only when no address in the range was ever handed out.
+ *
+ * Reserved addresses (fixed hosts of the data directory, setReserved) are never handed out
+ * and never counted free; a record already on one is kept, but no longer renewed or offered
+ * to its client (full-policy.ts NAKs such a REQUEST), so the client moves to a pool address.
  */
 import { intToIpv4, ipv4ToInt } from '../net/ipv4.ts';
 import type { Mac } from '../net/mac.ts';
@@ -63,6 +67,21 @@ export function normalizeClientId(option61: Uint8Array | undefined, mac: Mac): s
   return hex;
 }
 
+export type LeaseCounts = ReturnType<LeasePool['counts']>;
+
+/** Several pools' counts as one (the --iface pool and each declared subnet's), for /metrics. */
+export function totalLeaseCounts(pools: LeasePool[]): LeaseCounts {
+  const out: LeaseCounts = { bound: 0, offered: 0, declined: 0, free: 0 };
+  for (const pool of pools) {
+    const c = pool.counts();
+    out.bound += c.bound;
+    out.offered += c.offered;
+    out.declined += c.declined;
+    out.free += c.free;
+  }
+  return out;
+}
+
 export class LeasePool {
   readonly startInt: number;
   readonly endInt: number;
@@ -70,6 +89,8 @@ export class LeasePool {
   private readonly offerHoldMs: number;
   private readonly quarantineMs: number;
   private readonly excluded: Set<number>;
+  /** Fixed hosts' addresses inside the range; replaced whole when the data directory changes. */
+  private reserved = new Set<number>();
   private readonly now: () => number;
 
   private readonly byIp = new Map<number, Lease>();
@@ -98,6 +119,24 @@ export class LeasePool {
   /** True when `ip` is one this pool may hand out. */
   inPool(ip: string): boolean {
     const n = ipv4ToInt(ip);
+    return this.inRange(n) && !this.reserved.has(n);
+  }
+
+  /** The fixed hosts' addresses: from now on none of them is offered, bound or counted free. */
+  setReserved(ips: Iterable<string>): void {
+    const next = new Set<number>();
+    for (const ip of ips) {
+      const n = ipv4ToInt(ip);
+      if (this.inRange(n)) next.add(n);
+    }
+    this.reserved = next;
+  }
+
+  isReserved(ip: string): boolean {
+    return this.reserved.has(ipv4ToInt(ip));
+  }
+
+  private inRange(n: number): boolean {
     return n >= this.startInt && n <= this.endInt && !this.excluded.has(n);
   }
 
@@ -130,7 +169,8 @@ export class LeasePool {
   offer(client: LeaseClient, requested?: string, hostname?: string): Lease | undefined {
     const now = this.now();
     const own = this.find(client);
-    if (own && own.state !== 'declined') {
+    // A record on an address reserved since is not the client's to keep: it gets another one.
+    if (own && own.state !== 'declined' && !this.reserved.has(ipv4ToInt(own.ip))) {
       if (own.state === 'bound' && own.expires > now) return own;
       if (own.state === 'offered' && own.expires > now) {
         own.expires = now + this.offerHoldMs;
@@ -154,6 +194,7 @@ export class LeasePool {
    * outside the pool or held by someone else; the caller NAKs or stays silent.
    */
   bind(client: LeaseClient, ip: string, hostname?: string): BindResult {
+    if (this.isReserved(ip)) return { ok: false, reason: `${ip} is reserved for a fixed host` };
     if (!this.inPool(ip)) return { ok: false, reason: `${ip} is not in the pool` };
     const now = this.now();
     const there = this.byIp.get(ipv4ToInt(ip));
@@ -197,12 +238,15 @@ export class LeasePool {
     if (own && own.state === 'offered') own.expires = Math.min(own.expires, this.now());
   }
 
-  /** Records to restore at start (from disk); later entries for the same address win. */
+  /**
+   * Records to restore at start (from disk); later entries for the same address win. A record
+   * on a reserved address is kept (not handed out again, see offer): the reservation may go.
+   */
   load(records: Iterable<Lease>): { loaded: number; outside: number } {
     let loaded = 0;
     let outside = 0;
     for (const r of records) {
-      if (!this.inPool(r.ip)) {
+      if (!this.inRange(ipv4ToInt(r.ip))) {
         outside++;
         continue;
       }
@@ -254,12 +298,20 @@ export class LeasePool {
     for (const c of changes) this.changed.add(ipv4ToInt(c.ip));
   }
 
-  /** Addresses by state right now (for /metrics): expired and released records count as free. */
+  /**
+   * Addresses by state right now (for /metrics): expired and released records count as free;
+   * reserved addresses never do (a record still on one counts by its state, not as free).
+   */
   counts(): Record<'bound' | 'offered' | 'declined' | 'free', number> {
     const now = this.now();
     const out = { bound: 0, offered: 0, declined: 0, free: 0 };
-    for (const l of this.byIp.values()) if (this.isActive(l, now)) out[l.state as 'bound' | 'offered' | 'declined']++;
-    out.free = this.size - this.excluded.size - out.bound - out.offered - out.declined;
+    let activeOnReserved = 0;
+    for (const l of this.byIp.values()) {
+      if (!this.isActive(l, now)) continue;
+      out[l.state as 'bound' | 'offered' | 'declined']++;
+      if (this.reserved.has(ipv4ToInt(l.ip))) activeOnReserved++;
+    }
+    out.free = this.size - this.excluded.size - this.reserved.size - (out.bound + out.offered + out.declined - activeOnReserved);
     return out;
   }
 
@@ -317,7 +369,7 @@ export class LeasePool {
     for (let i = 0; i < this.size; i++) {
       const n = this.cursor;
       this.cursor = n >= this.endInt ? this.startInt : n + 1;
-      if (!this.byIp.has(n) && !this.excluded.has(n)) return n;
+      if (!this.byIp.has(n) && !this.excluded.has(n) && !this.reserved.has(n)) return n;
     }
     return undefined;
   }
@@ -326,7 +378,7 @@ export class LeasePool {
   private oldestFree(now: number): number | undefined {
     let best: Lease | undefined;
     for (const lease of this.byIp.values()) {
-      if (this.isActive(lease, now)) continue;
+      if (this.isActive(lease, now) || this.reserved.has(ipv4ToInt(lease.ip))) continue;
       if (!best || lease.expires < best.expires) best = lease;
     }
     return best ? ipv4ToInt(best.ip) : undefined;

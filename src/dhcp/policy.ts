@@ -29,6 +29,7 @@ export type DhcpIgnoreReason =
   | 'not-boot-phase'
   | 'unhandled-type'
   | 'pool-exhausted'
+  | 'no-pool'
   | 'relay-other-subnet'
   | 'relay-bad-port'
   | 'not-ours'

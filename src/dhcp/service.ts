@@ -18,7 +18,8 @@ import type { MachineLookup } from './pipeline.ts';
 import { ProxyDhcpPolicy } from './proxy-policy.ts';
 import { DhcpRecorder } from './recorder.ts';
 import { DhcpResponder } from './responder.ts';
-import { servedSubnet, singleSubnet } from './subnets.ts';
+import type { DhcpSite } from './site.ts';
+import { ownThenOthers, servedSubnet, singleSubnet } from './subnets.ts';
 import type { OpenTransport } from './transport.ts';
 
 export interface ProxyDhcpServiceOptions {
@@ -36,6 +37,8 @@ export interface FullDhcpServiceOptions {
   leaseFile: string;
   /** The pool of --dhcp-range (poolFor); the metrics read it too. */
   pool: LeasePool;
+  /** The fixed hosts and relayed subnets of <data>/dhcp; without it, the --iface pool only. */
+  site?: DhcpSite | undefined;
 }
 
 export type DhcpServiceOptions = ProxyDhcpServiceOptions | FullDhcpServiceOptions;
@@ -137,7 +140,11 @@ export function dhcpServiceFor(options: DhcpServiceOptions, deps: DhcpServiceDep
     leaseFile: options.leaseFile,
     commit: () => leases.commit(),
   });
-  const policy = new FullDhcpPolicy({ serverAddress: segment.address }, { subnets: singleSubnet(own), log: deps.log, metrics: deps.metrics });
+  const { site } = options;
+  const subnets = site ? ownThenOthers(own, site) : singleSubnet(own);
+  const policy = new FullDhcpPolicy({ serverAddress: segment.address }, { subnets, hosts: site, log: deps.log, metrics: deps.metrics });
   const range = `${intToIpv4(pool.startInt)}-${intToIpv4(pool.endInt)}`;
-  return new DhcpService([new LeaseFileService(leases, pool, deps), responder('dhcp-full', policy, `, handing out ${range}`), bootServer], deps.log, segment.iface, leases);
+  // The site after the main lease file (a second appliance is refused naming leases.json first), both before port 67 answers.
+  const parts: Service[] = [new LeaseFileService(leases, pool, deps), ...(site ? [site] : []), responder('dhcp-full', policy, `, handing out ${range}`), bootServer];
+  return new DhcpService(parts, deps.log, segment.iface, leases);
 }

@@ -1,8 +1,9 @@
 /**
  * The networks full DHCP hands addresses on, each with its pool and the options its hosts
  * need. A request is served from the subnet of its link (giaddr, or 82.5 when a relay sends
- * it, or our own segment); the policy (full-policy.ts) asks a SubnetDirectory for it. Today
- * the directory holds the --iface segment with its --dhcp-range pool only.
+ * it, or our own segment); the policy (full-policy.ts) asks a SubnetDirectory for it: the
+ * --iface segment with its --dhcp-range pool first, then the subnets declared in
+ * <data>/dhcp/subnets (site.ts), each with its own pool and lease file.
  */
 import { broadcastOf, intToIpv4, ipv4ToInt } from '../net/ipv4.ts';
 import type { LeasePool } from './leases.ts';
@@ -17,7 +18,8 @@ export interface ServedSubnet {
   netmask: string;
   /** Option 28. */
   broadcast: string;
-  pool: LeasePool;
+  /** Undefined for a declared subnet without a range: only its fixed hosts get addresses. */
+  pool: LeasePool | undefined;
   router: string | undefined;
   dns: string[];
   /** Seconds. */
@@ -64,4 +66,9 @@ export function servedSubnet(shape: SubnetShape): ServedSubnet {
 /** A directory of one subnet. */
 export function singleSubnet(subnet: ServedSubnet): SubnetDirectory {
   return { subnetFor: (link) => (contains(subnet, link) ? subnet : undefined) };
+}
+
+/** Our own segment first (the hot path: one AND), then the others (the declared subnets). */
+export function ownThenOthers(own: ServedSubnet, others: SubnetDirectory): SubnetDirectory {
+  return { subnetFor: (link) => (contains(own, link) ? own : others.subnetFor(link)) };
 }

@@ -1,6 +1,6 @@
 /**
- * The libc calls Node does not expose (SO_BINDTODEVICE before bind, raw ICMPv6 sockets),
- * through koffi. Loaded on first use, so hosts that never bind a device or send an RA
+ * The libc calls Node does not expose (SO_BINDTODEVICE before bind, raw ICMPv6 sockets,
+ * flock for the lease file), through koffi. Loaded on first use, so hosts that never bind a device or send an RA
  * never load it.
  */
 import koffi, { type LibraryHandle } from 'koffi';
@@ -12,6 +12,12 @@ export const SOL_SOCKET = 1;
 export const SO_BINDTODEVICE = 25;
 /** Linux IFNAMSIZ includes the NUL. */
 export const IFNAMSIZ = 16;
+/** flock(2) operations (asm-generic: the same on every Linux architecture). */
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
+/** EWOULDBLOCK (= EAGAIN) on Linux: flock with LOCK_NB found the lock held. */
+export const EWOULDBLOCK = 11;
 
 export interface Libc {
   socket: (domain: number, type: number, protocol: number) => number;
@@ -22,6 +28,7 @@ export interface Libc {
   recvfrom: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: Buffer) => number;
   close: (fd: number) => number;
   if_nametoindex: (name: string) => number;
+  flock: (fd: number, operation: number) => number;
   strerror: (errnum: number) => string;
   /** errno of the last call made through koffi on this thread. */
   errno: () => number;
@@ -48,8 +55,22 @@ export function loadLibc(): Libc {
     recvfrom: lib.func('long recvfrom(int, _Out_ void *, size_t, int, _Out_ void *, _Inout_ void *)') as Libc['recvfrom'],
     close: lib.func('int close(int)') as Libc['close'],
     if_nametoindex: lib.func('unsigned int if_nametoindex(const char *)') as Libc['if_nametoindex'],
+    flock: lib.func('int flock(int, int)') as Libc['flock'],
     strerror: lib.func('const char *strerror(int)') as Libc['strerror'],
     errno: () => koffi.errno(),
   };
   return libc;
+}
+
+/**
+ * Takes an exclusive advisory lock on `fd` without waiting: true when taken, false when another
+ * open file (in any process) holds it. The kernel drops the lock when the fd closes or the
+ * process dies, however it dies.
+ */
+export function tryLockExclusive(fd: number): boolean {
+  const c = loadLibc();
+  if (c.flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
+  const errno = c.errno();
+  if (errno === EWOULDBLOCK) return false;
+  throw new Error(`flock: ${c.strerror(errno)}`);
 }

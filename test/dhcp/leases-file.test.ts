@@ -1,5 +1,5 @@
 import test from 'ava';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFile, access, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -214,22 +214,59 @@ test('kill -9 mid-load, three times: no acknowledged lease is lost, no address i
   await lf.close();
 });
 
-test('a lease file in use by a live process is refused; a lock left by a dead one is taken over', async (t) => {
-  const file = path.join(await scratch(t), 'leases.json');
+const LOCK_CHILD = fileURLToPath(new URL('./lease-lock-child.ts', import.meta.url));
+
+/** Starts lease-lock-child.ts on `file`; resolves with its first line and the child. */
+async function lockChild(t: { teardown(fn: () => void): void }, file: string): Promise<{ child: ChildProcess; line: string }> {
+  const child = spawn(process.execPath, cliArgsFor(LOCK_CHILD, file), { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); // by PID: ours
+  });
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const line = await new Promise<string>((resolve, reject) => {
+    child.stdout!.setEncoding('utf8').on('data', onLines(resolve));
+    child.once('exit', (code) => reject(new Error(`lock child exited ${code} before saying anything: ${err.slice(-500)}`)));
+  });
+  return { child, line };
+}
+
+function cliArgsFor(script: string, ...args: string[]): string[] {
+  return ['--import', 'tsx', script, ...args];
+}
+
+test('flock: a second process on a lease file is refused naming the file; kill -9 the first and a new one starts, whatever pid the lock file names', async (t) => {
+  const file = path.join(await scratch(t), 'state', 'leases.json');
+  const first = await lockChild(t, file);
+  t.regex(first.line, /^READY \d+$/);
+  const second = await lockChild(t, file);
+  t.true(second.line.startsWith('REFUSED '), second.line);
+  t.true(second.line.includes(file), 'the message names the lease file');
+  t.true(second.line.includes(`process ${first.child.pid}`), 'and the process holding it');
+  await new Promise((r) => second.child.once('exit', r));
+  t.is(second.child.exitCode, 3);
+
+  const exited = new Promise((r) => first.child.once('exit', r));
+  first.child.kill('SIGKILL');
+  await exited;
+  // The lock file now names a live process that holds no lock (pid reuse, another pid namespace):
+  // a pid check would refuse; the kernel's lock is gone with the process that held it.
   const sleeper = spawn('sleep', ['30']);
   t.teardown(() => {
     sleeper.kill('SIGKILL');
   });
   await writeFile(`${file}.lock`, `${sleeper.pid}\n`);
-  const err = await t.throwsAsync(openFile(file), { instanceOf: LeaseFileLockedError });
-  t.regex(err!.message, new RegExp(`in use by process ${sleeper.pid}`));
-  // A process that has exited: its pid is free (kill -9, power loss).
-  const dead = spawnSync('true').pid;
-  await writeFile(`${file}.lock`, `${dead}\n`);
+  const third = await lockChild(t, file);
+  t.regex(third.line, /^READY \d+$/, 'a crashed holder leaves no stale lock');
+  // This process is refused too while the new one holds it.
+  await t.throwsAsync(openFile(file), { instanceOf: LeaseFileLockedError, message: new RegExp(file.replaceAll('.', '\\.')) });
+  third.child.kill('SIGKILL');
+  await new Promise((r) => third.child.once('exit', r));
   const { lf } = await openFile(file);
   t.is((await readFile(`${file}.lock`, 'utf8')).trim(), String(process.pid));
   await lf.close();
-  await t.throwsAsync(access(`${file}.lock`), undefined, 'a clean close removes the lock');
+  // Kept on a clean close: removing it would let two processes lock two different files.
+  await t.notThrowsAsync(access(`${file}.lock`));
 });
 
 test('whatever a client sends (long hostname, long client id) is written in a form that reads back', async (t) => {

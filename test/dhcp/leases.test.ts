@@ -208,3 +208,23 @@ test('random operations never give one address to two clients nor two addresses 
   }
   t.pass();
 });
+
+test('reserved (fixed) addresses: never offered nor bound to anyone, never counted free; a client already on one is moved off it', (t) => {
+  const { p } = pool({ start: '10.0.0.10', end: '10.0.0.13' });
+  const before = p.offer(client(9))!;
+  t.is(before.ip, '10.0.0.10');
+  t.true(p.bind(client(9), before.ip).ok);
+  p.setReserved(['10.0.0.10', '10.0.0.11', '10.9.9.9']);
+  t.deepEqual(p.counts(), { bound: 1, offered: 0, declined: 0, free: 2 }, 'free: .12 and .13 only; the lease still on .10 counts as bound, not free');
+  t.is(p.offer(client(1), '10.0.0.11')!.ip, '10.0.0.12', 'asking for a reserved address does not get it');
+  const bind = p.bind(client(2), '10.0.0.11');
+  t.false(bind.ok);
+  t.regex(bind.ok ? '' : bind.reason, /reserved for a fixed host/);
+  const moved = p.offer(client(9))!;
+  t.is(moved.ip, '10.0.0.13', 'the client on a reserved address is offered another one');
+  t.is(p.get('10.0.0.10'), undefined, 'and its record on the reserved address is gone');
+  t.is(p.offer(client(3)), undefined, 'the pool is exhausted rather than hand out .10 or .11');
+  t.is(p.counts().free, 0);
+  p.setReserved([]);
+  t.is(p.offer(client(3))!.ip, '10.0.0.10', 'a reservation removed frees the address');
+});

@@ -5,7 +5,7 @@
  * (trusted through dpkg) and serves it over TFTP to tftp-hpa.
  */
 import test from 'ava';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
