@@ -101,3 +101,14 @@ test('Go-style flags: an unknown one is the same usage error as its -- form; val
   t.is(help.code, 0);
   t.regex(help.stdout, /--data-path DIR/, 'the usage shows the -- form');
 });
+
+test('validate: a matchbox directory is judged too: the examples pass, a group naming a missing profile fails with its path', async (t) => {
+  const ok = await run(['validate', '--data-path', path.join(PROJECT_ROOT, 'examples', 'etcd-cluster')]);
+  t.is(ok.code, 0, ok.stderr);
+  t.regex(ok.stdout, /matchbox: 3 group\(s\), 1 profile\(s\) in use/);
+  const dir = await dataDir({ 'groups/a.json': { id: 'a', profile: 'nope', selector: { mac: '52:54:00:00:00:01' } }, 'profiles/p.json': { id: 'p' } });
+  t.teardown(() => dir.cleanup());
+  const bad = await run(['validate', '--data-path', dir.root]);
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /groups\/a\.json: names profile "nope"/);
+});

@@ -1,6 +1,9 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { goStyleFlags } from '../util/go-flags.ts';
+import { createLogger } from '../log.ts';
+import { matchboxTemplateProblem } from '../render/matchbox.ts';
+import { checkMatchbox } from '../store/matchbox-check.ts';
 import { ConfigError } from '../config.ts';
 import { lookupInterface } from '../net/interface.ts';
 import { checkDataPath } from '../store/data-files.ts';
@@ -61,7 +64,8 @@ export async function validateCommand(args: string[], io: CommandIo): Promise<nu
     return 1;
   }
   const dhcp = await checkDhcpFiles(dataPath, own);
-  const errors = [...check.problems.map((p) => ({ path: p.path, reason: p.reason })), ...dhcp.problems.filter((p) => p.severity === 'error')];
+  const matchbox = await checkMatchbox(dataPath, { log: createLogger({ level: 'silent', format: 'json' }), checkTemplate: matchboxTemplateProblem });
+  const errors = [...check.problems.map((p) => ({ path: p.path, reason: p.reason })), ...dhcp.problems.filter((p) => p.severity === 'error'), ...(matchbox?.problems ?? [])];
   const warnings = dhcp.problems.filter((p) => p.severity === 'warning');
   const out = errors.length ? io.stderr : io.stdout;
   for (const p of errors) io.stderr(`${p.path}: ${p.reason}\n`);
@@ -74,8 +78,9 @@ export async function validateCommand(args: string[], io: CommandIo): Promise<nu
   }
   const list = (keys: string[]) => (keys.length ? keys.join(', ') : 'none');
   io.stdout(`ok: ${check.files} file(s) in ${dataPath}\n  boot: ${list(check.configs.boot)}\n  cloud: ${list(check.configs.cloud)}\n`);
+  if (matchbox) io.stdout(`  matchbox: ${matchbox.groups} group(s), ${matchbox.profiles} profile(s) in use\n`);
   if (dhcp.hosts || dhcp.subnets) io.stdout(`  dhcp: ${dhcp.hosts} fixed host(s), ${dhcp.subnets} subnet(s)${own ? ` beside ${own.label}` : ''}\n`);
   io.stdout(note);
-  if (!check.configs.boot.includes('default')) io.stdout('  note: no boot/default, so machines without their own boot config get 404\n');
+  if (!check.configs.boot.includes('default') && !matchbox) io.stdout('  note: no boot/default, so machines without their own boot config get 404\n');
   return 0;
 }
