@@ -106,6 +106,94 @@ function renderTimeline(m) {
   );
 }
 
+/** The kernel a served script or GRUB config named, so its download is labelled kernel and the others initrd. */
+function kernelPath(events) {
+  for (let i = events.length - 1; i >= 0; i--) {
+    const k = events[i].detail.kernel;
+    if (typeof k === 'string' && k)
+      return k
+        .replace(/^[a-z]+:\/\/[^/]*/i, '')
+        .replace(/^\([^)]*\)/, '')
+        .replace(/^\/?/, '/');
+  }
+  return undefined;
+}
+
+/** One phase per protocol exchange (DHCP, 4011, each TFTP file, the script, each image), from its first step to its last. */
+function phasesOf(events) {
+  const kernel = kernelPath(events);
+  const image = (p) => `${kernel && (p === kernel || kernel.endsWith(p)) ? 'kernel' : 'initrd'} ${p}`;
+  const keyOf = (e) => {
+    const d = e.detail;
+    if (e.step.startsWith('dhcp.')) return ['dhcp', 'DHCP'];
+    if (e.step.startsWith('pxe.')) return ['pxe', 'PXE 4011'];
+    if (e.step.startsWith('tftp.')) {
+      const f = String(d.file ?? '');
+      return f.startsWith('images/') ? [`img:/${f}`, image(`/${f}`)] : [`tftp:${f}`, `TFTP ${f}`];
+    }
+    if (e.step === 'http.boot-script' || e.step === 'http.ipxe' || e.step === 'http.pixiecore') return ['script', 'boot script'];
+    if (e.step === 'grub.config') return ['script', 'GRUB config'];
+    if (e.step === 'http.image') return [`img:${d.path}`, String(d.path).startsWith('/firmware/') ? `HTTP ${d.path}` : image(String(d.path))];
+    if (e.step === 'http.cloud') return ['cloud', 'cloud config'];
+    return [e.step, e.step];
+  };
+  const phases = [];
+  const byKey = new Map();
+  for (const e of events) {
+    const [key, label] = keyOf(e);
+    const at = Date.parse(e.at);
+    let p = byKey.get(key);
+    if (!p) {
+      p = { label, start: at, end: at, failed: false };
+      byKey.set(key, p);
+      phases.push(p);
+    }
+    p.end = Math.max(p.end, at);
+    // A finished transfer says how long it took: its bar starts when it did.
+    if (e.step === 'tftp.end' && typeof e.detail.ms === 'number') p.start = Math.min(p.start, at - e.detail.ms);
+    const status = e.detail.status;
+    const outcome = e.detail.outcome;
+    if ((typeof status === 'number' && status >= 400) || e.detail.found === false || (e.step === 'tftp.end' && outcome !== 'ok' && outcome !== 'not-found' && !/abort/.test(String(outcome))))
+      p.failed = true;
+  }
+  return phases;
+}
+
+function duration(ms) {
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+}
+
+/** The boot as a picture: each phase a bar on one time axis, the wait of a stalled boot in the warning colour. */
+function renderWaterfall(m, nowIso) {
+  const box = $('#waterfall');
+  const phases = phasesOf(m.events);
+  if (m.state === 'stalled' && phases.length) {
+    const last = Math.max(...phases.map((p) => p.end));
+    phases.push({ label: `waiting: ${m.expected?.[0] ?? 'next step'}`, start: last, end: Date.parse(nowIso), failed: false, stalled: true });
+  }
+  if (!phases.length) {
+    box.replaceChildren();
+    return;
+  }
+  const t0 = Math.min(...phases.map((p) => p.start));
+  const span = Math.max(1, Math.max(...phases.map((p) => p.end)) - t0);
+  box.replaceChildren(
+    ...phases.map((p) => {
+      const bar = el('span', { class: `wf-bar${p.failed ? ' wf-failed' : ''}${p.stalled ? ' wf-stalled' : ''}` });
+      // CSSOM, not a style attribute: the page's CSP allows no inline styles.
+      bar.style.left = `${((p.start - t0) / span) * 100}%`;
+      bar.style.width = `max(3px, ${((p.end - p.start) / span) * 100}%)`;
+      return el(
+        'div',
+        { class: 'wf-row', 'data-phase': p.label, 'data-ms': String(Math.round(p.end - p.start)), 'data-stalled': p.stalled ? 'true' : 'false' },
+        el('span', { class: 'wf-label mono' }, p.label),
+        el('span', { class: 'wf-track' }, bar),
+        el('span', { class: 'wf-dur mono' }, `+${duration(p.start - t0)} · ${duration(p.end - p.start)}`),
+      );
+    }),
+  );
+}
+
 async function getJson(url) {
   const res = await fetch(url, { cache: 'no-store' });
   return { status: res.status, body: await res.json() };
@@ -122,8 +210,10 @@ async function refresh() {
     const mac = selectedMac();
     if (mac) {
       const one = await getJson(`/api/machines/${encodeURIComponent(mac)}`);
-      if (one.status === 200) renderTimeline(one.body);
-      else {
+      if (one.status === 200) {
+        renderTimeline(one.body);
+        renderWaterfall(one.body, list.body.now);
+      } else {
         $('#timeline-section').hidden = true;
         $('#error').hidden = false;
         $('#error').textContent = one.body.error ?? `no machine ${mac}`;
