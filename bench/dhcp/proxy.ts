@@ -100,6 +100,9 @@ try {
     ].join('\n'),
   );
   const dataDir = path.join(scratch, 'data');
+  // ProxyDHCP answers only machines with a config, and hands out TFTP files only while TFTP serves on 69.
+  await mkdir(path.join(dataDir, 'boot'), { recursive: true });
+  await writeFile(path.join(dataDir, 'boot', 'default.json'), JSON.stringify({ kernel: '/images/vmlinuz' }));
 
   const servers: Record<'ours' | 'dnsmasq', () => ChildProcess> = {
     // As users run it: JSON logs at info (one line per reply), to /dev/null.
@@ -121,7 +124,7 @@ try {
             '--address',
             `${SERVER}:8080`,
             '--tftp-address',
-            'off',
+            `${SERVER}:69`,
             '--data-path',
             dataDir,
             '--firmware-path',
