@@ -27,6 +27,7 @@ TEST_PKGS=(
   ndisc6                                # rdisc6: the IPv6 router solicitation client (--ipv6-ra-quench)
   nginx-light wrk kea-admin             # benchmark peers and load (kea-admin brings perfdhcp)
   chromium                              # machines page test
+  podman runc mmdebstrap                # the container image, built from Debian packages (scripts/container.sh)
   systemd                               # systemd-analyze verify
 )
 
