@@ -10,11 +10,11 @@
  * together (overlaps, an address taken twice, a host on no network we serve), shared by the
  * running DHCP (src/dhcp/site.ts) and `validate`, so both say the same of every file.
  */
-import { watch, type FSWatcher } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { isIPv4 } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
+import { ReloadLoop } from './reload-loop.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { intToIpv4, ipv4ToInt } from '../net/ipv4.ts';
@@ -414,19 +414,15 @@ export class DhcpSiteFiles {
   private problemList: SiteProblem[] = [];
   private reported = new Set<string>();
   private readonly listeners = new Set<() => void>();
-  private watchers = new Map<string, FSWatcher>();
-  private pollTimer: NodeJS.Timeout | undefined;
-  private debounceTimer: NodeJS.Timeout | undefined;
-  private scanning: Promise<void> | undefined;
-  private rescan = false;
-  private closed = false;
   private readonly log: Logger;
+  private readonly loop: ReloadLoop;
 
   constructor(
     readonly dataPath: string,
     private readonly options: DhcpSiteFilesOptions,
   ) {
     this.log = options.log.child({ component: 'dhcp-site' });
+    this.loop = new ReloadLoop({ scan: () => this.scanOnce(), log: this.log, pollIntervalMs: options.pollIntervalMs ?? 2000, debounceMs: options.debounceMs ?? 100, what: 'dhcp site' });
   }
 
   current(): SiteConfig {
@@ -437,60 +433,28 @@ export class DhcpSiteFiles {
     return [...this.problemList];
   }
 
+  open(): Promise<void> {
+    return this.loop.open();
+  }
+
+  close(): Promise<void> {
+    return this.loop.close();
+  }
+
+  /** Re-reads what changed now; resolves once the new state is current. Concurrent calls coalesce. */
+  reload(): Promise<void> {
+    return this.loop.reload();
+  }
+
   onChange(listener: () => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
-  async open(): Promise<void> {
-    this.closed = false;
-    await this.reload();
-    if (this.closed) return;
-    this.pollTimer = setInterval(() => this.requestReload(), this.options.pollIntervalMs ?? 2000);
-    this.pollTimer.unref();
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    clearInterval(this.pollTimer);
-    clearTimeout(this.debounceTimer);
-    for (const w of this.watchers.values()) w.close();
-    this.watchers.clear();
-    await this.scanning;
-  }
-
-  /** Re-reads what changed now; resolves once the new state is current. Concurrent calls coalesce. */
-  reload(): Promise<void> {
-    if (this.scanning) {
-      this.rescan = true;
-      return this.scanning;
-    }
-    this.scanning = (async () => {
-      try {
-        do {
-          this.rescan = false;
-          await this.scanOnce();
-        } while (this.rescan && !this.closed);
-      } finally {
-        this.scanning = undefined;
-      }
-    })();
-    return this.scanning;
-  }
-
-  private requestReload(): void {
-    if (this.closed) return;
-    clearTimeout(this.debounceTimer);
-    this.debounceTimer = setTimeout(() => {
-      this.reload().catch((err: unknown) => this.log.error({ err }, 'dhcp site reload failed'));
-    }, this.options.debounceMs ?? 100);
-    this.debounceTimer.unref();
-  }
-
   private async scanOnce(): Promise<void> {
     const { files, dirs } = await scanDhcpFiles(this.dataPath);
-    if (this.closed) return;
-    this.watchDirs(dirs);
+    if (this.loop.closed) return;
+    this.loop.watch(dirs);
     let changed = false;
     const next = new Map<string, Known>();
     const problems: SiteProblem[] = [];
@@ -567,30 +531,5 @@ export class DhcpSiteFiles {
       `dhcp site loaded: ${judged.site.hosts.length} fixed host(s), ${judged.site.subnets.length} subnet(s), ${problems.length} problem(s)`,
     );
     for (const listener of this.listeners) listener();
-  }
-
-  /** Watches each directory of the layout that exists now (and the data path, for dhcp/ appearing). */
-  private watchDirs(dirs: string[]): void {
-    const wanted = new Set(dirs);
-    for (const [dir, w] of this.watchers) {
-      if (wanted.has(dir)) continue;
-      w.close();
-      this.watchers.delete(dir);
-    }
-    for (const dir of wanted) {
-      if (this.watchers.has(dir)) continue;
-      try {
-        const w = watch(dir, { persistent: false }, () => this.requestReload());
-        w.on('error', () => {
-          w.close();
-          this.watchers.delete(dir);
-          this.requestReload();
-        });
-        this.watchers.set(dir, w);
-      } catch (err) {
-        // The poll still notices changes.
-        this.log.debug({ err, dir }, 'cannot watch directory; relying on the poll');
-      }
-    }
   }
 }

@@ -1,7 +1,7 @@
-import { watch, type FSWatcher } from 'node:fs';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { BootConfig } from './boot-config.ts';
+import { ReloadLoop } from './reload-loop.ts';
 import { judgeDataFiles, readOutcome, scanDataPath, type ConfigValue, type FileOutcome, type KeyedFile, type Signature } from './data-files.ts';
 import { CONFIG_KINDS, lookupKeys, type CloudConfig, type ConfigKind, type LookupResult, type LookupStep, type MachineQuery, type Store, type StoreProblem } from './store.ts';
 
@@ -45,24 +45,16 @@ export class FileStore implements Store {
   private problemList: StoreProblem[] = [];
   /** Name and duplicate problems already logged, so the poll does not repeat them every interval. */
   private reportedProblems = new Set<string>();
-  private watchers = new Map<string, FSWatcher>();
-  private pollTimer: NodeJS.Timeout | undefined;
-  private debounceTimer: NodeJS.Timeout | undefined;
-  private scanning: Promise<void> | undefined;
-  private rescanRequested = false;
-  private closed = false;
   private warnedMissing = false;
   private readonly log: Logger;
-  private readonly pollIntervalMs: number;
-  private readonly debounceMs: number;
+  private readonly loop: ReloadLoop;
 
   constructor(
     readonly dataPath: string,
     private readonly options: FileStoreOptions,
   ) {
     this.log = options.log.child({ component: 'store' });
-    this.pollIntervalMs = options.pollIntervalMs ?? 2000;
-    this.debounceMs = options.debounceMs ?? 100;
+    this.loop = new ReloadLoop({ scan: () => this.scanOnce(), log: this.log, pollIntervalMs: options.pollIntervalMs ?? 2000, debounceMs: options.debounceMs ?? 100, what: 'store' });
   }
 
   boot(query: MachineQuery): LookupResult<BootConfig> {
@@ -77,49 +69,17 @@ export class FileStore implements Store {
     return [...this.problemList];
   }
 
-  async open(): Promise<void> {
-    this.closed = false;
-    await this.reload();
-    if (this.closed) return;
-    this.pollTimer = setInterval(() => this.requestReload(), this.pollIntervalMs);
-    this.pollTimer.unref();
+  open(): Promise<void> {
+    return this.loop.open();
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    clearInterval(this.pollTimer);
-    clearTimeout(this.debounceTimer);
-    for (const w of this.watchers.values()) w.close();
-    this.watchers.clear();
-    await this.scanning;
+  close(): Promise<void> {
+    return this.loop.close();
   }
 
   /** Re-reads what changed on disk now; resolves once the new state is serving. Concurrent calls coalesce. */
-  async reload(): Promise<void> {
-    if (this.scanning) {
-      this.rescanRequested = true;
-      return this.scanning;
-    }
-    this.scanning = (async () => {
-      try {
-        do {
-          this.rescanRequested = false;
-          await this.scanOnce();
-        } while (this.rescanRequested && !this.closed);
-      } finally {
-        this.scanning = undefined;
-      }
-    })();
-    return this.scanning;
-  }
-
-  private requestReload(): void {
-    if (this.closed) return;
-    clearTimeout(this.debounceTimer);
-    this.debounceTimer = setTimeout(() => {
-      this.reload().catch((err: unknown) => this.log.error({ err }, 'store reload failed'));
-    }, this.debounceMs);
-    this.debounceTimer.unref();
+  reload(): Promise<void> {
+    return this.loop.reload();
   }
 
   private lookup<K extends ConfigKind>(kind: K, query: MachineQuery): LookupResult<ConfigValue<K>> {
@@ -143,12 +103,12 @@ export class FileStore implements Store {
 
   private async scanOnce(): Promise<void> {
     const { files, dirs, dataPathExists } = await scanDataPath(this.dataPath);
-    if (this.closed) return;
+    if (this.loop.closed) return;
     if (!dataPathExists && !this.warnedMissing) {
       this.warnedMissing = true;
       this.log.warn({ dataPath: this.dataPath }, 'data path does not exist: every lookup misses until it appears');
     } else if (dataPathExists) this.warnedMissing = false;
-    this.watchDirs(dirs);
+    this.loop.watch(dirs);
 
     const changedKinds = new Set<ConfigKind>();
     const nextParsed = new Map<string, Parsed>();
@@ -164,7 +124,7 @@ export class FileStore implements Store {
       return parsed.outcome;
     };
     const judged = await judgeDataFiles(files, read);
-    if (this.closed) return;
+    if (this.loop.closed) return;
     // A file that is now the second for its key is not read, but it is still there: keep what
     // is known of it, so it is not reported as removed and is not re-read when it answers again.
     for (const file of files) {
@@ -225,32 +185,5 @@ export class FileStore implements Store {
   private kindOfPath(p: string): ConfigKind | undefined {
     for (const kind of CONFIG_KINDS) if (p.startsWith(`${this.dataPath}/${kind}/`)) return kind;
     return undefined;
-  }
-
-  /** Watches each directory of the layout that exists now, and drops watchers of directories that went away. */
-  private watchDirs(dirs: string[]): void {
-    if (this.closed) return;
-    const wanted = new Set(dirs);
-    for (const [dir, w] of this.watchers) {
-      if (!wanted.has(dir)) {
-        w.close();
-        this.watchers.delete(dir);
-      }
-    }
-    for (const dir of wanted) {
-      if (this.watchers.has(dir)) continue;
-      try {
-        const w = watch(dir, { persistent: false }, () => this.requestReload());
-        w.on('error', () => {
-          w.close();
-          this.watchers.delete(dir);
-          this.requestReload();
-        });
-        this.watchers.set(dir, w);
-      } catch (err) {
-        // The poll still notices changes; a watcher limit (ENOSPC) must not stop the store.
-        this.log.debug({ err, dir }, 'cannot watch directory; relying on the poll');
-      }
-    }
   }
 }

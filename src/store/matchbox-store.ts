@@ -1,8 +1,8 @@
-import { type FSWatcher, watch } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
+import { ReloadLoop } from './reload-loop.ts';
 import type { Service } from '../service.ts';
 import { isIgnoredName, MAX_FILE_BYTES } from './data-files.ts';
 import {
@@ -146,23 +146,15 @@ export class MatchboxStore {
   private parsed = new Map<string, { signature: string; outcome: Outcome<unknown> }>();
   private problemList: MatchboxProblem[] = [];
   private reportedProblems = new Set<string>();
-  private watchers = new Map<string, FSWatcher>();
-  private pollTimer: NodeJS.Timeout | undefined;
-  private debounceTimer: NodeJS.Timeout | undefined;
-  private scanning: Promise<void> | undefined;
-  private rescanRequested = false;
-  private closed = false;
   private readonly log: Logger;
-  private readonly pollIntervalMs: number;
-  private readonly debounceMs: number;
+  private readonly loop: ReloadLoop;
 
   constructor(
     readonly dataPath: string,
     private readonly options: MatchboxStoreOptions,
   ) {
     this.log = options.log.child({ component: 'matchbox-store' });
-    this.pollIntervalMs = options.pollIntervalMs ?? 2000;
-    this.debounceMs = options.debounceMs ?? 100;
+    this.loop = new ReloadLoop({ scan: () => this.scanOnce(), log: this.log, pollIntervalMs: options.pollIntervalMs ?? 2000, debounceMs: options.debounceMs ?? 100, what: 'matchbox store' });
   }
 
   /** Whether the data directory holds any group or profile file (parsed or not): the matchbox layout is in use. */
@@ -200,55 +192,23 @@ export class MatchboxStore {
     return [...this.problemList];
   }
 
-  async open(): Promise<void> {
-    this.closed = false;
-    await this.reload();
-    if (this.closed) return;
-    this.pollTimer = setInterval(() => this.requestReload(), this.pollIntervalMs);
-    this.pollTimer.unref();
+  open(): Promise<void> {
+    return this.loop.open();
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    clearInterval(this.pollTimer);
-    clearTimeout(this.debounceTimer);
-    for (const w of this.watchers.values()) w.close();
-    this.watchers.clear();
-    await this.scanning;
+  close(): Promise<void> {
+    return this.loop.close();
   }
 
   /** Re-reads what changed on disk now; resolves once the new state serves. Concurrent calls coalesce. */
-  async reload(): Promise<void> {
-    if (this.scanning) {
-      this.rescanRequested = true;
-      return this.scanning;
-    }
-    this.scanning = (async () => {
-      try {
-        do {
-          this.rescanRequested = false;
-          await this.scanOnce();
-        } while (this.rescanRequested && !this.closed);
-      } finally {
-        this.scanning = undefined;
-      }
-    })();
-    return this.scanning;
+  reload(): Promise<void> {
+    return this.loop.reload();
   }
 
   private found<T>(entry: Entry<T> | undefined, expected: string): Found<T> {
     if (!entry) return { state: 'missing', path: expected };
     if (entry.value === undefined) return { state: 'broken', path: entry.path, problem: entry.problem ?? 'unusable' };
     return { state: 'ok', value: entry.value, path: entry.valuePath ?? entry.path, stale: entry.problem };
-  }
-
-  private requestReload(): void {
-    if (this.closed) return;
-    clearTimeout(this.debounceTimer);
-    this.debounceTimer = setTimeout(() => {
-      this.reload().catch((err: unknown) => this.log.error({ err }, 'matchbox store reload failed'));
-    }, this.debounceMs);
-    this.debounceTimer.unref();
   }
 
   /** Entries of one directory, or of its whole tree (`recursive`), sorted; directories seen go to `dirs` for watching. */
@@ -366,8 +326,8 @@ export class MatchboxStore {
       if (!dirs.includes(parent)) dirs.push(parent);
       await loadTemplate('cloud', { path: full, rel: key, signature: st.isFile() ? signatureOf(st) : undefined, problem: st.isFile() ? undefined : 'not a regular file' });
     }
-    if (this.closed) return;
-    this.watchDirs(dirs);
+    if (this.loop.closed) return;
+    this.loop.watch(dirs);
 
     for (const p of this.parsed.keys()) {
       if (nextParsed.has(p)) continue;
@@ -397,31 +357,6 @@ export class MatchboxStore {
         { groups: next.groups.size, profiles: next.profiles.size, ignition: t.ignition.size, cloud: t.cloud.size, generic: t.generic.size, problems: problems.length },
         `matchbox store loaded: ${next.groups.size} groups, ${next.profiles.size} profiles, ${t.ignition.size + t.cloud.size + t.generic.size} templates, ${problems.length} problem(s)`,
       );
-    }
-  }
-
-  private watchDirs(dirs: string[]): void {
-    const wanted = new Set(dirs);
-    for (const [dir, w] of this.watchers) {
-      if (!wanted.has(dir)) {
-        w.close();
-        this.watchers.delete(dir);
-      }
-    }
-    for (const dir of wanted) {
-      if (this.watchers.has(dir)) continue;
-      try {
-        const w = watch(dir, { persistent: false }, () => this.requestReload());
-        w.on('error', () => {
-          w.close();
-          this.watchers.delete(dir);
-          this.requestReload();
-        });
-        this.watchers.set(dir, w);
-      } catch (err) {
-        // The poll still notices changes; a watcher limit (ENOSPC) must not stop the store.
-        this.log.debug({ err, dir }, 'cannot watch directory; relying on the poll');
-      }
     }
   }
 }
