@@ -10,7 +10,7 @@ import path from 'node:path';
 import { encodeAck, encodeError, encodeRequest } from '../../src/tftp/packet.ts';
 import { DEFAULT_RETRANSMIT } from '../../src/tftp/session.ts';
 import { makeRoot, startServer, type Root } from './helpers.ts';
-import { RawClient } from './raw-client.ts';
+import { RawClient, serverWithClient } from './raw-client.ts';
 
 /** Retransmission slow enough that any packet seen in a short wait was caused by what the client did. */
 const PATIENT = { ...DEFAULT_RETRANSMIT, minRtoMs: 10_000, initialRtoMs: 10_000, maxRtoMs: 10_000 };
@@ -46,12 +46,7 @@ async function fetchAll(c: RawClient, port: number, blksize: number, windowsize:
 }
 
 test.serial('OVMF size probe: OACK with tsize, ERROR 8 is a normal end; then windows of 4 are really sent', async (t) => {
-  const srv = await startServer(root.dir, { retransmit: PATIENT });
-  const c = await RawClient.open();
-  t.teardown(() => {
-    c.close();
-    return srv.stop();
-  });
+  const { srv, c } = await serverWithClient(t, root.dir, { retransmit: PATIENT });
   const size = 74213;
   c.send(encodeRequest('rrq', 'undionly.kpxe', 'octet', { tsize: '0', blksize: '1468', windowsize: '4' }), srv.port);
   const oack = await c.expect('oack');
@@ -94,12 +89,7 @@ test.serial('OVMF size probe: OACK with tsize, ERROR 8 is a normal end; then win
 });
 
 test.serial("duplicate ACKs never trigger a resend (no Sorcerer's Apprentice)", async (t) => {
-  const srv = await startServer(root.dir, { retransmit: PATIENT });
-  const c = await RawClient.open();
-  t.teardown(() => {
-    c.close();
-    return srv.stop();
-  });
+  const { srv, c } = await serverWithClient(t, root.dir, { retransmit: PATIENT });
   c.send(encodeRequest('rrq', 'undionly.kpxe'), srv.port);
   const d1 = await c.expect('data');
   t.is(d1.packet.block, 1);
@@ -113,12 +103,7 @@ test.serial("duplicate ACKs never trigger a resend (no Sorcerer's Apprentice)", 
 });
 
 test.serial('a repeated ACK a round trip after the window answers at once, not after the backed-off timer', async (t) => {
-  const srv = await startServer(root.dir, { retransmit: { minRtoMs: 200, initialRtoMs: 200, maxRtoMs: 20_000, maxRetries: 8 } });
-  const c = await RawClient.open();
-  t.teardown(() => {
-    c.close();
-    return srv.stop();
-  });
+  const { srv, c } = await serverWithClient(t, root.dir, { retransmit: { minRtoMs: 200, initialRtoMs: 200, maxRtoMs: 20_000, maxRetries: 8 } });
   c.send(encodeRequest('rrq', 'undionly.kpxe'), srv.port);
   const d1 = await c.expect('data');
   c.send(encodeAck(1), d1.port);
@@ -131,12 +116,7 @@ test.serial('a repeated ACK a round trip after the window answers at once, not a
 });
 
 test.serial('a lost DATA is sent again on timeout, within a bounded retry budget', async (t) => {
-  const srv = await startServer(root.dir, { retransmit: { minRtoMs: 20, initialRtoMs: 20, maxRtoMs: 40, maxRetries: 3 } });
-  const c = await RawClient.open();
-  t.teardown(() => {
-    c.close();
-    return srv.stop();
-  });
+  const { srv, c } = await serverWithClient(t, root.dir, { retransmit: { minRtoMs: 20, initialRtoMs: 20, maxRtoMs: 40, maxRetries: 3 } });
   c.send(encodeRequest('rrq', 'undionly.kpxe'), srv.port);
   const blocks: number[] = [];
   for (let i = 0; i < 4; i++) blocks.push((await c.expect('data')).packet.block);
@@ -149,12 +129,7 @@ test.serial('a lost DATA is sent again on timeout, within a bounded retry budget
 });
 
 test.serial('after a retransmission the transfer still completes intact', async (t) => {
-  const srv = await startServer(root.dir, { retransmit: { minRtoMs: 30, initialRtoMs: 30, maxRtoMs: 60, maxRetries: 5 } });
-  const c = await RawClient.open();
-  t.teardown(() => {
-    c.close();
-    return srv.stop();
-  });
+  const { srv, c } = await serverWithClient(t, root.dir, { retransmit: { minRtoMs: 30, initialRtoMs: 30, maxRtoMs: 60, maxRetries: 5 } });
   c.send(encodeRequest('rrq', 'one-mib.bin', 'octet', { blksize: '1024' }), srv.port);
   const o = await c.expect('oack');
   c.send(encodeAck(0), o.port);
@@ -178,12 +153,7 @@ test.serial('after a retransmission the transfer still completes intact', async 
 });
 
 test.serial('block numbers wrap past 65535 (to 0) and every byte arrives', async (t) => {
-  const srv = await startServer(root.dir);
-  const c = await RawClient.open();
-  t.teardown(() => {
-    c.close();
-    return srv.stop();
-  });
+  const { srv, c } = await serverWithClient(t, root.dir);
   c.send(encodeRequest('rrq', 'wrap.bin', 'octet', { blksize: '8', windowsize: '64', tsize: '0' }), srv.port);
   const o = await c.expect('oack');
   t.is(o.packet.options.tsize, String(8 * 70_002 + 3));
@@ -197,12 +167,7 @@ test.serial('block numbers wrap past 65535 (to 0) and every byte arrives', async
 });
 
 test.serial('a file that is an exact multiple of blksize ends with an empty block', async (t) => {
-  const srv = await startServer(root.dir);
-  const c = await RawClient.open();
-  t.teardown(() => {
-    c.close();
-    return srv.stop();
-  });
+  const { srv, c } = await serverWithClient(t, root.dir);
   c.send(encodeRequest('rrq', 'one-mib.bin', 'octet', { blksize: '8192', windowsize: '8' }), srv.port);
   const o = await c.expect('oack');
   c.send(encodeAck(0), o.port);
@@ -231,12 +196,7 @@ test.serial('the cap on concurrent transfers answers ERROR "busy" at once', asyn
 });
 
 test.serial('a retransmitted RRQ does not start a second transfer; a different one from the same port supersedes it silently', async (t) => {
-  const srv = await startServer(root.dir, { retransmit: PATIENT });
-  const c = await RawClient.open();
-  t.teardown(() => {
-    c.close();
-    return srv.stop();
-  });
+  const { srv, c } = await serverWithClient(t, root.dir, { retransmit: PATIENT });
   const rrq = encodeRequest('rrq', 'undionly.kpxe', 'octet', { tsize: '0' });
   c.send(rrq, srv.port);
   const o1 = await c.expect('oack');
@@ -252,12 +212,7 @@ test.serial('a retransmitted RRQ does not start a second transfer; a different o
 });
 
 test.serial('mail mode is refused, WRQ is refused from the listening port', async (t) => {
-  const srv = await startServer(root.dir);
-  const c = await RawClient.open();
-  t.teardown(() => {
-    c.close();
-    return srv.stop();
-  });
+  const { srv, c } = await serverWithClient(t, root.dir);
   c.send(encodeRequest('rrq', 'undionly.kpxe', 'mail'), srv.port);
   t.is((await c.expect('error')).packet.code, 4);
   c.send(encodeRequest('wrq', 'x.bin'), srv.port);
@@ -283,12 +238,7 @@ test.serial('firmware listed but failing its checksum is never served, and the l
 });
 
 test.serial('malformed packets on the listening and the transfer port are dropped and counted', async (t) => {
-  const srv = await startServer(root.dir, { retransmit: PATIENT });
-  const c = await RawClient.open();
-  t.teardown(() => {
-    c.close();
-    return srv.stop();
-  });
+  const { srv, c } = await serverWithClient(t, root.dir, { retransmit: PATIENT });
   const junk = [Buffer.alloc(0), Buffer.from([0]), Buffer.from([0, 9, 1, 2]), Buffer.from([0, 1, 0x41]), Buffer.from([0, 4, 0, 1])];
   for (const j of junk) c.send(j, srv.port);
   c.send(encodeRequest('rrq', 'undionly.kpxe'), srv.port);

@@ -1,6 +1,8 @@
 /** A scripted TFTP client on 127.0.0.1: sends what a test says and queues every packet it gets, with the port it came from. */
 import { createSocket, type Socket } from 'node:dgram';
 import { parsePacket, type TftpPacket } from '../../src/tftp/packet.ts';
+import type { TftpServiceOptions } from '../../src/tftp/service.ts';
+import { startServer, type Running } from './helpers.ts';
 
 export class RawClient {
   private readonly queue: { packet: TftpPacket; port: number }[] = [];
@@ -46,4 +48,15 @@ export class RawClient {
   close(): void {
     this.socket.close();
   }
+}
+
+/** A server on `root` (startServer's overrides) and one scripted client, both closed when the test ends. */
+export async function serverWithClient(t: { teardown(fn: () => Promise<void> | void): void }, root: string, overrides: Partial<TftpServiceOptions> = {}): Promise<{ srv: Running; c: RawClient }> {
+  const srv = await startServer(root, overrides);
+  const c = await RawClient.open();
+  t.teardown(() => {
+    c.close();
+    return srv.stop();
+  });
+  return { srv, c };
 }

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { encodeAck, encodeError, encodeRequest, ERR } from '../../src/tftp/packet.ts';
 import { DEFAULT_RETRANSMIT } from '../../src/tftp/session.ts';
 import { makeRoot, startServer, type Root } from './helpers.ts';
-import { RawClient } from './raw-client.ts';
+import { RawClient, serverWithClient } from './raw-client.ts';
 
 /** Retransmission slow enough that any packet seen in a short wait was caused by what a client did. */
 const PATIENT = { ...DEFAULT_RETRANSMIT, minRtoMs: 10_000, initialRtoMs: 10_000, maxRtoMs: 10_000 };
@@ -103,12 +103,7 @@ test.serial('a stray port on a windowed transfer: ERROR 5 to it, every window st
 });
 
 test.serial('a new RRQ from the port of a transfer in flight supersedes it silently: the next packet is the new transfer', async (t) => {
-  const srv = await startServer(root.dir, { retransmit: PATIENT });
-  const c = await RawClient.open();
-  t.teardown(() => {
-    c.close();
-    return srv.stop();
-  });
+  const { srv, c } = await serverWithClient(t, root.dir, { retransmit: PATIENT });
   // Mid-transfer, lock-step: DATA 2 is out when the firmware gives up and asks again from the same port.
   c.send(encodeRequest('rrq', 'undionly.kpxe'), srv.port);
   const d1 = await c.expect('data');
@@ -133,12 +128,7 @@ test.serial('a new RRQ from the port of a transfer in flight supersedes it silen
 });
 
 test.serial('the OVMF size probe whose ERROR 8 was lost: the real read replaces it and no ERROR reaches the client', async (t) => {
-  const srv = await startServer(root.dir, { retransmit: PATIENT });
-  const c = await RawClient.open();
-  t.teardown(() => {
-    c.close();
-    return srv.stop();
-  });
+  const { srv, c } = await serverWithClient(t, root.dir, { retransmit: PATIENT });
   c.send(encodeRequest('rrq', 'undionly.kpxe', 'octet', { tsize: '0', blksize: '1468', windowsize: '4' }), srv.port);
   const probe = await c.expect('oack');
   c.send(encodeRequest('rrq', 'undionly.kpxe', 'octet', { blksize: '1468', windowsize: '4' }), srv.port);
