@@ -29,6 +29,7 @@ TEST_PKGS=(
   chromium                              # machines page test
   podman runc mmdebstrap                # the container image, built from Debian packages (scripts/container.sh)
   systemd                               # systemd-analyze verify
+  etcd-server etcd-client               # the shared store (--store etcd://): a real 3-member cluster in the tests
 )
 
 pkgs=("${RUNTIME_PKGS[@]}")
