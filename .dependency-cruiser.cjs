@@ -50,7 +50,7 @@ module.exports = {
       name: 'services-take-options',
       severity: 'error',
       comment: 'Services are handed what they use by the wiring (appliance.ts); they never reach back for the config, the wiring or the CLI.',
-      from: { path: '^src/(dhcp|tftp|http|events|store|firmware|render|boot|net|util)/' },
+      from: { path: '^src/(dhcp|tftp|http|events|store|firmware|render|boot|net|util|images)/' },
       to: { path: ['^src/(appliance|cli|config)\\.ts$', '^src/commands/'] },
     },
     {

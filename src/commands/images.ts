@@ -1,114 +1,76 @@
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { parseArgs } from 'node:util';
-import { createReadStream } from 'node:fs';
 import { ConfigError } from '../config.ts';
+import { DEBIAN_ARCHES, type DebianArch, fetchDebian } from '../images/debian.ts';
+import { FCOS_ARCHES, FCOS_STREAMS, type FcosArch, type FcosStream, fcosRelease } from '../images/fedora-coreos.ts';
+import { FLATCAR_ARCHES, FLATCAR_CHANNELS, type FlatcarArch, type FlatcarChannel, flatcarRelease } from '../images/flatcar.ts';
+import { type Keyring, keyringFile, pinnedKeyring } from '../images/keyring.ts';
+import { reporterFor } from '../images/progress.ts';
+import type { Release } from '../images/release.ts';
+import { fetchVerified } from '../images/verified-fetch.ts';
+import { BootConfigSchema } from '../store/boot-config.ts';
 import { goStyleFlags } from '../util/go-flags.ts';
 import type { CommandIo } from './validate.ts';
 
-export const IMAGES_USAGE = 'bootcfg-appliance images fetch debian [--release 12] [--arch amd64|arm64] [--images-path DIR] [--cache DIR]';
+export const IMAGES_USAGE = `bootcfg-appliance images fetch debian [--release 12] [--arch amd64|arm64]
+       bootcfg-appliance images fetch flatcar [--channel stable|beta|alpha] [--version V|current] [--arch amd64|arm64]
+       bootcfg-appliance images fetch fedora-coreos [--stream stable|testing|next] [--arch x86_64|aarch64]
+         common: [--images-path DIR] [--cache DIR] [--mirror URL] [--keyring FILE] [--ignition-url URL]`;
 
-const run = promisify(execFile);
+const HELP = `Usage: ${IMAGES_USAGE}
 
-/** What `images fetch` knows how to bring, and from where: the Debian installer's netboot kernel and initrd from Debian's own package (apt verifies it). */
-const DEBIAN_ARCHES = ['amd64', 'arm64'] as const;
-type DebianArch = (typeof DEBIAN_ARCHES)[number];
+Brings a netboot kernel and initrd into DIR (default ./images, env BOOTCFG_IMAGES_PATH) and prints
+the boot config (data/boot/*.json) that boots them.
+  debian          from Debian's debian-installer-<release>-netboot-<arch> package (apt verifies it) → DIR/debian/
+  flatcar         from https://<channel>.release.flatcar-linux.net → DIR/flatcar/<version>/
+  fedora-coreos   from https://builds.coreos.fedoraproject.org/streams/<stream>.json → DIR/fedora-coreos/
+Flatcar and Fedora CoreOS files are checked by checksum AND by the project's OpenPGP signature
+(keys in images/keys/, pinned by fingerprint) and appear under their names only once both pass.
+  --mirror URL       base URL replacing the release server, same tree below it
+  --keyring FILE     trust the keys in FILE instead (a mirror that signs with its own key; off by
+                     default; env BOOTCFG_IMAGES_KEYRING)
+  --cache DIR        partial downloads and the Debian .deb (default DIR/.cache, never served)
+  --ignition-url U   the cmdline's Ignition URL (default matchbox's {{base_url}}/ignition?uuid=…&mac=…)
+Cut downloads resume (HTTP Range) on the next try and the next run. On a terminal each download
+shows a bar with rate and ETA; otherwise each file is one JSON line on stdout.`;
 
-interface Fetched {
-  file: string;
-  bytes: number;
-  sha256: string;
+/** What `images` writes to: CommandIo, and the terminal to draw progress bars on when stderr is one. */
+export interface ImagesIo extends CommandIo {
+  tty?: NodeJS.WritableStream | undefined;
 }
 
-async function sha256Of(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
-  return h.digest('hex');
+const OSES = ['debian', 'flatcar', 'fedora-coreos'] as const;
+/** Which options each OS takes beyond the common ones; another is a usage error, not silently ignored. */
+const OWN_OPTIONS: Record<(typeof OSES)[number], readonly string[]> = {
+  debian: ['release', 'arch'],
+  flatcar: ['channel', 'version', 'arch', 'mirror', 'keyring', 'ignition-url'],
+  'fedora-coreos': ['stream', 'arch', 'mirror', 'keyring', 'ignition-url'],
+};
+const OS_SPECIFIC = ['release', 'arch', 'channel', 'version', 'stream', 'mirror', 'keyring', 'ignition-url'];
+
+function oneOf<T extends string>(os: string, flag: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
+  const v = value ?? fallback;
+  if (!(allowed as readonly string[]).includes(v)) throw new ConfigError(`images fetch ${os}: --${flag} must be one of ${allowed.join(', ')}`);
+  return v as T;
 }
 
-/**
- * Puts `from` at `to` so that /images never serves a half-written file: copied to a dot-name
- * beside it (/images refuses dotfiles) and renamed over the real name, which is atomic.
- */
-async function install(from: string, to: string): Promise<Fetched> {
-  await mkdir(path.dirname(to), { recursive: true });
-  const partial = path.join(path.dirname(to), `.${path.basename(to)}.partial`);
+function mirrorUrl(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  let url: URL;
   try {
-    await copyFile(from, partial);
-    await rename(partial, to);
-  } finally {
-    await rm(partial, { force: true });
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`images fetch: --mirror must be an http(s) URL (got "${value}")`);
   }
-  return { file: to, bytes: (await stat(to)).size, sha256: await sha256Of(to) };
-}
-
-/**
- * The .deb of `pkg`, from `cache` when apt's candidate version is already there, else by
- * `apt-get download` (which checks it against the signed Release files), kept in `cache`.
- */
-async function debianPackage(pkg: string, cache: string, log: (line: object) => void): Promise<string> {
-  const { stdout } = await run('apt-cache', ['policy', pkg], { encoding: 'utf8' });
-  const version = /Candidate:\s*(\S+)/.exec(stdout)?.[1];
-  if (!version || version === '(none)') throw new Error(`apt knows no package ${pkg} (apt-get update, or is this Debian 12?)`);
-  await mkdir(cache, { recursive: true });
-  const fileVersion = version.replace(/^\d+:/, '').replaceAll(':', '%3a');
-  const name = (await readdir(cache)).find((f) => f.startsWith(`${pkg}_${fileVersion}_`) && f.endsWith('.deb'));
-  if (name) {
-    log({ package: pkg, version, cached: path.join(cache, name) });
-    return path.join(cache, name);
-  }
-  log({ package: pkg, version, downloading: true });
-  const dir = await mkdtemp(path.join(cache, '.download-'));
-  try {
-    await run('apt-get', ['download', '-q', `${pkg}=${version}`], { cwd: dir, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
-    const deb = (await readdir(dir)).find((f) => f.endsWith('.deb'));
-    if (!deb) throw new Error(`apt-get download ${pkg}=${version} left no .deb`);
-    await rename(path.join(dir, deb), path.join(cache, deb));
-    return path.join(cache, deb);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-async function fetchDebian(opts: { release: string; arch: DebianArch; imagesPath: string; cache: string }, io: CommandIo): Promise<number> {
-  const log = (line: object) => io.stderr(`${JSON.stringify(line)}\n`);
-  const pkg = `debian-installer-${opts.release}-netboot-${opts.arch}`;
-  const deb = await debianPackage(pkg, opts.cache, log);
-  const unpacked = await mkdtemp(path.join(tmpdir(), 'bca-images-'));
-  try {
-    await run('dpkg-deb', ['-x', deb, unpacked]);
-    const base = path.join(unpacked, 'usr/lib/debian-installer/images', opts.release, opts.arch, 'text/debian-installer', opts.arch);
-    const dest = path.join(opts.imagesPath, opts.arch === 'amd64' ? 'debian' : `debian-${opts.arch}`);
-    const files: Fetched[] = [];
-    for (const name of ['linux', 'initrd.gz']) {
-      const from = path.join(base, name);
-      try {
-        await stat(from);
-      } catch {
-        throw new Error(`${pkg} has no ${path.relative(unpacked, from)}`);
-      }
-      const got = await install(from, path.join(dest, name));
-      files.push(got);
-      io.stdout(`${JSON.stringify(got)}\n`);
-    }
-    const rel = (f: string) => `/images/${path.relative(opts.imagesPath, f).split(path.sep).join('/')}`;
-    const config = { kernel: rel(files[0]!.file), initrd: [rel(files[1]!.file)], cmdline: { console: opts.arch === 'amd64' ? 'ttyS0,115200n8' : 'ttyAMA0', priority: 'critical' } };
-    io.stdout(`boot config that boots it (data/boot/default.json):\n${JSON.stringify(config, null, 2)}\n`);
-    return 0;
-  } finally {
-    await rm(unpacked, { recursive: true, force: true });
-  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`images fetch: --mirror must be an http(s) URL (got "${value}")`);
+  return url.toString().replace(/\/+$/, '');
 }
 
 /**
  * `images fetch OS`: brings a distribution's netboot kernel and initrd into --images-path,
  * verified by their origin, and prints the boot config that boots them.
  */
-export async function imagesCommand(args: string[], io: CommandIo): Promise<number> {
+export async function imagesCommand(args: string[], io: ImagesIo): Promise<number> {
   let parsed: ReturnType<typeof parseImageArgs>;
   try {
     parsed = parseImageArgs(args);
@@ -117,32 +79,81 @@ export async function imagesCommand(args: string[], io: CommandIo): Promise<numb
   }
   const { values, positionals } = parsed;
   if (values.help) {
-    io.stdout(
-      `Usage: ${IMAGES_USAGE}\n\nDownloads the Debian installer's netboot kernel and initrd from Debian's debian-installer-<release>-netboot-<arch>\npackage (verified by apt) into DIR/debian/ (default ./images, env BOOTCFG_IMAGES_PATH).\n`,
-    );
+    io.stdout(`${HELP}\n`);
     return 0;
   }
-  const [verb, os] = positionals;
+  const [verb, os, ...extra] = positionals;
   if (verb !== 'fetch' || !os) throw new ConfigError(`images: expected "images fetch OS" (${IMAGES_USAGE})`);
-  if (os !== 'debian') throw new ConfigError(`images fetch: "${os}" is not one this version fetches (it fetches: debian)`);
-  const arch = values.arch ?? 'amd64';
-  if (!(DEBIAN_ARCHES as readonly string[]).includes(arch)) throw new ConfigError(`images fetch debian: --arch must be one of ${DEBIAN_ARCHES.join(', ')}`);
-  const release = values.release ?? '12';
-  if (!/^\d+$/.test(release)) throw new ConfigError('images fetch debian: --release must be a number (12)');
+  if (!(OSES as readonly string[]).includes(os)) throw new ConfigError(`images fetch: "${os}" is not one this version fetches (it fetches: ${OSES.join(', ')})`);
+  if (extra.length) throw new ConfigError(`images fetch ${os}: unexpected "${extra.join(' ')}"`);
+  const own = OWN_OPTIONS[os as (typeof OSES)[number]];
+  for (const flag of OS_SPECIFIC) {
+    if (values[flag as keyof typeof values] !== undefined && !own.includes(flag))
+      throw new ConfigError(`images fetch ${os}: --${flag} is not an option of ${os} (it takes: ${own.map((o) => `--${o}`).join(', ')})`);
+  }
   const imagesPath = path.resolve(values['images-path'] ?? (io.env.BOOTCFG_IMAGES_PATH || './images'));
   const cache = path.resolve(values.cache ?? (io.env.BOOTCFG_IMAGES_CACHE || path.join(imagesPath, '.cache')));
+  const mirror = mirrorUrl(values.mirror);
+  const keyringPath = values.keyring ?? (io.env.BOOTCFG_IMAGES_KEYRING || undefined);
+  const ignitionUrl = values['ignition-url'];
+  if (ignitionUrl !== undefined && /\s/.test(ignitionUrl)) throw new ConfigError('images fetch: --ignition-url must not contain spaces');
+  const reporter = reporterFor({ stdout: io.stdout, stderr: io.stderr, tty: io.tty });
+  const keyring = (name: string): Promise<Keyring> => (keyringPath ? keyringFile(keyringPath) : pinnedKeyring(name));
+
+  let work: () => Promise<{ boot: unknown }>;
+  if (os === 'debian') {
+    const arch = oneOf(os, 'arch', values.arch, DEBIAN_ARCHES, 'amd64') as DebianArch;
+    const release = values.release ?? '12';
+    if (!/^\d+$/.test(release)) throw new ConfigError('images fetch debian: --release must be a number (12)');
+    work = () => fetchDebian({ release, arch, imagesPath, cache }, reporter);
+  } else {
+    let plan: () => Promise<Release>;
+    if (os === 'flatcar') {
+      const channel = oneOf(os, 'channel', values.channel, FLATCAR_CHANNELS, 'stable') as FlatcarChannel;
+      const arch = oneOf(os, 'arch', values.arch, FLATCAR_ARCHES, 'amd64') as FlatcarArch;
+      const version = values.version ?? 'current';
+      if (version !== 'current' && !/^\d+\.\d+\.\d+$/.test(version)) throw new ConfigError('images fetch flatcar: --version must be a release number (4459.2.1) or current');
+      plan = async () => flatcarRelease({ channel, version, arch, mirror, imagesPath, ignitionUrl }, await keyring('flatcar'), reporter);
+    } else {
+      const stream = oneOf(os, 'stream', values.stream, FCOS_STREAMS, 'stable') as FcosStream;
+      const arch = oneOf(os, 'arch', values.arch, FCOS_ARCHES, 'x86_64') as FcosArch;
+      plan = () => fcosRelease({ stream, arch, mirror, imagesPath, ignitionUrl }, (major) => keyring(`fedora-${major}`), reporter);
+    }
+    work = async () => {
+      const release = await plan();
+      await fetchVerified(release.artifacts, { imagesPath, staging: path.join(cache, 'partial'), reporter });
+      return { boot: release.boot };
+    };
+  }
   try {
-    return await fetchDebian({ release, arch: arch as DebianArch, imagesPath, cache }, io);
+    const { boot } = await work();
+    // What is printed must be what the store would read: checked by the same schema.
+    const config = BootConfigSchema.parse(boot);
+    io.stdout(`boot config that boots it (data/boot/default.json):\n${JSON.stringify(config, null, 2)}\n`);
+    return 0;
   } catch (err) {
-    io.stderr(`images fetch debian: ${(err as Error).message}\n`);
+    io.stderr(`images fetch ${os}: ${(err as Error).message}\n`);
     return 1;
   }
 }
 
 function parseImageArgs(args: string[]) {
+  const text = { type: 'string' } as const;
   return parseArgs({
     args: goStyleFlags(args),
-    options: { release: { type: 'string' }, arch: { type: 'string' }, 'images-path': { type: 'string' }, cache: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      release: text,
+      arch: text,
+      channel: text,
+      version: text,
+      stream: text,
+      mirror: text,
+      keyring: text,
+      'ignition-url': text,
+      'images-path': text,
+      cache: text,
+      help: { type: 'boolean', short: 'h' },
+    },
     strict: true,
     allowPositionals: true,
   });
