@@ -1,6 +1,7 @@
 /**
- * The two ICMPv6 messages the RA quench needs (RFC 4861): the Router Solicitation we
- * receive and the Router Advertisement we send. Bytes only; the socket is router-advert.ts.
+ * The two ICMPv6 messages the RA quench needs (RFC 4861): Router Solicitations (we receive
+ * the clients' and send one of our own to find a real router) and Router Advertisements (we
+ * send the quench and listen for a real router's). Bytes only; the socket is router-advert.ts.
  *
  * The checksum field is left zero: on a raw ICMPv6 socket the kernel computes it over the
  * IPv6 pseudo-header (RFC 3542 §3.1), which we cannot see from here anyway.
@@ -33,15 +34,31 @@ export interface RouterAdvertisement {
  * A host takes nothing from it except "a router answered", which ends iPXE's IPv6 wait.
  */
 export function buildQuenchAdvertisement(sourceMac?: Mac): Buffer {
+  return buildRouterAdvertisement(0, sourceMac);
+}
+
+/** An RA with the given router lifetime (seconds) and nothing else; lifetime 0 is the quench, >0 what a real router says (tests play one). */
+export function buildRouterAdvertisement(routerLifetime: number, sourceMac?: Mac): Buffer {
   const b = Buffer.alloc(RA_HEADER + (sourceMac ? 8 : 0));
   b[0] = ICMPV6_ROUTER_ADVERTISEMENT;
-  // code 0, checksum 0 (kernel), cur hop limit 0, M/O flags 0, router lifetime 0, reachable 0, retrans 0
-  if (sourceMac) {
-    b[RA_HEADER] = OPT_SOURCE_LINK_LAYER;
-    b[RA_HEADER + 1] = 1; // length in units of 8 octets
-    macToBytes(sourceMac).copy(b, RA_HEADER + 2);
-  }
+  // code 0, checksum 0 (kernel), cur hop limit 0, M/O flags 0, reachable 0, retrans 0
+  b.writeUInt16BE(routerLifetime, 6);
+  if (sourceMac) writeSourceLinkLayer(b, RA_HEADER, sourceMac);
   return b;
+}
+
+/** The solicitation --ipv6-ra-quench auto sends at start: any router on the link answers it at once instead of at its next periodic RA (minutes away). */
+export function buildRouterSolicitation(sourceMac?: Mac): Buffer {
+  const b = Buffer.alloc(RS_HEADER + (sourceMac ? 8 : 0));
+  b[0] = ICMPV6_ROUTER_SOLICITATION;
+  if (sourceMac) writeSourceLinkLayer(b, RS_HEADER, sourceMac);
+  return b;
+}
+
+function writeSourceLinkLayer(b: Buffer, offset: number, mac: Mac): void {
+  b[offset] = OPT_SOURCE_LINK_LAYER;
+  b[offset + 1] = 1; // length in units of 8 octets
+  macToBytes(mac).copy(b, offset + 2);
 }
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; reason: string };

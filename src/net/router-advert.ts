@@ -1,14 +1,15 @@
 /**
  * A raw ICMPv6 socket tied to one interface, for the RA quench (--ipv6-ra-quench): it
- * receives Router Solicitations and sends Router Advertisements to ff02::1, nothing else.
+ * receives Router Solicitations and Advertisements, sends Router Advertisements to ff02::1
+ * and (to find a real router at start) one Router Solicitation to ff02::2, nothing else.
  * Node has no raw sockets, so this is libc through koffi, like bind-device.ts.
  *
  * Receiving never blocks: the fd is non-blocking and recv() returns undefined when nothing
  * is queued, so the owner polls it on a timer (ra-quench.ts). A blocking read on a worker
  * would hold a libuv pool thread (the one file I/O uses) for the appliance's lifetime.
  *
- * Every option is set before anything is sent, and the kernel is told to pass up only type
- * 133 (ICMP6_FILTER), so the queue never fills with the segment's other ICMPv6 (ND, MLD).
+ * Every option is set before anything is sent, and the kernel is told to pass up only types
+ * 133 and 134 (ICMP6_FILTER), so the queue never fills with the segment's other ICMPv6 (ND, MLD).
  */
 import { IFNAMSIZ, loadLibc, SO_BINDTODEVICE, SOCK_CLOEXEC, SOCK_NONBLOCK, SOL_SOCKET, type Libc } from './libc.ts';
 
@@ -66,11 +67,10 @@ function sockaddrIn6(addrHex: string, scopeId: number): Buffer {
   return b;
 }
 
-/** Only type 133 passes: struct icmp6_filter is 256 bits, a set bit blocks that type. */
-function solicitationOnlyFilter(): Buffer {
+/** Only router solicitations (133) and advertisements (134) pass: struct icmp6_filter is 256 bits, a set bit blocks that type. */
+function routerDiscoveryFilter(): Buffer {
   const b = Buffer.alloc(32, 0xff);
-  const type = 133;
-  b[type >> 3]! &= ~(1 << (type & 7));
+  for (const type of [133, 134]) b[type >> 3]! &= ~(1 << (type & 7));
   return b;
 }
 
@@ -102,6 +102,7 @@ export class RawIcmpv6Socket {
   private readonly fromBuf = Buffer.alloc(SOCKADDR_IN6);
   private readonly fromLen = Buffer.alloc(4);
   private readonly allNodes: Buffer;
+  private readonly allRouters: Buffer;
 
   private constructor(
     private readonly c: Libc,
@@ -110,6 +111,7 @@ export class RawIcmpv6Socket {
     readonly ifindex: number,
   ) {
     this.allNodes = sockaddrIn6(ALL_NODES, ifindex);
+    this.allRouters = sockaddrIn6(ALL_ROUTERS, ifindex);
   }
 
   /** Opens the socket on `device` with every option set. Throws RawIcmpv6Error saying why (notPermitted without CAP_NET_RAW). */
@@ -131,7 +133,7 @@ export class RawIcmpv6Socket {
       throw new RawIcmpv6Error(`${what}: ${c.strerror(errno)} (errno ${errno})`, errno === EPERM);
     };
     set(SOL_SOCKET, SO_BINDTODEVICE, name, `SO_BINDTODEVICE ${device}`);
-    set(IPPROTO_ICMPV6, ICMP6_FILTER, solicitationOnlyFilter(), 'ICMP6_FILTER');
+    set(IPPROTO_ICMPV6, ICMP6_FILTER, routerDiscoveryFilter(), 'ICMP6_FILTER');
     set(IPPROTO_IPV6, IPV6_MULTICAST_HOPS, int32(ND_HOP_LIMIT), 'IPV6_MULTICAST_HOPS');
     set(IPPROTO_IPV6, IPV6_UNICAST_HOPS, int32(ND_HOP_LIMIT), 'IPV6_UNICAST_HOPS');
     set(IPPROTO_IPV6, IPV6_MULTICAST_IF, int32(ifindex), 'IPV6_MULTICAST_IF');
@@ -158,11 +160,20 @@ export class RawIcmpv6Socket {
 
   /** Sends one ICMPv6 message to ff02::1 on the device; the kernel picks our link-local source and fills the checksum. */
   sendToAllNodes(message: Buffer): void {
+    this.sendTo(this.allNodes, 'ff02::1', message);
+  }
+
+  /** Sends one ICMPv6 message (our router solicitation) to ff02::2 on the device. */
+  sendToAllRouters(message: Buffer): void {
+    this.sendTo(this.allRouters, 'ff02::2', message);
+  }
+
+  private sendTo(addr: Buffer, name: string, message: Buffer): void {
     if (this.closed) throw new RawIcmpv6Error('socket is closed');
-    const n = this.c.sendto(this.fd, message, message.length, 0, this.allNodes, SOCKADDR_IN6);
+    const n = this.c.sendto(this.fd, message, message.length, 0, addr, SOCKADDR_IN6);
     if (n < 0) {
       const errno = this.c.errno();
-      throw new RawIcmpv6Error(`sendto ff02::1%${this.device}: ${this.c.strerror(errno)} (errno ${errno})`);
+      throw new RawIcmpv6Error(`sendto ${name}%${this.device}: ${this.c.strerror(errno)} (errno ${errno})`);
     }
   }
 

@@ -14,7 +14,7 @@ import { MessageType } from '../../src/dhcp/options.ts';
 import { ipxeDiscovers } from '../../src/events/ipxe-discovers.ts';
 import { BootTimeline } from '../../src/events/timeline.ts';
 import { Metrics } from '../../src/metrics.ts';
-import { parseRouterAdvertisement } from '../../src/net/icmpv6.ts';
+import { buildRouterAdvertisement, parseRouterAdvertisement, parseRouterSolicitation } from '../../src/net/icmpv6.ts';
 import type { Mac } from '../../src/net/mac.ts';
 import { RaQuenchService, type RaSocket } from '../../src/net/ra-quench.ts';
 import { RawIcmpv6Error } from '../../src/net/router-advert.ts';
@@ -24,12 +24,15 @@ import { fullHarness } from '../dhcp/full-harness.ts';
 const env = { lookupInterface: () => ({ address: '10.9.0.1', netmask: '255.255.255.0' }), isTty: false };
 const FULL: RawOptions = { iface: 'br0', dhcp: 'full', 'dhcp-range': '10.9.0.100,10.9.0.200' };
 
-test('config: --ipv6-ra-quench is off by default and on with 1 or true in full mode', (t) => {
-  t.false(resolveConfig(FULL, env).ipv6RaQuench);
-  t.true(resolveConfig({ ...FULL, 'ipv6-ra-quench': 'true' }, env).ipv6RaQuench);
-  t.true(resolveConfig({ ...FULL, 'ipv6-ra-quench': '1' }, env).ipv6RaQuench);
-  t.false(resolveConfig({ ...FULL, 'ipv6-ra-quench': '0' }, env).ipv6RaQuench);
-  t.false(resolveConfig({ iface: 'br0', 'ipv6-ra-quench': 'false' }, env).ipv6RaQuench);
+test('config: --ipv6-ra-quench is auto by default in full mode, off elsewhere; on/1/true force it on, off/0/false off', (t) => {
+  t.is(resolveConfig(FULL, env).ipv6RaQuench, 'auto');
+  t.is(resolveConfig({ ...FULL, 'ipv6-ra-quench': 'auto' }, env).ipv6RaQuench, 'auto');
+  for (const on of ['on', 'true', '1'] as const) t.is(resolveConfig({ ...FULL, 'ipv6-ra-quench': on }, env).ipv6RaQuench, 'on', on);
+  for (const off of ['off', 'false', '0'] as const) t.is(resolveConfig({ ...FULL, 'ipv6-ra-quench': off }, env).ipv6RaQuench, 'off', off);
+  t.is(resolveConfig({ iface: 'br0' }, env).ipv6RaQuench, 'off', 'proxy mode: not our segment');
+  t.is(resolveConfig({ iface: 'br0', 'ipv6-ra-quench': 'auto' }, env).ipv6RaQuench, 'off', 'auto in proxy mode is off');
+  t.is(resolveConfig({ iface: 'br0', 'ipv6-ra-quench': 'false' }, env).ipv6RaQuench, 'off');
+  t.is(resolveConfig({}, env).ipv6RaQuench, 'off');
 });
 
 const refused: [string, RawOptions, RegExp][] = [
@@ -37,7 +40,8 @@ const refused: [string, RawOptions, RegExp][] = [
   ['default (proxy) mode', { iface: 'br0', 'ipv6-ra-quench': '1' }, /only with --dhcp full \(this is --dhcp proxy\)/],
   ['DHCP off', { iface: 'br0', dhcp: 'off', 'ipv6-ra-quench': '1' }, /only with --dhcp full \(this is --dhcp off\)/],
   ['no --iface', { 'ipv6-ra-quench': '1' }, /only with --dhcp full/],
-  ['a value that is not a boolean', { ...FULL, 'ipv6-ra-quench': 'yes' as never }, /--ipv6-ra-quench: expected 1, true, 0 or false/],
+  ['forced on in proxy mode', { iface: 'br0', 'ipv6-ra-quench': 'on' }, /only with --dhcp full \(this is --dhcp proxy\)/],
+  ['a value it does not know', { ...FULL, 'ipv6-ra-quench': 'yes' as never }, /--ipv6-ra-quench: expected on, off or auto \(or 1, true, 0, false\)/],
 ];
 for (const [name, raw, message] of refused) {
   test(`config: --ipv6-ra-quench refused with ${name}`, (t) => {
@@ -46,11 +50,22 @@ for (const [name, raw, message] of refused) {
   });
 }
 
-test('cli: --ipv6-ra-quench is a boolean flag; BOOTCFG_IPV6_RA_QUENCH=1 sets it too', (t) => {
-  t.is(readServeOptions(['--ipv6-ra-quench'], {}).raw['ipv6-ra-quench'], 'true');
-  t.is(readServeOptions([], { BOOTCFG_IPV6_RA_QUENCH: '1' }).raw['ipv6-ra-quench'], '1');
-  t.is(readServeOptions([], {}).raw['ipv6-ra-quench'], undefined);
-  t.throws(() => readServeOptions(['--ipv6-ra-quench=yes'], {}), { message: /ipv6-ra-quench/ });
+test('cli: --ipv6-ra-quench alone is on, or takes on/off/auto (and 1/true/0/false); BOOTCFG_IPV6_RA_QUENCH too', (t) => {
+  const quench = (args: string[], e: NodeJS.ProcessEnv = {}) => readServeOptions(args, e).raw['ipv6-ra-quench'];
+  t.is(quench(['--ipv6-ra-quench']), 'true');
+  t.is(quench(['-ipv6-ra-quench']), 'true', 'Go style');
+  t.is(quench(['--ipv6-ra-quench', 'auto']), 'auto');
+  t.is(quench(['--ipv6-ra-quench', 'off']), 'off');
+  t.is(quench(['--ipv6-ra-quench=0']), '0');
+  t.is(quench(['-ipv6-ra-quench=auto']), 'auto');
+  const alone = readServeOptions(['--ipv6-ra-quench', '--dhcp', 'full'], {}).raw;
+  t.is(alone['ipv6-ra-quench'], 'true', 'alone before another flag');
+  t.is(alone.dhcp, 'full');
+  t.is(quench([], { BOOTCFG_IPV6_RA_QUENCH: '1' }), '1');
+  t.is(quench([], { BOOTCFG_IPV6_RA_QUENCH: 'auto' }), 'auto');
+  t.is(quench([]), undefined);
+  t.throws(() => readServeOptions(['--ipv6-ra-quench', 'yes'], {}), { message: /Unexpected argument 'yes'/ }, 'an unknown word is not taken as its value');
+  t.throws(() => resolveConfig({ ...FULL, ...readServeOptions(['--ipv6-ra-quench=yes'], {}).raw }, env), { message: /--ipv6-ra-quench: expected on, off or auto/ });
   t.true(SERVICE_FACTORIES.indexOf(createRaQuenchService) > SERVICE_FACTORIES.findIndex((f) => f.name === 'createDhcpService'), 'starts after DHCP');
 });
 
@@ -58,12 +73,16 @@ class FakeSocket implements RaSocket {
   readonly device = 'br0';
   readonly queue: { data: Buffer; from: string }[] = [];
   readonly sent: Buffer[] = [];
+  readonly solicited: Buffer[] = [];
   closed = false;
   recv() {
     return this.queue.shift();
   }
   sendToAllNodes(message: Buffer) {
     this.sent.push(message);
+  }
+  sendToAllRouters(message: Buffer) {
+    this.solicited.push(message);
   }
   close() {
     this.closed = true;
@@ -72,28 +91,35 @@ class FakeSocket implements RaSocket {
 
 const RS = Buffer.from('8500000000000000' + '0101525400123456', 'hex');
 
-function harness(raw: RawOptions = { ...FULL, 'ipv6-ra-quench': 'true' }) {
+function harness(raw: RawOptions = { ...FULL, 'ipv6-ra-quench': 'true' }, listenMs = 60_000) {
   const config = resolveConfig(raw, env);
   const metrics = new Metrics();
-  const log = pino({ level: 'silent' });
+  const lines: Record<string, unknown>[] = [];
+  const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
   const timeline = new BootTimeline();
   // The parts the appliance's factory reads (config, log, metrics, timeline); nothing else is started here.
   const ctx = { config, log, metrics, timeline } as unknown as ApplianceParts;
   const socket = new FakeSocket();
   let now = 1000;
-  const options = { iface: 'br0', log, metrics, onIpxeDiscover: ipxeDiscovers(timeline) };
+  const mode = config.ipv6RaQuench === 'off' ? 'on' : config.ipv6RaQuench;
+  const options = { iface: 'br0', mode, log, metrics, onIpxeDiscover: ipxeDiscovers(timeline) };
   const service = new RaQuenchService(options, {
     open: () => socket,
     describe: () => ({ mac: '02:00:00:00:00:01' as Mac, linkLocal: 'fe80::1' }),
     now: () => now,
     pollMs: 60_000, // the test calls poll() itself
+    listenMs,
   });
-  return { ctx, options, metrics, socket, service, advance: (ms: number) => (now += ms) };
+  return { ctx, options, metrics, socket, service, lines, advance: (ms: number) => (now += ms) };
 }
 
-test('createRaQuenchService: only when the flag is on', (t) => {
-  t.is(createRaQuenchService(harness(FULL).ctx), undefined);
+test('createRaQuenchService: in full mode unless forced off (and says so); never in proxy mode', (t) => {
+  t.truthy(createRaQuenchService(harness(FULL).ctx), 'auto by default');
   t.truthy(createRaQuenchService(harness().ctx));
+  const off = harness({ ...FULL, 'ipv6-ra-quench': 'off' });
+  t.is(createRaQuenchService(off.ctx), undefined);
+  t.true(off.lines.some((l) => /ipv6-ra-quench: off \(--ipv6-ra-quench off\)/.test(String(l.msg))));
+  t.is(createRaQuenchService(harness({ iface: 'br0' }).ctx), undefined);
 });
 
 test('a solicitation is answered with one quench RA carrying the interface MAC', async (t) => {
@@ -166,16 +192,22 @@ test('a real full-mode iPXE DISCOVER triggers an RA (rate-limited to one a secon
   t.regex(await h.metrics.registry.metrics(), /bootcfg_ipv6_router_adverts_total\{trigger="ipxe-discover"\} 2/);
 });
 
-test('start: no CAP_NET_RAW is a clear refusal naming the capability; stop closes the socket', async (t) => {
-  const h = harness();
-  const denied = new RaQuenchService(h.options, {
+/** The service as a process without CAP_NET_RAW sees it: socket() fails with EPERM. */
+function withoutNetRaw(options: ConstructorParameters<typeof RaQuenchService>[0]): RaQuenchService {
+  return new RaQuenchService(options, {
     open: () => {
       throw new RawIcmpv6Error('socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6): Operation not permitted (errno 1)', true);
     },
     describe: () => ({ mac: undefined, linkLocal: 'fe80::1' }),
     now: () => 0,
     pollMs: 60_000,
+    listenMs: 60_000,
   });
+}
+
+test('start: no CAP_NET_RAW is a clear refusal naming the capability; stop closes the socket', async (t) => {
+  const h = harness();
+  const denied = withoutNetRaw(h.options);
   await t.throwsAsync(() => denied.start(), { message: /needs CAP_NET_RAW.*Operation not permitted/ });
   await h.service.start();
   await h.service.stop();
@@ -213,4 +245,99 @@ test('a failing read or send is logged, never thrown out of the poll timer', asy
   h.socket.queue.push({ data: RS, from: 'fe80::2' });
   t.notThrows(() => h.service.poll());
   t.notRegex(await h.metrics.registry.metrics(), /bootcfg_ipv6_router_adverts_total\{/);
+});
+
+const ROUTER_RA = buildRouterAdvertisement(1800, '02:00:00:00:99:01' as Mac);
+const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('auto: solicits, listens, and with no router heard quenches, answering the solicitation that came meanwhile', async (t) => {
+  const h = harness(FULL, 50);
+  await h.service.start();
+  t.teardown(() => h.service.stop());
+  t.is(h.service.current, 'listening');
+  t.is(h.socket.solicited.length, 1, 'a router solicitation at once');
+  const rs = parseRouterSolicitation(h.socket.solicited[0]!);
+  t.true(rs.ok && rs.value.sourceMac === '02:00:00:00:00:01');
+  h.socket.queue.push({ data: RS, from: 'fe80::5054:ff:fe12:3456' });
+  h.service.poll();
+  t.is(h.socket.sent.length, 0, 'nothing answered while listening');
+  await wait(120);
+  t.is(h.service.current, 'quenching');
+  t.is(h.socket.solicited.length, 2, 'a second solicitation half-way');
+  t.is(h.socket.sent.length, 1, 'the held solicitation answered when it decided');
+  t.true(h.lines.some((l) => /auto: looking for an IPv6 router on br0/.test(String(l.msg))));
+  t.true(h.lines.some((l) => /auto: no IPv6 router advertised on br0 within 0.05 s: quenching/.test(String(l.msg))));
+});
+
+test('auto: a router advertising while it listens means it never answers there, and says why', async (t) => {
+  const h = harness(FULL, 50);
+  await h.service.start();
+  t.teardown(() => h.service.stop());
+  h.socket.queue.push({ data: RS, from: 'fe80::5054:ff:fe12:3456' });
+  h.socket.queue.push({ data: ROUTER_RA, from: 'fe80::99' });
+  h.service.poll();
+  t.is(h.service.current, 'router-present');
+  await wait(120);
+  h.socket.queue.push({ data: RS, from: 'fe80::5054:ff:fe12:3457' });
+  h.service.poll();
+  t.is(h.service.current, 'router-present');
+  t.is(h.socket.sent.length, 0, 'no RA from us where a router advertises');
+  const why = h.lines.find((l) => /auto: not quenching on br0: an IPv6 router advertises there/.test(String(l.msg)));
+  t.truthy(why);
+  t.like(why, { router: 'fe80::99', routerMac: '02:00:00:00:99:01', routerLifetime: 1800 });
+});
+
+test('auto: a router showing up after it began quenching stops it (logged as a warning); iPXE DISCOVERs then trigger nothing', async (t) => {
+  const h = harness(FULL, 10);
+  await h.service.start();
+  t.teardown(() => h.service.stop());
+  await wait(40);
+  t.is(h.service.current, 'quenching');
+  h.socket.queue.push({ data: RS, from: 'fe80::2' });
+  h.service.poll();
+  t.is(h.socket.sent.length, 1);
+  h.advance(1000);
+  h.socket.queue.push({ data: ROUTER_RA, from: 'fe80::99' });
+  h.socket.queue.push({ data: RS, from: 'fe80::3' });
+  h.service.poll();
+  t.is(h.service.current, 'router-present');
+  t.is(h.socket.sent.length, 1, 'no more RAs');
+  const stopped = h.lines.find((l) => /auto: stopped quenching on br0: an IPv6 router began advertising there/.test(String(l.msg)));
+  t.is(stopped?.level, 40);
+});
+
+test('auto: our own RA (same link-local or MAC) is not taken for a router; a malformed RA is counted', async (t) => {
+  const h = harness(FULL, 10);
+  await h.service.start();
+  t.teardown(() => h.service.stop());
+  h.socket.queue.push({ data: buildRouterAdvertisement(0), from: 'fe80::1' });
+  h.socket.queue.push({ data: buildRouterAdvertisement(0, '02:00:00:00:00:01' as Mac), from: 'fe80::77' });
+  h.socket.queue.push({ data: Buffer.from('8600', 'hex'), from: 'fe80::78' });
+  h.service.poll();
+  t.is(h.service.current, 'listening');
+  t.regex(await h.metrics.registry.metrics(), /bootcfg_malformed_packets_total\{protocol="icmpv6"\} 1/);
+});
+
+test('forced on: another router earns one warning per router, and the quench goes on', async (t) => {
+  const h = harness({ ...FULL, 'ipv6-ra-quench': 'on' });
+  await h.service.start();
+  t.teardown(() => h.service.stop());
+  t.is(h.service.current, 'quenching');
+  t.is(h.socket.solicited.length, 0, 'forced on: no need to look for a router');
+  h.socket.queue.push({ data: ROUTER_RA, from: 'fe80::99' });
+  h.socket.queue.push({ data: ROUTER_RA, from: 'fe80::99' });
+  h.socket.queue.push({ data: RS, from: 'fe80::2' });
+  h.service.poll();
+  t.is(h.service.current, 'quenching');
+  t.is(h.socket.sent.length, 1);
+  t.is(h.lines.filter((l) => /another IPv6 router advertises on br0.*forced on/.test(String(l.msg))).length, 1);
+});
+
+test('auto without CAP_NET_RAW: a warning, and the appliance starts anyway', async (t) => {
+  const h = harness(FULL);
+  const denied = withoutNetRaw(h.options);
+  await t.notThrowsAsync(() => denied.start());
+  t.is(denied.current, 'unavailable');
+  t.true(h.lines.some((l) => l.level === 40 && /auto: not quenching on br0, iPXE clients will wait ~13 s.*CAP_NET_RAW/.test(String(l.msg))));
+  await denied.stop();
 });

@@ -4,6 +4,10 @@
  * LAN, with a client) and eth1 (another segment, with a bystander). A solicitation on eth0 is
  * answered with an RA of hop limit 255 and router lifetime 0 (seen by tcpdump on the client);
  * nothing reaches eth1, not even the bystander's own solicitation.
+ *
+ * Without the flag (auto, full mode's default) it quenches only where no IPv6 router
+ * advertises: a stand-in router (test/helpers/ipv6-router.ts, real RAs from a raw socket in
+ * the client's namespace) present at start keeps it silent, one appearing later stops it.
  */
 import test from 'ava';
 import { execFile } from 'node:child_process';
@@ -11,7 +15,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { isRoot, sh, Topology, waitFor, type Namespace } from '../helpers/netns.ts';
-import { cliArgs, PROJECT_ROOT, startAppliance } from '../helpers/appliance.ts';
+import { cliArgs, PROJECT_ROOT, startAppliance, type RunningAppliance } from '../helpers/appliance.ts';
 
 const maybe = isRoot ? test.serial : test.skip;
 
@@ -163,4 +167,106 @@ maybe('[root] --ipv6-ra-quench without CAP_NET_RAW: the appliance refuses to sta
   );
   t.is(result.code, 1, result.out);
   t.regex(result.out, /CAP_NET_RAW/);
+});
+
+/** A segment of two: the appliance's namespace and the client's, link-locals out of DAD. */
+async function segment(t: { teardown(fn: () => unknown): void }) {
+  const topo = new Topology();
+  t.teardown(() => topo.destroy());
+  const srv = await topo.namespace('srv');
+  const cli = await topo.namespace('cli');
+  await topo.veth(srv, 'eth0', cli, 'eth0', `${SERVER}/24`);
+  for (const ns of [srv, cli]) await waitFor(`${ns.name}/eth0 link-local out of DAD`, () => linkLocalReady(ns, 'eth0'), 10_000, 100);
+  const serverMac = (await srv.ip('-br', 'link', 'show', 'dev', 'eth0')).trim().split(/\s+/)[2]!.toLowerCase();
+  return { srv, cli, serverMac };
+}
+
+/** The appliance in full mode on srv/eth0 with `extra` flags (none: the default, auto). */
+async function startFull(t: { teardown(fn: () => unknown): void }, srv: Namespace, extra: string[]): Promise<RunningAppliance> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'bca-ra-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const args = ['--iface', 'eth0', '--address', `${SERVER}:8080`, '--data-path', dir, '--firmware-path', path.join(PROJECT_ROOT, 'firmware'), '--tftp-address', 'off'];
+  const app = await startAppliance([...args, '--dhcp', 'full', '--dhcp-range', '10.78.0.100,10.78.0.110', ...extra], { ns: srv });
+  t.teardown(() => app.stop());
+  return app;
+}
+
+/** The stand-in router in ns (real RAs of router lifetime 1800 every 300 ms and on each solicitation), once advertising. */
+async function startRouter(ns: Namespace) {
+  const child = ns.spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'test/helpers/ipv6-router.ts'), 'eth0', '1800', '300'], {
+    cwd: PROJECT_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => (out += s));
+  await waitFor('the stand-in router to advertise', () => out.includes('advertising') || child.exitCode !== null, 20_000);
+  if (child.exitCode !== null) throw new Error(`ipv6-router exited: ${out}`);
+  return child;
+}
+
+const msgMatches = (re: RegExp) => (l: Record<string, unknown>) => typeof l.msg === 'string' && re.test(l.msg);
+
+maybe('[root] full mode, no flag, no IPv6 router: it says it looks first, then quenches (rdisc6 gets router lifetime 0); a router appearing later stops it', async (t) => {
+  const { srv, cli, serverMac } = await segment(t);
+  const app = await startFull(t, srv, []);
+  await app.waitForLog(msgMatches(/^ipv6-ra-quench auto: looking for an IPv6 router on eth0/));
+  await app.waitForLog(msgMatches(/^ipv6-ra-quench auto: no IPv6 router advertised on eth0 within 4 s: quenching/));
+
+  const answered = await rdisc6(cli, ['-1', '-r', '3', '-w', '1000', 'eth0']);
+  t.is(answered.code, 0, answered.out);
+  t.regex(answered.out, /Router lifetime\s*:\s*0 \(0x0+\) seconds/);
+  t.true(answered.out.toLowerCase().includes(serverMac), `from the appliance (${serverMac}): ${answered.out}`);
+
+  const router = await startRouter(cli);
+  const stopped = await app.waitForLog(msgMatches(/^ipv6-ra-quench auto: stopped quenching on eth0: an IPv6 router began advertising there/));
+  t.is(stopped.level, 40);
+  t.is(stopped.routerLifetime, 1800);
+  t.regex(String(stopped.router), /^fe80::/);
+  router.kill('SIGTERM');
+
+  // rdisc6 in the router's own namespace does not hear that router (no multicast loop): what it could hear is only ours.
+  const after = await rdisc6(cli, ['-1', '-r', '2', '-w', '1000', 'eth0']);
+  t.not(after.code, 0, `the appliance answered after a router appeared: ${after.out}`);
+});
+
+maybe('[root] full mode, no flag, an IPv6 router on the segment: not quenched, and the log says which router', async (t) => {
+  const { srv, cli } = await segment(t);
+  await startRouter(cli);
+  const capture = captureRas(cli, 'eth0');
+  await capture.listening();
+  const app = await startFull(t, srv, []);
+  const why = await app.waitForLog(msgMatches(/^ipv6-ra-quench auto: not quenching on eth0: an IPv6 router advertises there/));
+  t.is(why.routerLifetime, 1800);
+  t.regex(String(why.router), /^fe80::/);
+
+  const asked = await rdisc6(cli, ['-1', '-r', '2', '-w', '1000', 'eth0']);
+  t.not(asked.code, 0, `the appliance answered beside a router: ${asked.out}`);
+  await new Promise((r) => setTimeout(r, 4500)); // past the listening window: still nothing from us
+  const wire = await capture.stop();
+  t.regex(wire, /router lifetime 1800s/, 'the stand-in router was on the wire');
+  t.notRegex(wire, /router lifetime 0s/, `no quench RA on the wire: ${wire}`);
+  t.false(app.lines.some(msgMatches(/no IPv6 router advertised/)));
+});
+
+maybe('[root] --ipv6-ra-quench on beside a router: quenches anyway and warns; --ipv6-ra-quench off: never answers, and says so', async (t) => {
+  const { srv, cli, serverMac } = await segment(t);
+  await startRouter(cli);
+  const forced = await startFull(t, srv, ['--ipv6-ra-quench', 'on']);
+  await forced.waitForLog(msgMatches(/^ipv6-ra-quench: answering IPv6 router solicitations on eth0.*forced on/));
+  const answered = await rdisc6(cli, ['-1', '-r', '3', '-w', '1000', 'eth0']);
+  t.is(answered.code, 0, answered.out);
+  t.regex(answered.out, /Router lifetime\s*:\s*0 \(0x0+\) seconds/);
+  t.true(answered.out.toLowerCase().includes(serverMac));
+  const warned = await forced.waitForLog(msgMatches(/another IPv6 router advertises on eth0.*forced on/));
+  t.is(warned.level, 40);
+  await forced.stop();
+
+  const { srv: srv2, cli: cli2 } = await segment(t);
+  const off = await startFull(t, srv2, ['--ipv6-ra-quench=off']);
+  await off.waitForLog(msgMatches(/^ipv6-ra-quench: off \(--ipv6-ra-quench off\)/));
+  await new Promise((r) => setTimeout(r, 500));
+  const silent = await rdisc6(cli2, ['-1', '-r', '2', '-w', '1000', 'eth0']);
+  t.not(silent.code, 0, `answered although off: ${silent.out}`);
+  t.false(off.lines.some(msgMatches(/^ipv6-ra-quench auto/)));
 });

@@ -41,6 +41,8 @@ export interface DnsmasqOptions {
   };
   /** Extra dnsmasq.conf lines. */
   extra?: string[];
+  /** `log-dhcp` (every option of every exchange; default on, for debugging a lab); off leaves dnsmasq's one line per packet. */
+  logDhcp?: boolean;
 }
 
 /** dnsmasq -k in ns. `no-ping` so new leases don't wait 3 s for an ICMP probe (peers.md). */
@@ -53,7 +55,7 @@ export async function startDnsmasq(ns: Namespace, o: DnsmasqOptions): Promise<Da
     'no-resolv',
     'no-hosts',
     'no-ping',
-    'log-dhcp',
+    ...(o.logDhcp === false ? [] : ['log-dhcp']),
     'log-facility=-',
     'user=root',
     `dhcp-leasefile=${path.join(dir, 'leases')}`,
@@ -98,7 +100,7 @@ export async function startDnsmasq(ns: Namespace, o: DnsmasqOptions): Promise<Da
 }
 
 /** nginx serving `root` on `listen` (ADDR:PORT) from a throwaway prefix; single process, foreground. */
-export async function startNginx(ns: Namespace, o: { root: string; listen: string }): Promise<Daemon> {
+export async function startNginx(ns: Namespace, o: { root: string; listen: string; workerConnections?: number }): Promise<Daemon> {
   const prefix = mkdtempSync(path.join(tmpdir(), 'bca-nginx-'));
   for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(prefix, d));
   const errorLog = path.join(prefix, 'error.log');
@@ -109,7 +111,7 @@ worker_processes 1;
 user root;
 pid ${prefix}/nginx.pid;
 error_log ${errorLog} info;
-events { worker_connections 256; }
+events { worker_connections ${o.workerConnections ?? 256}; }
 http {
   access_log ${accessLog};
   client_body_temp_path ${prefix}/body;
