@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { LineWriter } from './util/line-writer.ts';
 export type { Logger };
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -23,10 +24,10 @@ export const PRETTY_OPTIONS = {
 
 /**
  * JSON lines for journald and log shippers; pino-pretty when a person is watching a TTY.
- * Standard output is written asynchronously: a synchronous write per line cost more CPU
- * than the rest of a ProxyDHCP offer put together (measured in-process: 108 µs per offer
- * with sync writes, about half of it the write call). pino flushes what is buffered when
- * the process exits.
+ * Standard output gets one write per turn of the event loop with every line of that turn
+ * (util/line-writer.ts): a write per line, synchronous or through sonic-boom's thread-pool
+ * writes, cost more CPU than the rest of a ProxyDHCP offer put together (bench/dhcp/proxy.md).
+ * What is held is written when the process exits.
  */
 export function createLogger(log: LogSettings, destination?: NodeJS.WritableStream): Logger {
   if (log.format === 'pretty') {
@@ -35,5 +36,27 @@ export function createLogger(log: LogSettings, destination?: NodeJS.WritableStre
       transport: { target: 'pino-pretty', options: { ...PRETTY_OPTIONS, colorize: Boolean(process.stdout.isTTY) } },
     });
   }
-  return pino({ level: log.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, destination ?? pino.destination({ dest: 1, sync: false }));
+  return pino({ level: log.level, base: undefined, timestamp: isoTimeCached() }, destination ?? new LineWriter(1, { droppedLine: droppedLogLine }));
+}
+
+/**
+ * pino's isoTime (`,"time":"2026-…Z"`), formatted once per millisecond: a ProxyDHCP offer
+ * logs two lines, a busy second thousands, and toISOString was a tenth of the logging's CPU.
+ */
+function isoTimeCached(): () => string {
+  let at = -1;
+  let text = '';
+  return () => {
+    const now = Date.now();
+    if (now !== at) {
+      at = now;
+      text = `,"time":"${new Date(now).toISOString()}"`;
+    }
+    return text;
+  };
+}
+
+/** Said in the log's own JSON when lines had to be dropped because standard output did not take them. */
+function droppedLogLine(dropped: number): string {
+  return `${JSON.stringify({ level: 40, time: new Date().toISOString(), dropped, msg: `${dropped} log lines dropped: standard output did not take them fast enough` })}\n`;
 }

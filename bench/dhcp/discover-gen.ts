@@ -7,6 +7,7 @@
  * mode rate:   paced at `rate`/s for `seconds`; latency percentiles of the answered ones.
  * mode closed: `window` DISCOVERs outstanding at all times for `seconds` (a lost one is
  *              written off after 500 ms); throughput.
+ * With `bootServerFrom` the requests are UEFI REQUESTs to the PXE boot server on 4011 instead.
  * Prints one JSON line.
  */
 import { openDeviceSocket } from '../../src/net/bind-device.ts';
@@ -26,13 +27,20 @@ interface GenScript {
   server?: string;
   /** How many distinct machines (MACs) the DISCOVERs cycle through; 0 = a new MAC every time. */
   macs?: number;
+  /**
+   * Set: ask the PXE boot server instead, as OVMF does once the site's DHCP gave it this
+   * address (wire.md): a REQUEST with ciaddr, from this address:4011 to `server`:4011.
+   */
+  bootServerFrom?: string;
 }
 
 const s = JSON.parse(process.argv[2] ?? '{}') as GenScript;
 s.macs = Math.max(0, Math.min(s.macs ?? 0, 1 << 24));
 const seconds = Math.min(Math.max(s.seconds, 1), 30);
 const kind = s.kind ?? 'bios';
-const { socket } = await openDeviceSocket({ device: s.iface, port: 68, reuseAddr: true, recvBufferSize: 8 * 1024 * 1024 });
+const bootServer = s.bootServerFrom !== undefined;
+if (bootServer && !s.server) throw new Error('bootServerFrom needs server');
+const { socket } = await openDeviceSocket({ device: s.iface, port: bootServer ? 4011 : 68, reuseAddr: true, recvBufferSize: 8 * 1024 * 1024 });
 
 const XID_BASE = (Math.floor(Math.random() * 0x7fff) << 16) >>> 0;
 const sentAt = new Map<number, bigint>();
@@ -45,7 +53,8 @@ function packetFor(n: number): Buffer {
   const i = s.macs ? n % s.macs : n;
   const mac =
     `02:b0:${((i >> 24) & 255).toString(16).padStart(2, '0')}:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}` as Mac;
-  return encodePacket(request({ kind, mac, xid: (XID_BASE + n) >>> 0, type: MessageType.DISCOVER }));
+  const xid = (XID_BASE + n) >>> 0;
+  return encodePacket(bootServer ? request({ kind, mac, xid, type: MessageType.REQUEST, ciaddr: s.bootServerFrom }) : request({ kind, mac, xid, type: MessageType.DISCOVER }));
 }
 
 let onAnswer: () => void = () => undefined;
@@ -69,7 +78,8 @@ function send(i: number): void {
   const bytes = packetFor(i);
   sentAt.set((XID_BASE + i) >>> 0, process.hrtime.bigint());
   sent += 1;
-  socket.send(bytes, 67, '255.255.255.255');
+  if (bootServer) socket.send(bytes, 4011, s.server);
+  else socket.send(bytes, 67, '255.255.255.255');
 }
 
 const started = process.hrtime.bigint();

@@ -21,6 +21,8 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     timeout: { type: 'string', default: '2000' },
     'mac-base': { type: 'string', default: '0' },
+    /** Ask as BIOS PXE firmware does (options 93 and 60): each client is then a machine on the boot timeline. */
+    pxe: { type: 'boolean', default: false },
     /** Print `ACK <ip> <mac>` per completed transaction (the crash test checks them against the lease file). */
     'print-acks': { type: 'boolean', default: false },
   },
@@ -60,6 +62,10 @@ function packet(n: number, xid: number, type: number, serverId?: string, request
   if (serverId) p.options.setIp(Opt.SERVER_ID, serverId);
   if (requested) p.options.setIp(Opt.REQUESTED_IP, requested);
   p.options.set(Opt.PARAMETER_REQUEST_LIST, Buffer.from([1, 3, 6, 15, 28, 51, 54]));
+  if (values.pxe) {
+    p.options.set(Opt.CLIENT_ARCH, Buffer.from([0, 0]));
+    p.options.setString(Opt.VENDOR_CLASS, 'PXEClient:Arch:00000:UNDI:002001');
+  }
   return encodePacket(p);
 }
 

@@ -3,7 +3,7 @@
  * CPU accounting from /proc, and the statistics both print. Benchmarks run as root inside
  * namespaces they create; servers are pinned to core 0, generators to core 1.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { waitFor, type Namespace } from '../../test/helpers/netns.ts';
 
@@ -34,8 +34,41 @@ export async function stopChild(child: ChildProcess): Promise<void> {
  * place, so a spawned child's pid is the server's own.
  */
 export function cpuMs(pid: number): number {
+  const { user, sys } = cpuSplitMs(pid);
+  return user + sys;
+}
+
+/** user and sys CPU of a process in ms, apart: the kernel's share is the socket path (and, on a veth, the delivery). */
+export function cpuSplitMs(pid: number): { user: number; sys: number } {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+  return { user: Number(fields[11]) * 10, sys: Number(fields[12]) * 10 };
+}
+
+/**
+ * user+sys CPU in ms of each thread of a process, summed by thread name (main, libuv-worker,
+ * V8's GC helpers): says whether a server's CPU goes to its JavaScript or to the threads around it.
+ */
+export function threadCpuMs(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+      const key = tid === String(pid) ? 'main' : name.replace(/[0-9]+$/, '');
+      out[key] = (out[key] ?? 0) + (Number(fields[11]) + Number(fields[12])) * 10;
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return out;
+}
+
+/** What each thread name spent between two threadCpuMs readings. */
+export function threadCpuDelta(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(after)) out[k] = v - (before[k] ?? 0);
+  return out;
 }
 
 export function median(xs: number[]): number {

@@ -6,7 +6,7 @@
  * measurements per server and round: offers/s with 64 outstanding; p50/p99 latency paced
  * at 500/s; and the server's CPU time (user+sys from /proc) per offer during the paced run,
  * the figure least moved by other load. Bounded: a few seconds each.
- *   sudo node --import tsx bench/dhcp/proxy.ts [--seconds 5] [--rounds 2] [--rate 1000]
+ *   sudo node --import tsx bench/dhcp/proxy.ts [--seconds 5] [--rounds 2] [--rate 500] [--logs on|off] [--macs 2000] [--case proxy|bootserver] [--profile DIR]
  * Prints one JSON line per server and round, then the ratios (ours / dnsmasq).
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import { Topology, isRoot, type Namespace } from '../../test/helpers/netns.ts';
-import { cpuMs, median, ratio as r, stopChild as stop, waitListening } from './lib.ts';
+import { cpuMs, cpuSplitMs, median, ratio as r, stopChild as stop, threadCpuDelta, threadCpuMs, waitListening } from './lib.ts';
 import { cliArgs, PROJECT_ROOT } from '../../test/helpers/appliance.ts';
 
 const { values } = parseArgs({
@@ -33,6 +33,14 @@ const { values } = parseArgs({
      * machine, which also measures the timeline's eviction on every packet.
      */
     macs: { type: 'string', default: '2000' },
+    /**
+     * proxy: BIOS DISCOVERs broadcast to 67. bootserver: UEFI (arch 7) REQUESTs to the PXE boot
+     * server on 4011, as OVMF sends them once the site's DHCP gave it an address (from
+     * 10.41.0.2:4011, ciaddr set), against dnsmasq's pxe-service answers on 4011.
+     */
+    case: { type: 'string', default: 'proxy' },
+    /** A directory: our server runs under `node --cpu-prof` and writes its profile there on exit. */
+    profile: { type: 'string' },
   },
 });
 if (!isRoot) {
@@ -43,6 +51,13 @@ const seconds = Math.min(Number(values.seconds), 20);
 const rounds = Math.min(Number(values.rounds), 5);
 const GEN = fileURLToPath(new URL('./discover-gen.ts', import.meta.url));
 const SERVER = '10.41.0.1';
+const CLIENT = '10.41.0.2';
+const bootServer = values.case === 'bootserver';
+if (!['proxy', 'bootserver'].includes(values.case!)) {
+  process.stderr.write(`bench/dhcp/proxy: --case proxy or bootserver, not ${values.case}\n`);
+  process.exit(2);
+}
+const PORT = bootServer ? 4011 : 67;
 
 interface GenResult {
   sent: number;
@@ -64,7 +79,7 @@ async function generate(cli: Namespace, script: Record<string, unknown>): Promis
     '--import',
     'tsx',
     GEN,
-    JSON.stringify({ iface: 'eth0', server: SERVER, kind: 'bios', macs: Number(values.macs), ...script }),
+    JSON.stringify({ iface: 'eth0', server: SERVER, kind: bootServer ? 'uefi7' : 'bios', macs: Number(values.macs), ...(bootServer ? { bootServerFrom: CLIENT } : {}), ...script }),
   ]);
   return JSON.parse(out.trim().split('\n').at(-1)!) as GenResult;
 }
@@ -82,7 +97,8 @@ try {
   await topo.veth(srv, 'eth0', sw, 'p-srv', `${SERVER}/24`);
   await topo.enslave(sw, 'p-srv', 'br0');
   const cli = await topo.namespace('bcli');
-  await topo.veth(cli, 'eth0', sw, 'p-cli');
+  // The boot server is asked from the address the site's DHCP handed out.
+  await topo.veth(cli, 'eth0', sw, 'p-cli', ...(bootServer ? [`${CLIENT}/24`] : []));
   await topo.enslave(sw, 'p-cli', 'br0');
 
   const conf = path.join(scratch, 'dnsmasq.conf');
@@ -93,6 +109,9 @@ try {
       'bind-interfaces',
       `dhcp-range=${SERVER.replace(/\.1$/, '.0')},proxy,255.255.255.0`,
       'pxe-service=x86PC,"Network boot",undionly',
+      // UEFI (arch 7) is answered on 4011 with its loader, as ours answers it ipxe.efi.
+      'pxe-service=X86-64_EFI,"Network boot",ipxe',
+      'pxe-service=BC_EFI,"Network boot",ipxe',
       `log-facility=${path.join(scratch, 'dnsmasq.log')}`,
       'user=root',
       ...(values.logs === 'off' ? ['quiet-dhcp'] : []),
@@ -116,6 +135,7 @@ try {
           '-c',
           '0',
           process.execPath,
+          ...(values.profile ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(values.profile)] : []),
           ...cliArgs([
             '--iface',
             'eth0',
@@ -144,19 +164,26 @@ try {
     for (const name of ['ours', 'dnsmasq'] as const) {
       const child = servers[name]();
       try {
-        await waitListening(srv, child, name);
+        await waitListening(srv, child, name, PORT);
         // Warm up (JIT, ARP-free path, caches) before measuring.
         await generate(cli, { mode: 'rate', rate: 500, seconds: 2 });
         const closed = await generate(cli, { mode: 'closed', window: Number(values.window), seconds });
         // nice, taskset and `ip netns exec` all exec in place: the child's pid is the server's.
         const before = cpuMs(child.pid!);
+        const splitBefore = cpuSplitMs(child.pid!);
+        const threadsBefore = threadCpuMs(child.pid!);
         const paced = await generate(cli, { mode: 'rate', rate: Number(values.rate), seconds });
         const cpuUsPerOffer = paced.answered ? Math.round(((cpuMs(child.pid!) - before) * 1000) / paced.answered) : NaN;
+        // Where that CPU went, by thread (main = JavaScript and the event loop; libuv workers; V8's GC helpers).
+        const threadsMs = threadCpuDelta(threadsBefore, threadCpuMs(child.pid!));
+        const splitAfter = cpuSplitMs(child.pid!);
+        const perOffer = (ms: number) => (paced.answered ? Math.round((ms * 1000) / paced.answered) : NaN);
+        const cpuSplitUs = { user: perOffer(splitAfter.user - splitBefore.user), sys: perOffer(splitAfter.sys - splitBefore.sys) };
         results[name].cpuUs.push(cpuUsPerOffer);
         results[name].perSecond.push(closed.perSecond);
         if (paced.p50ms !== null) results[name].p50.push(paced.p50ms);
         if (paced.p99ms !== null) results[name].p99.push(paced.p99ms);
-        process.stdout.write(`${JSON.stringify({ server: name, round, closed, paced, cpuUsPerOffer })}\n`);
+        process.stdout.write(`${JSON.stringify({ server: name, round, closed, paced, cpuUsPerOffer, cpuSplitUs, threadsMs })}\n`);
       } finally {
         await stop(child);
       }
@@ -172,17 +199,20 @@ const ours = summarize(results.ours);
 const peer = summarize(results.dnsmasq);
 process.stdout.write(
   `${JSON.stringify({
-    summary: `ProxyDHCP DISCOVER→OFFER, medians over rounds, logs ${values.logs}, ${values.macs === '0' ? 'a new MAC per DISCOVER' : `${values.macs} machines`}`,
+    summary: `${bootServer ? 'PXE boot server REQUEST→ACK on 4011' : 'ProxyDHCP DISCOVER→OFFER'}, medians over rounds, logs ${values.logs}, ${values.macs === '0' ? 'a new MAC per request' : `${values.macs} machines`}`,
     ours,
     dnsmasq: peer,
     ratio: { offersPerSecond: r(ours.perSecond, peer.perSecond), p50Latency: r(ours.p50, peer.p50), p99Latency: r(ours.p99, peer.p99), cpuPerOffer: r(ours.cpuUsPerOffer, peer.cpuUsPerOffer) },
   })}\n`,
 );
 process.stdout.write(
-  `ProxyDHCP offers/s: ours ${ours.perSecond} vs dnsmasq ${peer.perSecond} → ${r(ours.perSecond, peer.perSecond)}x; ` +
+  `${bootServer ? '4011 ACKs/s' : 'ProxyDHCP offers/s'}: ours ${ours.perSecond} vs dnsmasq ${peer.perSecond} → ${r(ours.perSecond, peer.perSecond)}x; ` +
     `latency at ${values.rate}/s p50 ${ours.p50.toFixed(3)} vs ${peer.p50.toFixed(3)} ms (${r(ours.p50, peer.p50)}x), p99 ${ours.p99.toFixed(3)} vs ${peer.p99.toFixed(3)} ms (${r(ours.p99, peer.p99)}x); ` +
     `CPU per offer ${ours.cpuUsPerOffer} vs ${peer.cpuUsPerOffer} µs (${r(ours.cpuUsPerOffer, peer.cpuUsPerOffer)}x)\n`,
 );
 const resultsDir = path.join(PROJECT_ROOT, 'bench', 'results');
 await mkdir(resultsDir, { recursive: true });
-await writeFile(path.join(resultsDir, `dhcp-proxy-${new Date().toISOString().replaceAll(':', '-')}.json`), `${JSON.stringify({ ours, dnsmasq: peer, results, args: values }, null, 2)}\n`);
+await writeFile(
+  path.join(resultsDir, `dhcp-${bootServer ? 'bootserver' : 'proxy'}-${new Date().toISOString().replaceAll(':', '-')}.json`),
+  `${JSON.stringify({ ours, dnsmasq: peer, results, args: values }, null, 2)}\n`,
+);

@@ -5,10 +5,13 @@
  * ProxyDHCP offer would carry.
  */
 import { applyBootTarget } from './boot-reply.ts';
-import { encodeEncapsulated, MessageType, Opt, PxeSubOpt } from './options.ts';
+import { encodeEncapsulated, MessageType, Opt, PxeSubOpt, u8 } from './options.ts';
 import { replyTo, type DhcpPacket } from './packet.ts';
 import { noise, notable, type DhcpPolicy, type Exchange, type PolicyAnswer } from './policy.ts';
 import { bootServerDestination, PXE_PORT } from './transport.ts';
+
+/** Option 53 = ACK, made once (a reply keeps the Buffer it is given; nothing changes it). */
+const ACK = u8(MessageType.ACK);
 
 export class PxeBootServerPolicy implements DhcpPolicy {
   readonly mode = 'bootserver';
@@ -28,7 +31,7 @@ export class PxeBootServerPolicy implements DhcpPolicy {
     if (msgType !== MessageType.REQUEST && msgType !== MessageType.INFORM) return noise('unhandled-type', `the boot server answers REQUEST and INFORM, not ${ex.type}`);
     if (target.action === 'ignore') return target.code === 'not-pxe' ? noise(target.code, target.reason) : notable(target.code, target.reason);
     const reply = replyTo(request);
-    reply.options.setU8(Opt.MESSAGE_TYPE, MessageType.ACK);
+    reply.options.set(Opt.MESSAGE_TYPE, ACK);
     reply.ciaddr = request.ciaddr;
     applyBootTarget(reply, ex.client, target, { serverAddress: this.serverAddress, pxeVendorClass: true });
     echoBootItem(reply, request);

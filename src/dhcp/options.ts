@@ -145,7 +145,8 @@ export function parseTlv(buf: Buffer, into: Map<number, Buffer> = new Map(), wha
 
 /** Encodes code/length/value entries, splitting values longer than 255 bytes into consecutive instances (RFC 3396). */
 export function encodeTlv(entries: Iterable<[number, Uint8Array]>, withEnd: boolean): Buffer {
-  const list = [...entries];
+  // Read twice (sizes, then bytes): an array already is, other iterables are copied once.
+  const list = Array.isArray(entries) ? (entries as readonly [number, Uint8Array][]) : [...entries];
   let size = withEnd ? 1 : 0;
   for (const [code, value] of list) {
     if (!Number.isInteger(code) || code <= Opt.PAD || code >= Opt.END) throw new OptionError(`option code ${code} cannot carry a value`);
@@ -207,16 +208,17 @@ export interface ClientNdi {
  * first whatever the order here.
  */
 export class DhcpOptions {
-  private readonly map: Map<number, Buffer>;
+  private map: Map<number, Buffer>;
 
   constructor(entries?: Iterable<[number, Uint8Array]>) {
     this.map = new Map();
     if (entries) for (const [code, value] of entries) this.set(code, value);
   }
 
+  /** Takes `map` as it is, not a copy (the parser's own map, one per packet: copying it showed in the offer's profile). */
   static fromMap(map: Map<number, Buffer>): DhcpOptions {
     const o = new DhcpOptions();
-    for (const [k, v] of map) o.map.set(k, v);
+    o.map = map;
     return o;
   }
 

@@ -49,7 +49,9 @@ export class DhcpPipeline {
     const ex: Exchange = { request, client, type, from, target: resolveBootTarget(client, this.deps.boot, machine) };
     const ip = this.policy.clientAddress(ex);
     recorder.request(ex, ip);
-    const answer = await this.policy.answer(ex);
+    // ProxyDHCP and 4011 answer at once; only full DHCP waits (for its lease file).
+    const pending = this.policy.answer(ex);
+    const answer = pending instanceof Promise ? await pending : pending;
     if (answer.kind === 'handled') return;
     if (answer.kind === 'ignore') return recorder.ignored(ex, answer);
 

@@ -5,10 +5,14 @@
  * yiaddr, never an answer to a REQUEST meant for another server.
  */
 import { applyBootTarget } from './boot-reply.ts';
-import { MessageType, Opt } from './options.ts';
+import { MessageType, Opt, u8 } from './options.ts';
 import { FLAG_BROADCAST, replyTo } from './packet.ts';
 import { noise, notable, type DhcpPolicy, type Exchange, type PolicyAnswer } from './policy.ts';
 import { fromRelayAgent, replyDestination, SERVER_PORT } from './transport.ts';
+
+/** Option 53's values, made once (a reply keeps the Buffer it is given; nothing changes it). */
+const OFFER = u8(MessageType.OFFER);
+const ACK = u8(MessageType.ACK);
 
 export class ProxyDhcpPolicy implements DhcpPolicy {
   readonly mode = 'proxy';
@@ -53,7 +57,7 @@ export class ProxyDhcpPolicy implements DhcpPolicy {
     // Through a relay a client without an address can only be reached by broadcast, whatever
     // flag it set: the relay sends the reply to chaddr's unicast otherwise (dnsmasq and Pixiecore do the same).
     if (request.giaddr !== '0.0.0.0' && request.ciaddr === '0.0.0.0') reply.flags |= FLAG_BROADCAST;
-    reply.options.setU8(Opt.MESSAGE_TYPE, type === 'OFFER' ? MessageType.OFFER : MessageType.ACK);
+    reply.options.set(Opt.MESSAGE_TYPE, type === 'OFFER' ? OFFER : ACK);
     applyBootTarget(reply, ex.client, target, { serverAddress: this.serverAddress, pxeVendorClass: true });
     return { kind: 'reply', type, packet: reply, to: replyDestination(request) };
   }

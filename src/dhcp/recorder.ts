@@ -29,6 +29,10 @@ const peer = (p: Peer) => `${p.address}:${p.port}`;
 
 export class DhcpRecorder {
   private readonly malformedLog = new RateLimiter(MALFORMED_LOGS_PER_SECOND, 1000);
+  /** The exchange the last log line described, with its xid and peer as logged. */
+  private described: Exchange | undefined;
+  private xidText = '';
+  private fromText = '';
   /** Full DHCP logs `DHCP ACK`; ProxyDHCP and the boot server their mode. */
   private readonly label: string;
 
@@ -183,6 +187,12 @@ export class DhcpRecorder {
   /** A fresh object each call: callers add their fields to it (one allocation per log line, on the hot path). */
   private fields(ex: Exchange): LogFields {
     const { client, request, type, from } = ex;
+    // The request's line and the reply's describe one exchange: its strings are made once.
+    if (ex !== this.described) {
+      this.described = ex;
+      this.xidText = hex32(request.xid);
+      this.fromText = peer(from);
+    }
     return {
       mac: client.mac,
       uuid: client.uuid,
@@ -191,8 +201,8 @@ export class DhcpRecorder {
       ipxe: client.ipxe,
       mode: this.policy.mode,
       type,
-      xid: hex32(request.xid),
-      from: peer(from),
+      xid: this.xidText,
+      from: this.fromText,
       port: this.policy.port,
       giaddr: request.giaddr !== '0.0.0.0' ? request.giaddr : undefined,
     };

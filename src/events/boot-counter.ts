@@ -4,10 +4,10 @@ import type { Mac } from '../net/mac.ts';
 import type { Service } from '../service.ts';
 import { LruMap } from '../util/lru-map.ts';
 import { advanceCompletion, newCompletionState, type CompletionState } from './progress.ts';
-import type { BootTimeline } from './timeline.ts';
+import { DEFAULT_TIMELINE_LIMITS, type BootTimeline } from './timeline.ts';
 
 /** Same bound as the timeline's machines: a rack booting in a loop cannot grow this map. */
-const MAX_MACHINES = 4096;
+const MAX_MACHINES = DEFAULT_TIMELINE_LIMITS.machines;
 
 export interface BootCounterDeps {
   timeline: Pick<BootTimeline, 'onEvent'>;

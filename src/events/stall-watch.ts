@@ -4,9 +4,10 @@ import type { Mac } from '../net/mac.ts';
 import type { Service } from '../service.ts';
 import { LruMap } from '../util/lru-map.ts';
 import { assessBoot, DEFAULT_RULES, type ProgressRules } from './progress.ts';
-import type { BootTimeline } from './timeline.ts';
+import { DEFAULT_TIMELINE_LIMITS, type BootTimeline } from './timeline.ts';
 
-const MAX_MACHINES = 4096;
+/** Same bound as the timeline's machines. */
+const MAX_MACHINES = DEFAULT_TIMELINE_LIMITS.machines;
 
 export interface StallWatchDeps {
   timeline: Pick<BootTimeline, 'onEvent' | 'get'>;

@@ -17,6 +17,28 @@ export interface MachineRecord {
 export interface TimelineLimits {
   machines: number;
   eventsPerMachine: number;
+  /**
+   * Events held over all machines. Without it the bound would be machines × eventsPerMachine
+   * (3.3 million events, gigabytes), reached by a rack that reboots in a loop; past it the
+   * machine seen least recently is forgotten, as when `machines` is reached.
+   */
+  events: number;
+}
+
+/**
+ * A site of 10,000 machines booting at once fits (bench/memory: ~37 MiB with their leases);
+ * a stream of new MACs beyond that forgets the machines seen least recently. The boot counter
+ * and the stall watch keep per-machine state for as many.
+ */
+export const DEFAULT_TIMELINE_LIMITS: TimelineLimits = { machines: 16_384, eventsPerMachine: 200, events: 262_144 };
+
+/** Why a machine was forgotten: more machines than the bound, or more events over all machines. */
+export type EvictionReason = 'machines' | 'events';
+
+export interface TimelineSize {
+  machines: number;
+  events: number;
+  addresses: number;
 }
 
 export type BootEventListener = (mac: Mac, event: BootEvent) => void;
@@ -33,14 +55,24 @@ export class BootTimeline {
   private readonly machines: LruMap<Mac, MachineRecord>;
   private readonly macByIp: LruMap<string, Mac>;
   private readonly listeners = new Set<BootEventListener>();
+  /** Events held over all machines (limits.events bounds it). */
+  private eventCount = 0;
+  /** What the next eviction is reported as: set while the event budget, not the machine count, evicts. */
+  private evicting: EvictionReason = 'machines';
+  private readonly limits: TimelineLimits;
 
   constructor(
-    private readonly limits: TimelineLimits = { machines: 4096, eventsPerMachine: 200 },
+    limits: Partial<TimelineLimits> = {},
     private readonly now: () => number = Date.now,
+    /** Told of every machine forgotten to stay within the limits (bootcfg_timeline_evictions_total). */
+    private readonly onEvict?: (reason: EvictionReason) => void,
   ) {
-    this.macByIp = new LruMap(limits.machines * ADDRESSES_PER_MACHINE);
-    this.machines = new LruMap(limits.machines, (_mac, machine) => {
+    this.limits = { ...DEFAULT_TIMELINE_LIMITS, ...limits };
+    this.macByIp = new LruMap(this.limits.machines * ADDRESSES_PER_MACHINE);
+    this.machines = new LruMap(this.limits.machines, (_mac, machine) => {
+      this.eventCount -= machine.events.length;
       if (machine.ip && this.macByIp.get(machine.ip) === machine.mac) this.macByIp.delete(machine.ip);
+      this.onEvict?.(this.evicting);
     });
   }
 
@@ -63,7 +95,13 @@ export class BootTimeline {
     // The input is one member of the union and so is the event: same step, same detail.
     const event = { step: input.step, at, ip: input.ip, detail: input.detail } as BootEvent;
     machine.events.push(event);
-    if (machine.events.length > this.limits.eventsPerMachine) machine.events.splice(0, machine.events.length - this.limits.eventsPerMachine);
+    this.eventCount += 1;
+    if (machine.events.length > this.limits.eventsPerMachine) {
+      const over = machine.events.length - this.limits.eventsPerMachine;
+      machine.events.splice(0, over);
+      this.eventCount -= over;
+    }
+    if (this.eventCount > this.limits.events) this.trimToEventBudget(machine);
     for (const listener of this.listeners) listener(mac, event);
     return mac;
   }
@@ -73,6 +111,27 @@ export class BootTimeline {
     // Only a change reorders: the address kept longest without a new owner is evicted first, and
     // the many steps that repeat a binding (every download of a boot) cost one lookup.
     if (ip && ip !== '0.0.0.0' && this.macByIp.get(ip) !== mac) this.macByIp.set(ip, mac);
+  }
+
+  /** Forgets the machines seen least recently until the events fit the budget; never the one just recorded. */
+  private trimToEventBudget(current: MachineRecord): void {
+    this.evicting = 'events';
+    try {
+      while (this.eventCount > this.limits.events && this.machines.size > 1) this.machines.evictOldest();
+    } finally {
+      this.evicting = 'machines';
+    }
+    // One machine alone over the budget (a budget below eventsPerMachine): its oldest steps go.
+    if (this.eventCount > this.limits.events) {
+      const over = this.eventCount - this.limits.events;
+      current.events.splice(0, over);
+      this.eventCount -= over;
+    }
+  }
+
+  /** What is held now, for bootcfg_timeline_entries. */
+  size(): TimelineSize {
+    return { machines: this.machines.size, events: this.eventCount, addresses: this.macByIp.size };
   }
 
   macForAddress(ip: string): Mac | undefined {

@@ -3,6 +3,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export type Uuid = string & { readonly __brand: 'Uuid' };
 
+/** Two lowercase hex digits per byte value. */
+const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
 export function parseUuid(input: string): Uuid | undefined {
   const s = input.trim().toLowerCase();
   if (UUID.test(s)) return s as Uuid;
@@ -25,9 +28,7 @@ export function parseUuidInput(text: string, field: string): { ok: true; uuid: U
  */
 export function uuidFromClientGuid(guid: Uint8Array): Uuid | undefined {
   if (guid.length !== 17 || guid[0] !== 0) return undefined;
-  const b = Buffer.from(guid.subarray(1));
-  const hex = (buf: Buffer) => buf.toString('hex');
-  const swapped = Buffer.concat([Buffer.from(b.subarray(0, 4)).reverse(), Buffer.from(b.subarray(4, 6)).reverse(), Buffer.from(b.subarray(6, 8)).reverse(), b.subarray(8)]);
-  const s = hex(swapped);
-  return parseUuid(s);
+  // Every DHCP request from PXE firmware carries one: formatted from a table, no buffers or regexes.
+  const h = (i: number) => HEX_BYTE[guid[i]!]!;
+  return `${h(4)}${h(3)}${h(2)}${h(1)}-${h(6)}${h(5)}-${h(8)}${h(7)}-${h(9)}${h(10)}-${h(11)}${h(12)}${h(13)}${h(14)}${h(15)}${h(16)}` as Uuid;
 }
