@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # HTTP benchmark of the bootcfg API against peers, run in one go so ratios compare like with like
 # (shared/notes/peers.md: figures swing ±30 % between runs on this machine; only same-run ratios count).
-#   1. requests/s of GET /ipxe?mac=…  vs a bare Koa 3 + router app returning the same script (wrk -t2 -c64)
+#   1. requests/s of the boot routes GET /boot.ipxe, /ipxe?mac=…, /grub?mac=… vs a bare Koa 3 + router app
+#      returning the same text on the same paths (wrk -t2 -c64)
 #   2. MB/s of one 64 MiB image download, and of 20 in parallel, vs nginx (sendfile) serving the same file
 # Each is also given as server CPU time per request or per MiB, steadier than rates on a shared machine.
 # Servers are pinned to CPU 0, load generators to CPU 1; everything listens on 127.0.0.1 only and is
@@ -53,14 +54,21 @@ taskset -c $SERVER_CPU node --import tsx src/main.ts --address 127.0.0.1:$APP_PO
 APP_PID=$!
 PIDS+=($APP_PID)
 wait_http "http://127.0.0.1:$APP_PORT/healthz"
-IPXE_PATH="/ipxe?mac=$MAC"
-curl -fs "http://127.0.0.1:$APP_PORT$IPXE_PATH" >"$WORK/script.ipxe"
+# The boot routes, each with the text the peer answers on the same path.
+BOOT_PATHS=("/boot.ipxe" "/ipxe?mac=$MAC" "/grub?mac=$MAC")
+KOA_ROUTES=()
+for i in "${!BOOT_PATHS[@]}"; do
+  curl -fs "http://127.0.0.1:$APP_PORT${BOOT_PATHS[$i]}" >"$WORK/route$i.txt"
+  KOA_ROUTES+=("${BOOT_PATHS[$i]%%\?*}=$WORK/route$i.txt")
+done
 
-taskset -c $SERVER_CPU node --import tsx bench/http/bare-koa.ts $KOA_PORT "$WORK/script.ipxe" >/dev/null &
+taskset -c $SERVER_CPU node --import tsx bench/http/bare-koa.ts $KOA_PORT "${KOA_ROUTES[@]}" >/dev/null &
 KOA_PID=$!
 PIDS+=($KOA_PID)
-wait_http "http://127.0.0.1:$KOA_PORT/ipxe"
-cmp -s "$WORK/script.ipxe" <(curl -fs "http://127.0.0.1:$KOA_PORT$IPXE_PATH") || { echo "bench/http: peer body differs" >&2; exit 1; }
+wait_http "http://127.0.0.1:$KOA_PORT/boot.ipxe"
+for i in "${!BOOT_PATHS[@]}"; do
+  cmp -s "$WORK/route$i.txt" <(curl -fs "http://127.0.0.1:$KOA_PORT${BOOT_PATHS[$i]}") || { echo "bench/http: peer body of ${BOOT_PATHS[$i]} differs" >&2; exit 1; }
+done
 
 mkdir -p "$WORK/nginx/logs"
 cat >"$WORK/nginx/nginx.conf" <<CONF
@@ -135,11 +143,14 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo "bench/http: $(date -u +%FT%TZ), $(nproc) CPUs, servers on CPU $SERVER_CPU, clients on CPU $CLIENT_CPU, wrk ${DURATION}s -t2 -c64"
 echo "  rate ratio = app/peer (higher is better); CPU ratio = peer/app server CPU per request or MiB (>1: app is cheaper)"
 APP=http://127.0.0.1:$APP_PORT KOA=http://127.0.0.1:$KOA_PORT NGX=http://127.0.0.1:$NGINX_PORT
-taskset -c $CLIENT_CPU wrk -t2 -c64 -d1s "$APP$IPXE_PATH" >/dev/null # warm-up (JIT, connections)
-taskset -c $CLIENT_CPU wrk -t2 -c64 -d1s "$KOA$IPXE_PATH" >/dev/null
-read -r AR AC KR KC <<<"$(best_of_two wrk_run "$APP_PID" "$APP$IPXE_PATH" "$KOA_PID" "$KOA$IPXE_PATH")"
-printf '%-34s app %7s req/s %6s µs CPU | bare Koa %7s req/s %6s µs CPU | rate ratio %s, CPU ratio %s\n' \
-  "GET /ipxe?mac= ($(wc -c <"$WORK/script.ipxe") B script)" "$AR" "$AC" "$KR" "$KC" "$(ratio "$AR" "$KR")" "$(ratio "$KC" "$AC")"
+for i in "${!BOOT_PATHS[@]}"; do
+  BOOT_PATH=${BOOT_PATHS[$i]}
+  taskset -c $CLIENT_CPU wrk -t2 -c64 -d1s "$APP$BOOT_PATH" >/dev/null # warm-up (JIT, connections)
+  taskset -c $CLIENT_CPU wrk -t2 -c64 -d1s "$KOA$BOOT_PATH" >/dev/null
+  read -r AR AC KR KC <<<"$(best_of_two wrk_run "$APP_PID" "$APP$BOOT_PATH" "$KOA_PID" "$KOA$BOOT_PATH")"
+  printf '%-34s app %7s req/s %6s µs CPU | bare Koa %7s req/s %6s µs CPU | rate ratio %s, CPU ratio %s\n' \
+    "GET ${BOOT_PATH%%\?*}$([[ $BOOT_PATH == *\?* ]] && echo '?mac=') ($(wc -c <"$WORK/route$i.txt") B)" "$AR" "$AC" "$KR" "$KC" "$(ratio "$AR" "$KR")" "$(ratio "$KC" "$AC")"
+done
 
 IMG=/images/os/initrd.img
 cmp -s "$WORK/images/os/initrd.img" <(curl -fs "$APP$IMG") || { echo "bench/http: image differs" >&2; exit 1; }

@@ -23,14 +23,14 @@ export function cloudRouter({ store, timeline }: CloudRoutesDeps): Router {
       info.mac = machine.mac;
       info.uuid = machine.uuid;
       const result = store.cloud({ ...machine, labels: labelsFromQuery(c.query).labels, rawQuery: c.querystring });
-      noteLookup(c, result);
+      noteLookup(requestInfo(c), result);
       const miss = result.value ? undefined : lookupMiss(result, store.dataPath);
       timeline.record({
         step: 'http.cloud',
         mac: machine.mac,
         uuid: machine.uuid,
         ip: clientIp(c),
-        detail: lookupDetail(c, result, miss),
+        detail: lookupDetail(c.path, result, miss),
       });
       if (miss) fail(c, miss.status, miss.body, miss.reason);
       c.type = 'text/plain';

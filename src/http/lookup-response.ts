@@ -1,11 +1,9 @@
-import type Koa from 'koa';
 import type { HttpLookupDetail } from '../events/boot-event.ts';
 import { describeLookup, type LookupResult } from '../store/store.ts';
-import { requestInfo } from './request-info.ts';
+import type { RequestInfo } from './request-info.ts';
 
 /** Notes which file answered (or why none did) for the request log. */
-export function noteLookup(c: Koa.Context, result: LookupResult<unknown>): void {
-  const info = requestInfo(c);
+export function noteLookup(info: RequestInfo, result: LookupResult<unknown>): void {
   info.key = result.decidedBy?.key;
   info.file = result.decidedBy?.path;
 }
@@ -29,6 +27,6 @@ export function lookupMiss(result: LookupResult<unknown>, dataPath: string): Loo
 }
 
 /** The timeline detail every lookup step shares: status, whether a config answered and which; the path and reason when none did. */
-export function lookupDetail(c: Koa.Context, result: LookupResult<unknown>, miss: LookupMiss | undefined): HttpLookupDetail {
-  return { status: miss?.status ?? 200, found: result.value !== undefined, key: result.decidedBy?.key, file: result.decidedBy?.path, path: miss && c.path, reason: miss?.reason };
+export function lookupDetail(path: string, result: LookupResult<unknown>, miss: LookupMiss | undefined): HttpLookupDetail {
+  return { status: miss?.status ?? 200, found: result.value !== undefined, key: result.decidedBy?.key, file: result.decidedBy?.path, path: miss && path, reason: miss?.reason };
 }

@@ -2,8 +2,13 @@ import type Koa from 'koa';
 import { z } from 'zod';
 import { parseMacInput, type Mac } from '../net/mac.ts';
 import { parseUuidInput, type Uuid } from '../net/uuid.ts';
-import type { MachineQuery } from '../store/store.ts';
-import { fail } from './errors.ts';
+import type { BootTimeline } from '../events/timeline.ts';
+import type { BootConfig } from '../store/boot-config.ts';
+import { labelsFromQuery } from '../store/matchbox.ts';
+import type { LookupResult, MachineQuery, Store } from '../store/store.ts';
+import { failure } from './errors.ts';
+import type { LeanRequest } from './lean-path.ts';
+import { noteLookup } from './lookup-response.ts';
 
 /**
  * A query parameter given once (Koa hands a repeated one over as an array, which the
@@ -42,13 +47,41 @@ export const MachineQuerySchema = z.object({ uuid: param, mac: param, hostname: 
 
 export type ParsedMachineQuery = z.output<typeof MachineQuerySchema>;
 
+/** A query string parsed as Koa's `c.query` is: a repeated parameter becomes an array. */
+export type RawQuery = Readonly<Record<string, string | readonly string[] | undefined>>;
+
 /** The query, validated at the edge; a bad one ends the request with 400 naming the parameter and what is wrong with it. */
-export function machineQuery(c: Koa.Context): { query: ParsedMachineQuery; machine: MachineQuery } {
-  const parsed = MachineQuerySchema.safeParse(c.query);
+export function parseMachineQuery(raw: RawQuery): { query: ParsedMachineQuery; machine: MachineQuery } {
+  const parsed = MachineQuerySchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const reason = issue.path.length ? `${issue.path.join('.')}: ${issue.message}` : issue.message;
-    fail(c, 400, `bad request: ${reason}`, reason);
+    failure(400, `bad request: ${reason}`, reason);
   }
   return { query: parsed.data, machine: { uuid: parsed.data.uuid, mac: parsed.data.mac } };
+}
+
+/** parseMachineQuery of a Koa request (/cloud). */
+export function machineQuery(c: Koa.Context): { query: ParsedMachineQuery; machine: MachineQuery } {
+  return parseMachineQuery(c.query);
+}
+
+/**
+ * What /ipxe and /grub do first: validate the query, name the machine in the log line, tie the
+ * address to its MAC (the machine fetches its own script, so its downloads, which carry no MAC,
+ * are its own from now on) and look its boot config up, every query parameter a label for
+ * matchbox groups' selectors (boot-lookup.ts).
+ */
+export function lookupRequester(
+  r: LeanRequest,
+  store: Pick<Store, 'boot'>,
+  timeline: Pick<BootTimeline, 'bindAddress'>,
+): { query: ParsedMachineQuery; machine: MachineQuery; result: LookupResult<BootConfig> } {
+  const { machine, query } = parseMachineQuery(r.query);
+  r.info.mac = machine.mac;
+  r.info.uuid = machine.uuid;
+  if (machine.mac) timeline.bindAddress(r.ip, machine.mac);
+  const result = store.boot({ ...machine, labels: labelsFromQuery(r.query).labels, rawQuery: r.querystring });
+  noteLookup(r.info, result);
+  return { query, machine, result };
 }

@@ -28,13 +28,13 @@ export function pixiecoreRouter({ store, timeline, baseUrl }: PixiecoreRoutesDep
       const { mac } = parsed;
       requestInfo(c).mac = mac;
       const result = store.boot({ mac });
-      noteLookup(c, result);
+      noteLookup(requestInfo(c), result);
       const body = result.value ? renderPixiecore(result.value, baseUrl) : undefined;
       const miss = body ? undefined : lookupMiss(result, store.dataPath);
       timeline.record({
         step: 'http.pixiecore',
         mac,
-        detail: Object.assign(lookupDetail(c, result, miss), { from: clientIp(c), kernel: body?.kernel, initrds: body?.initrd }),
+        detail: Object.assign(lookupDetail(c.path, result, miss), { from: clientIp(c), kernel: body?.kernel, initrds: body?.initrd }),
       });
       if (miss) fail(c, miss.status, miss.body, miss.reason);
       c.body = body;

@@ -27,7 +27,11 @@ export function requestInfo(c: Koa.Context): RequestInfo {
 
 /** The client's IPv4 as the timeline keys it (a dual-stack listener reports `::ffff:a.b.c.d`). */
 export function clientIp(c: Koa.Context): string {
-  const ip = c.request.ip ?? '';
+  return plainIp(c.request.ip ?? '');
+}
+
+/** clientIp for a socket's remote address (the lean path has no Koa context). */
+export function plainIp(ip: string): string {
   return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
 }
 

@@ -3,7 +3,7 @@ import type { BootTimeline } from '../events/timeline.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { answerError } from './errors.ts';
-import { clientIp, requestInfo } from './request-info.ts';
+import { clientIp, type RequestInfo, requestInfo } from './request-info.ts';
 
 function statusOf(c: Koa.Context, err: unknown): number {
   if (err) {
@@ -19,12 +19,52 @@ export interface RequestLogDeps {
   timeline: Pick<BootTimeline, 'macForAddress'>;
 }
 
+/** One answered request, as Koa's middleware and the lean path (lean-path.ts) both see it. */
+export interface AnsweredRequest {
+  method: string;
+  /** The raw path (Koa's c.path). */
+  path: string;
+  /** The path with its query (Koa's c.url), for the message. */
+  url: string;
+  status: number;
+  ip: string;
+  range: string | undefined;
+  info: RequestInfo;
+  /** performance.now() when the request came in. */
+  started: number;
+}
+
+/** One log line and one metrics count per request, with the machine and the file that answered. */
+export function requestLogger(app: RequestLogDeps): (request: AnsweredRequest) => void {
+  return ({ method, path, url, status, ip, range, info, started }) => {
+    app.metrics.httpRequests.inc({ route: info.route ?? 'unmatched', status: String(status) });
+    const fields = {
+      method,
+      path,
+      status,
+      ip,
+      // Image downloads carry no MAC; the machine that fetched /ipxe from this address did.
+      mac: info.mac ?? app.timeline.macForAddress(ip),
+      uuid: info.uuid,
+      key: info.key,
+      file: info.file,
+      reason: info.reason,
+      range,
+      ms: Math.round((performance.now() - started) * 10) / 10,
+    };
+    const msg = `${method} ${url} ${status}`;
+    if (info.quiet) app.log.debug(fields, msg);
+    else app.log.info(fields, msg);
+  };
+}
+
 /**
  * The outermost middleware: what the app threw becomes its answer (errors.ts answerError, the
- * one error handler), then one log line and one metrics count per request, with the machine
- * and the file that answered. One async frame for both, as every request passes through them.
+ * one error handler), then the request's log line and count (requestLogger). One async frame
+ * for both, as every request passes through them.
  */
 export function requestLog(app: RequestLogDeps): Koa.Middleware {
+  const logged = requestLogger(app);
   return async (c, next) => {
     const started = performance.now();
     let error: unknown;
@@ -36,28 +76,7 @@ export function requestLog(app: RequestLogDeps): Koa.Middleware {
         throw err;
       }
     } finally {
-      const info = requestInfo(c);
-      const status = statusOf(c, error);
-      const route = info.route ?? 'unmatched';
-      app.metrics.httpRequests.inc({ route, status: String(status) });
-      const ip = clientIp(c);
-      const fields = {
-        method: c.method,
-        path: c.path,
-        status,
-        ip,
-        // Image downloads carry no MAC; the machine that fetched /ipxe from this address did.
-        mac: info.mac ?? app.timeline.macForAddress(ip),
-        uuid: info.uuid,
-        key: info.key,
-        file: info.file,
-        reason: info.reason,
-        range: c.get('range') || undefined,
-        ms: Math.round((performance.now() - started) * 10) / 10,
-      };
-      const msg = `${c.method} ${c.url} ${status}`;
-      if (info.quiet) app.log.debug(fields, msg);
-      else app.log.info(fields, msg);
+      logged({ method: c.method, path: c.path, url: c.url, status: statusOf(c, error), ip: clientIp(c), range: c.get('range') || undefined, info: requestInfo(c), started });
     }
   };
 }

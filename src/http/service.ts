@@ -4,7 +4,7 @@ import type { Logger } from '../log.ts';
 import type { HostPort } from '../net/host-port.ts';
 import type { Service } from '../service.ts';
 
-/** The HTTP listener; what it serves is the request handler it is given (createHttpApp's callback). */
+/** The HTTP listener; what it serves is the request handler it is given (app.ts createHttpHandler). */
 export class HttpService implements Service {
   readonly name = 'http';
   private server: Server | undefined;

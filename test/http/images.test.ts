@@ -107,3 +107,35 @@ test('/assets/… is the same folder under matchbox’s name: same bytes, same r
   t.true(up.status === 403 || up.status === 404, `refused (${up.status})`);
   t.false((await up.text()).includes('outside images'));
 });
+
+test('a file of several read chunks, whole and as a range across a chunk boundary; an empty file', async (t) => {
+  const big = randomBytes(5 * 1024 * 1024 + 3);
+  await writeFile(path.join(s.dir.root, 'images/os/big.img'), big);
+  await writeFile(path.join(s.dir.root, 'images/os/empty.img'), '');
+  const whole = await curl([`${s.url}/images/os/big.img`]);
+  t.is(whole.status, 200);
+  t.true(whole.body.equals(big));
+  const from = 2 * 1024 * 1024 - 5;
+  const part = await curl(['-r', `${from}-${from + 2 * 1024 * 1024}`, `${s.url}/images/os/big.img`]);
+  t.is(part.status, 206);
+  t.true(part.body.equals(big.subarray(from, from + 2 * 1024 * 1024 + 1)));
+  const empty = await curl([`${s.url}/images/os/empty.img`]);
+  t.is(empty.status, 200);
+  t.is(empty.headers['content-length'], '0');
+  t.is(empty.body.length, 0);
+});
+
+test('a client hanging up mid-download: the server goes on serving, the step is recorded once', async (t) => {
+  const big = randomBytes(8 * 1024 * 1024);
+  await writeFile(path.join(s.dir.root, 'images/os/abort.img'), big);
+  const abort = new AbortController();
+  const res = await fetch(`${s.url}/images/os/abort.img`, { signal: abort.signal });
+  const reader = res.body!.getReader();
+  await reader.read();
+  abort.abort();
+  await reader.read().catch(() => undefined);
+  const again = await curl([`${s.url}/images/os/abort.img`]);
+  t.true(again.body.equals(big));
+  const logged = s.lines.filter((l) => l.path === '/images/os/abort.img');
+  t.is(logged.length, 2);
+});
