@@ -3,8 +3,11 @@
  * full mode with its lease file (no-ping, per shared/notes/peers.md), same namespaces,
  * same generator (full-load.ts: DISCOVER/REQUEST from 0.0.0.0:68, one chaddr per
  * transaction), server pinned to core 0 and generator to core 1. Bounded by count and time.
- *   sudo node --import tsx bench/dhcp/full.ts [--seconds 6] [--count 60000] [--concurrency 64]
- * Prints one JSON line per server and round, then the ratio (ours / dnsmasq).
+ *   sudo node --import tsx bench/dhcp/full.ts [--seconds 6] [--count 60000] [--concurrency 64] [--etcd]
+ * Prints one JSON line per server and round, then the ratio (ours / dnsmasq). With --etcd a
+ * third server joins each round: the appliance with its leases in a real 3-member etcd
+ * cluster (--store etcd://…: a compare-and-swap before each OFFER, the binding committed
+ * before each ACK), which is what sharing a pool between two appliances costs.
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { Topology, isRoot, type Namespace } from '../../test/helpers/netns.ts';
 import { cpuMs, ratio, stopChild, waitListening } from './lib.ts';
 import { cliArgs, PROJECT_ROOT } from '../../test/helpers/appliance.ts';
+import { canRunEtcd, startEtcdCluster, type EtcdCluster } from '../../test/helpers/etcd-cluster.ts';
 
 const { values } = parseArgs({
   options: {
@@ -21,6 +25,7 @@ const { values } = parseArgs({
     count: { type: 'string', default: '60000' },
     concurrency: { type: 'string', default: '64' },
     rounds: { type: 'string', default: '2' },
+    etcd: { type: 'boolean', default: false },
   },
 });
 if (!isRoot) {
@@ -100,7 +105,14 @@ async function runDnsmasq(srv: Namespace, cli: Namespace, dir: string, round: nu
   return r;
 }
 
-async function runOurs(srv: Namespace, cli: Namespace, dir: string, round: number): Promise<LoadResult> {
+/** With --etcd: the cluster and the --store URL of a round (a prefix of its own, so each starts empty). */
+interface EtcdBench {
+  cluster: EtcdCluster;
+  /** The --store prefix of a round, without the leading `/`. */
+  prefix(round: number): string;
+}
+
+async function runOurs(srv: Namespace, cli: Namespace, dir: string, round: number, etcd?: EtcdBench): Promise<LoadResult> {
   // Same range, lease file under a fresh data dir; log at warn like dnsmasq's quiet-dhcp.
   const data = path.join(dir, 'data');
   const ours = srv.spawn(
@@ -128,6 +140,7 @@ async function runOurs(srv: Namespace, cli: Namespace, dir: string, round: numbe
         'warn',
         '--log-format',
         'json',
+        ...(etcd ? ['--store', etcd.cluster.storeUrl(etcd.prefix(round)), '--name', 'bench'] : []),
       ]),
     ],
     { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
@@ -139,38 +152,63 @@ async function runOurs(srv: Namespace, cli: Namespace, dir: string, round: numbe
     throw new Error(`${e.message}: ${err.slice(-1000)}`);
   });
   const cpu0 = cpuMs(ours.pid!);
-  const r = await load(cli, round * 0x1000000 + 0x800000);
+  const r = await load(cli, round * 0x1000000 + (etcd ? 0x400000 : 0x800000));
   r.cpuUsPerDora = r.completed ? Math.round(((cpuMs(ours.pid!) - cpu0) * 1000) / r.completed) : null;
-  // Before the clean stop: what a crash right now would leave (snapshot + journal).
-  const leaseFile = path.join(data, 'state', 'leases.json');
-  const onDisk = (await readFile(leaseFile, 'utf8')) + (await readFile(`${leaseFile}.journal`, 'utf8'));
-  const durable = new Set([...onDisk.matchAll(/"ip":"([\d.]+)","mac":"[^"]+"[^}]*"state":"bound"/g)].map((m) => m[1])).size;
+  // Before the clean stop: what a crash right now would leave (snapshot + journal, or etcd).
+  let durable: number;
+  if (etcd) {
+    const out = await etcd.cluster.etcdctl(['get', '--prefix', `/${etcd.prefix(round)}/leases/`, '--print-value-only']);
+    durable = out.split('\n').filter((l) => l.includes('"state":"bound"')).length;
+  } else {
+    const leaseFile = path.join(data, 'state', 'leases.json');
+    const onDisk = (await readFile(leaseFile, 'utf8')) + (await readFile(`${leaseFile}.journal`, 'utf8'));
+    durable = new Set([...onDisk.matchAll(/"ip":"([\d.]+)","mac":"[^"]+"[^}]*"state":"bound"/g)].map((m) => m[1])).size;
+  }
   await stopChild(ours);
-  process.stdout.write(`${JSON.stringify({ round, server: 'bootcfg-appliance', ...r, leasesInFile: durable })}\n`);
+  process.stdout.write(`${JSON.stringify({ round, server: etcd ? 'bootcfg-appliance+etcd' : 'bootcfg-appliance', ...r, [etcd ? 'leasesInEtcd' : 'leasesInFile']: durable })}\n`);
   return r;
 }
 
 const topo = new Topology();
 const dir = await mkdtemp(path.join(tmpdir(), 'bca-bench-full-'));
+let cluster: EtcdCluster | undefined;
 try {
   const srv = await topo.namespace('bsrv');
   await topo.bridge(srv, 'br0', `${SERVER}/16`);
   const cli = await topo.namespace('bcli');
   await topo.veth(cli, 'eth0', srv, 'c0');
   await topo.enslave(srv, 'c0', 'br0');
+  let etcd: EtcdBench | undefined;
+  if (values.etcd) {
+    if (!canRunEtcd) throw new Error('--etcd: needs /usr/bin/etcd (Debian etcd-server)');
+    const c = await startEtcdCluster({ tag: 'bca-bench', members: 3 });
+    cluster = c;
+    await c.attach(srv.name);
+    etcd = { cluster: c, prefix: (round) => `bench-r${round}` };
+  }
 
-  const results: { dnsmasq: LoadResult[]; ours: LoadResult[] } = { dnsmasq: [], ours: [] };
+  const results: { dnsmasq: LoadResult[]; ours: LoadResult[]; oursEtcd: LoadResult[] } = { dnsmasq: [], ours: [], oursEtcd: [] };
   // Interleaved rounds: this machine is shared, so load drifts; each pair is compared in its own moment.
   for (let round = 0; round < Number(values.rounds); round++) {
     results.dnsmasq.push(await runDnsmasq(srv, cli, path.join(dir, `r${round}`), round));
     results.ours.push(await runOurs(srv, cli, path.join(dir, `r${round}`), round));
+    if (etcd) results.oursEtcd.push(await runOurs(srv, cli, path.join(dir, `r${round}-etcd`), round, etcd));
   }
   const sum = (rs: LoadResult[]) => rs.reduce((a, r) => a + r.completed, 0) / rs.reduce((a, r) => a + r.seconds, 0);
+  const worstP99 = (rs: LoadResult[]) => Math.max(...rs.map((r) => r.p99 ?? Number.NaN));
   const summary = {
     ratio: ratio(sum(results.ours), Math.max(1, sum(results.dnsmasq))),
     perRound: results.ours.map((r, i) => ratio(r.rate, Math.max(1, results.dnsmasq[i]!.rate))),
     oursRate: Math.round(sum(results.ours)),
     dnsmasqRate: Math.round(sum(results.dnsmasq)),
+    ...(etcd
+      ? {
+          etcdRate: Math.round(sum(results.oursEtcd)),
+          etcdVsFile: ratio(sum(results.oursEtcd), Math.max(1, sum(results.ours))),
+          etcdVsDnsmasq: ratio(sum(results.oursEtcd), Math.max(1, sum(results.dnsmasq))),
+          p99Ms: { dnsmasq: worstP99(results.dnsmasq), file: worstP99(results.ours), etcd: worstP99(results.oursEtcd) },
+        }
+      : {}),
     note: 'full DORA/s, leases durable before ACK, ours / dnsmasq with lease file',
   };
   process.stdout.write(`${JSON.stringify(summary)}\n`);
@@ -178,6 +216,7 @@ try {
   await mkdir(path.dirname(out), { recursive: true });
   await writeFile(out, `${JSON.stringify({ summary, results, args: values }, null, 2)}\n`);
 } finally {
+  await cluster?.stop();
   await topo.destroy();
   await rm(dir, { recursive: true, force: true });
 }

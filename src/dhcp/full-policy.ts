@@ -19,7 +19,8 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { intToIpv4 } from '../net/ipv4.ts';
 import { applyBootTarget } from './boot-reply.ts';
-import { normalizeClientId, type LeaseClient, type LeasePool } from './leases.ts';
+import type { SharedLedger } from './lease-ledger.ts';
+import { normalizeClientId, type Lease, type LeaseClient, type LeasePool } from './leases.ts';
 import { encodeEncapsulated, IpxeSubOpt, MessageType, Opt, u8 } from './options.ts';
 import { FLAG_BROADCAST, replyTo, type DhcpPacket } from './packet.ts';
 import { HANDLED, recorded, type DhcpHandled, type DhcpPolicy, type DhcpReply, type DhcpSilence, type Exchange, type PolicyAnswer } from './policy.ts';
@@ -42,6 +43,9 @@ export interface FullDhcpDeps {
 }
 
 type RequestState = 'selecting' | 'init-reboot' | 'renewing';
+
+/** Offers tried per DISCOVER on a shared pool before giving up (the client asks again). */
+const SHARED_OFFER_TRIES = 4;
 
 /** iPXE stops waiting ~3 s for ProxyDHCP offers that will never come (wire.md). */
 const IPXE_NO_PROXY = encodeEncapsulated([[IpxeSubOpt.NO_PXEDHCP, u8(1)]]);
@@ -108,18 +112,53 @@ export class FullDhcpPolicy implements DhcpPolicy {
     }
   }
 
-  private discover({ ex, who, subnet, fixed }: Asked): PolicyAnswer {
+  private discover({ ex, who, subnet, fixed }: Asked): PolicyAnswer | Promise<PolicyAnswer> {
     if (fixed) return this.reply(ex, subnet, 'OFFER', fixed.ip, subnet.leaseTime, undefined, fixed.hostname);
     const { pool } = subnet;
     if (!pool) return recorded('no-pool', `subnet ${subnet.name} has no range: only its fixed hosts get addresses`);
     const lease = pool.offer(who, ex.request.options.requestedIp(), ex.client.hostname);
-    if (!lease) {
-      this.deps.log.warn({ mac: ex.client.mac, xid: ex.request.xid, subnet: subnet.name, range: rangeOf(pool) }, 'no free address to offer: pool exhausted');
-      return recorded('pool-exhausted', `no free address in ${rangeOf(pool)}`);
-    }
+    if (!lease) return this.exhausted(ex, subnet, pool);
+    if (subnet.shared) return this.sharedOffer({ ex, who, subnet, fixed }, pool, subnet.shared, lease);
+    return this.offerReply(ex, subnet, lease);
+  }
+
+  private offerReply(ex: Exchange, subnet: ServedSubnet, lease: Lease): DhcpReply {
     // A lease already bound is offered for what is left of it, a new one for the full time.
     const seconds = lease.state === 'bound' ? Math.max(60, Math.floor((lease.expires - Date.now()) / 1000)) : subnet.leaseTime;
     return this.reply(ex, subnet, 'OFFER', lease.ip, seconds);
+  }
+
+  private exhausted(ex: Exchange, subnet: ServedSubnet, pool: LeasePool): DhcpSilence {
+    this.deps.log.warn({ mac: ex.client.mac, xid: ex.request.xid, subnet: subnet.name, range: rangeOf(pool) }, 'no free address to offer: pool exhausted');
+    return recorded('pool-exhausted', `no free address in ${rangeOf(pool)}`);
+  }
+
+  /**
+   * A pool other appliances hand out too: the address is taken in etcd before the OFFER
+   * leaves. Losing it means the other appliance took it first; the pool then knows, so the
+   * next choice is another address (a few tries: both appliances walk the range alike).
+   */
+  private async sharedOffer({ ex, who, subnet }: Asked, pool: LeasePool, shared: SharedLedger, first: Lease): Promise<PolicyAnswer> {
+    let lease: Lease | undefined = first;
+    for (let attempt = 0; lease; attempt++) {
+      const lost = await this.claimed(ex, subnet, shared, lease.ip);
+      if (!lost) return this.offerReply(ex, subnet, lease);
+      if (lost.reason !== 'lease-taken' || attempt >= SHARED_OFFER_TRIES - 1) return lost;
+      lease = pool.offer(who, ex.request.options.requestedIp(), ex.client.hostname);
+    }
+    return this.exhausted(ex, subnet, pool);
+  }
+
+  /** Takes `ip` in the shared store; undefined once it is ours, else why nothing may be sent. */
+  private async claimed(ex: Exchange, subnet: ServedSubnet, shared: SharedLedger, ip: string): Promise<DhcpSilence | undefined> {
+    try {
+      if (await shared.claim(ip)) return undefined;
+      return recorded('lease-taken', `${ip} was changed by another appliance first`);
+    } catch (err) {
+      this.deps.metrics.dhcpLeaseWriteFailures.inc();
+      this.deps.log.error({ err, mac: ex.client.mac, xid: ex.request.xid, leases: subnet.leaseFile }, 'lease could not be written to the shared store: nothing sent');
+      return recorded('lease-write-failed', 'the lease could not be written to the shared store');
+    }
   }
 
   /** RFC 2131 §4.3.2: SELECTING (54 + 50), INIT-REBOOT (50 only), RENEWING/REBINDING (ciaddr only). */
@@ -163,8 +202,15 @@ export class FullDhcpPolicy implements DhcpPolicy {
     if (state === 'renewing' && !pool.inPool(ip)) return recorded('not-ours', `${ip} is outside our pool`);
     const bound = pool.bind(who, ip, ex.client.hostname);
     if (!bound.ok) return this.nak(ex, bound.reason, state);
-    const failure = await this.durable(ex, subnet);
-    if (failure) return failure;
+    if (subnet.shared) {
+      const lost = await this.claimed(ex, subnet, subnet.shared, ip);
+      // Lost to the other appliance binding the same client to the same address (a broadcast REQUEST both heard): that lease is stored too.
+      const theirs = pool.get(ip);
+      if (lost && !(lost.reason === 'lease-taken' && theirs?.state === 'bound' && pool.isActive(theirs) && pool.find(who) === theirs)) return lost;
+    } else {
+      const failure = await this.durable(ex, subnet);
+      if (failure) return failure;
+    }
     return this.reply(ex, subnet, 'ACK', bound.lease.ip, subnet.leaseTime, state);
   }
 

@@ -21,6 +21,7 @@ import { z } from 'zod';
 import type { Logger } from '../log.ts';
 import { tryLockExclusive } from '../net/libc.ts';
 import { parseMac, type Mac } from '../net/mac.ts';
+import type { LeaseLedger } from './lease-ledger.ts';
 import type { Lease, LeasePool } from './leases.ts';
 
 const ip = z.string().refine((s) => isIPv4(s), 'not an IPv4 address');
@@ -29,7 +30,8 @@ const mac = z.string().transform((s, ctx) => {
   if (!m) ctx.addIssue({ code: 'custom', message: `"${s}" is not a MAC` });
   return m as Mac;
 });
-const LeaseRecord = z.object({
+/** One lease as kept outside the process (the file here, etcd in etcd-leases.ts), validated on read. */
+export const LeaseRecord = z.object({
   ip,
   mac: mac.optional(),
   clientId: z
@@ -68,7 +70,7 @@ export interface LeaseFileOpenResult {
 /** Another live process has the lease file: two servers on one file would hand one address to two clients. */
 export class LeaseFileLockedError extends Error {}
 
-export class LeaseFile {
+export class LeaseFile implements LeaseLedger {
   readonly journalPath: string;
   readonly prevPath: string;
   readonly prevJournalPath: string;
@@ -100,6 +102,10 @@ export class LeaseFile {
     this.lockPath = `${file}.lock`;
     this.dir = path.dirname(file);
     this.compactBytes = options.compactBytes ?? 8 * 1024 * 1024;
+  }
+
+  get where(): string {
+    return this.file;
   }
 
   /** Loads what is on disk into the pool (recovering from a broken snapshot), then starts a fresh snapshot + journal. */

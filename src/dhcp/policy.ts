@@ -34,7 +34,9 @@ export type DhcpIgnoreReason =
   | 'relay-bad-port'
   | 'not-ours'
   | 'no-address'
-  | 'lease-write-failed';
+  | 'lease-write-failed'
+  /** A shared pool (etcd): another appliance changed the address first. */
+  | 'lease-taken';
 
 export type ReplyType = 'OFFER' | 'ACK' | 'NAK';
 

@@ -13,6 +13,7 @@ import type { Service } from '../service.ts';
 import { PxeBootServerPolicy } from './boot-server-policy.ts';
 import { FullDhcpPolicy } from './full-policy.ts';
 import { LeaseFile } from './lease-file.ts';
+import type { LeaseLedger } from './lease-ledger.ts';
 import { LeasePool } from './leases.ts';
 import type { MachineLookup } from './pipeline.ts';
 import { ProxyDhcpPolicy } from './proxy-policy.ts';
@@ -39,6 +40,8 @@ export interface FullDhcpServiceOptions {
   pool: LeasePool;
   /** The fixed hosts and relayed subnets of <data>/dhcp; without it, the --iface pool only. */
   site?: DhcpSite | undefined;
+  /** Where the pool's leases are kept; by default the lease file at leaseFile (etcd-leases.ts when shared). */
+  ledger?: LeaseLedger | undefined;
 }
 
 export type DhcpServiceOptions = ProxyDhcpServiceOptions | FullDhcpServiceOptions;
@@ -58,12 +61,12 @@ export function poolFor(range: { start: string; end: string }, serverAddress: st
   return new LeasePool({ start: range.start, end: range.end, leaseTime, exclude: [serverAddress, ...(router ? [router] : [])] });
 }
 
-/** The lease file of full mode: loaded before port 67 answers, closed after it stops. */
-class LeaseFileService implements Service {
+/** The lease ledger of full mode (the lease file, or etcd): loaded before port 67 answers, closed after it stops. */
+class LeaseLedgerService implements Service {
   readonly name = 'leases';
 
   constructor(
-    readonly leases: LeaseFile,
+    readonly leases: LeaseLedger,
     private readonly pool: LeasePool,
     private readonly deps: Pick<DhcpServiceDeps, 'log' | 'timeline'>,
   ) {}
@@ -73,7 +76,14 @@ class LeaseFileService implements Service {
     const opened = await leases.open();
     const active = pool.all().filter((l) => l.state === 'bound' && pool.isActive(l));
     this.deps.log.info(
-      { leaseFile: leases.file, loaded: opened.loaded, active: active.length, outsideRange: opened.outside, problems: opened.problems, range: `${intToIpv4(pool.startInt)}-${intToIpv4(pool.endInt)}` },
+      {
+        [leases.shared ? 'leases' : 'leaseFile']: leases.where,
+        loaded: opened.loaded,
+        active: active.length,
+        outsideRange: opened.outside,
+        problems: opened.problems,
+        range: `${intToIpv4(pool.startInt)}-${intToIpv4(pool.endInt)}`,
+      },
       `leases loaded: ${active.length} active of ${opened.loaded}`,
     );
     // Machines that booted before a restart still own their addresses: their downloads stay theirs.
@@ -128,7 +138,7 @@ export function dhcpServiceFor(options: DhcpServiceOptions, deps: DhcpServiceDep
   if (options.mode === 'proxy') return new DhcpService([responder('proxydhcp', new ProxyDhcpPolicy(segment.address)), bootServer], deps.log, segment.iface);
 
   const { pool } = options;
-  const leases = new LeaseFile(options.leaseFile, pool, deps.log);
+  const leases: LeaseLedger = options.ledger ?? new LeaseFile(options.leaseFile, pool, deps.log);
   const own = servedSubnet({
     name: 'iface',
     address: segment.address,
@@ -137,14 +147,15 @@ export function dhcpServiceFor(options: DhcpServiceOptions, deps: DhcpServiceDep
     router: options.router,
     dns: options.dns,
     leaseTime: options.leaseTime,
-    leaseFile: options.leaseFile,
+    leaseFile: leases.where,
     commit: () => leases.commit(),
+    shared: leases.shared,
   });
   const { site } = options;
   const subnets = site ? ownThenOthers(own, site) : singleSubnet(own);
   const policy = new FullDhcpPolicy({ serverAddress: segment.address }, { subnets, hosts: site, log: deps.log, metrics: deps.metrics });
   const range = `${intToIpv4(pool.startInt)}-${intToIpv4(pool.endInt)}`;
   // The site after the main lease file (a second appliance is refused naming leases.json first), both before port 67 answers.
-  const parts: Service[] = [new LeaseFileService(leases, pool, deps), ...(site ? [site] : []), responder('dhcp-full', policy, `, handing out ${range}`), bootServer];
-  return new DhcpService(parts, deps.log, segment.iface, leases);
+  const parts: Service[] = [new LeaseLedgerService(leases, pool, deps), ...(site ? [site] : []), responder('dhcp-full', policy, `, handing out ${range}`), bootServer];
+  return new DhcpService(parts, deps.log, segment.iface, leases instanceof LeaseFile ? leases : undefined);
 }

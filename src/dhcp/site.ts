@@ -16,6 +16,7 @@ import type { Mac } from '../net/mac.ts';
 import type { Service } from '../service.ts';
 import type { FixedHost, SiteConfig, SiteSubnet } from '../store/dhcp-files.ts';
 import { LeaseFile, LeaseFileLockedError } from './lease-file.ts';
+import type { LeaseLedger } from './lease-ledger.ts';
 import { LeasePool } from './leases.ts';
 import { contains, type ServedSubnet, type SubnetDirectory } from './subnets.ts';
 
@@ -41,6 +42,8 @@ export interface DhcpSiteOptions {
   defaultLeaseTime: number;
   /** The --iface pool: it skips the fixed addresses too. */
   ownPool: LeasePool | undefined;
+  /** Where a subnet's leases are kept; by default its lease file (etcd-leases.ts when the pools are shared). */
+  ledgerFor?: ((pool: LeasePool, subnet: SiteSubnet) => LeaseLedger) | undefined;
 }
 
 export interface DhcpSiteDeps {
@@ -53,7 +56,7 @@ interface Running {
   /** The file's content this subnet was opened with: any change reopens it. */
   shape: string;
   subnet: ServedSubnet;
-  leases: LeaseFile | undefined;
+  leases: LeaseLedger | undefined;
 }
 
 export function leaseFileFor(leaseDir: string, name: string): string {
@@ -119,7 +122,7 @@ export class DhcpSite implements Service, SubnetDirectory, FixedHosts {
     await this.applying;
     const running = [...this.running.values()];
     this.running = new Map();
-    for (const r of running) await r.leases?.close().catch((err: unknown) => this.deps.log.warn({ err, leaseFile: r.leases?.file }, 'subnet lease file not closed cleanly'));
+    for (const r of running) await r.leases?.close().catch((err: unknown) => this.deps.log.warn({ err, leaseFile: r.leases?.where }, 'subnet lease file not closed cleanly'));
   }
 
   private async apply(site: SiteConfig, starting: boolean): Promise<void> {
@@ -136,7 +139,7 @@ export class DhcpSite implements Service, SubnetDirectory, FixedHosts {
       const decl = wanted.get(name);
       if (decl && shapeOf(decl) === r.shape) continue;
       this.running.delete(name);
-      await r.leases?.close().catch((err: unknown) => log.warn({ err, leaseFile: r.leases?.file }, 'subnet lease file not closed cleanly'));
+      await r.leases?.close().catch((err: unknown) => log.warn({ err, leaseFile: r.leases?.where }, 'subnet lease file not closed cleanly'));
       if (!decl) log.info({ subnet: name }, `subnet ${name} is no longer served (its file went away or was refused)`);
     }
     for (const decl of site.subnets) {
@@ -156,7 +159,7 @@ export class DhcpSite implements Service, SubnetDirectory, FixedHosts {
     // The relay answers on the router's address, so the router is never a client's.
     const pool = decl.range && new LeasePool({ start: decl.range.start, end: decl.range.end, leaseTime, exclude: decl.router ? [decl.router] : [] });
     pool?.setReserved(fixed);
-    const leases = pool && new LeaseFile(leaseFile, pool, this.deps.log);
+    const leases: LeaseLedger | undefined = pool && (this.options.ledgerFor?.(pool, decl) ?? new LeaseFile(leaseFile, pool, this.deps.log));
     const broadcast = intToIpv4((decl.network | (~decl.mask >>> 0)) >>> 0);
     const subnet: ServedSubnet = {
       name: decl.name,
@@ -168,8 +171,9 @@ export class DhcpSite implements Service, SubnetDirectory, FixedHosts {
       router: decl.router,
       dns: decl.dns,
       leaseTime,
-      leaseFile,
+      leaseFile: leases?.where ?? leaseFile,
       commit: () => leases?.commit() ?? Promise.resolve(),
+      shared: leases?.shared,
     };
     if (leases && pool) {
       const opened = await leases.open();
@@ -179,7 +183,7 @@ export class DhcpSite implements Service, SubnetDirectory, FixedHosts {
         {
           subnet: decl.name,
           cidr: decl.cidr,
-          leaseFile,
+          leaseFile: leases.where,
           loaded: opened.loaded,
           active: active.length,
           outsideRange: opened.outside,

@@ -6,6 +6,7 @@
  * <data>/dhcp/subnets (site.ts), each with its own pool and lease file.
  */
 import { broadcastOf, intToIpv4, ipv4ToInt } from '../net/ipv4.ts';
+import type { SharedLedger } from './lease-ledger.ts';
 import type { LeasePool } from './leases.ts';
 
 /** One network we hand addresses on. */
@@ -28,6 +29,8 @@ export interface ServedSubnet {
   leaseFile: string;
   /** Resolves once every change of this subnet's pool made before the call is on disk. */
   commit(): Promise<void>;
+  /** Set when other appliances hand out this pool too (etcd): offers and bindings are claimed before they are sent. */
+  shared?: SharedLedger | undefined;
 }
 
 /** What the full DHCP policy asks, per request; answered from memory. */
@@ -60,6 +63,7 @@ export function servedSubnet(shape: SubnetShape): ServedSubnet {
     leaseTime: shape.leaseTime,
     leaseFile: shape.leaseFile,
     commit: shape.commit,
+    shared: shape.shared,
   };
 }
 

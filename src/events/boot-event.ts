@@ -163,9 +163,13 @@ export interface BootEventDetails {
 
 export type BootStep = keyof BootEventDetails;
 
-/** One recorded step: `at` is milliseconds since the epoch, `ip` the client's IPv4 when known. */
+/**
+ * One recorded step: `at` is milliseconds since the epoch, `ip` the client's IPv4 when known.
+ * `appliance` is set only in the fleet view (a shared store): the --name of the appliance that
+ * served the step.
+ */
 export type BootEvent = {
-  [S in BootStep]: { step: S; at: number; ip: string | undefined; detail: BootEventDetails[S] };
+  [S in BootStep]: { step: S; at: number; ip: string | undefined; detail: BootEventDetails[S]; appliance?: string | undefined };
 }[BootStep];
 
 export type BootEventOf<S extends BootStep> = Extract<BootEvent, { step: S }>;

@@ -10,7 +10,7 @@ import { fail } from './errors.ts';
 import { named } from './request-info.ts';
 
 /** One step as /api/machines shows it: the event with its time as ISO text. */
-export type EventJson = { [S in BootStep]: { step: S; at: string; ip: string | null; detail: BootEventDetails[S] } }[BootStep];
+export type EventJson = { [S in BootStep]: { step: S; at: string; ip: string | null; detail: BootEventDetails[S]; appliance?: string | undefined } }[BootStep];
 
 export interface MachineSummaryJson {
   mac: string;
@@ -22,6 +22,8 @@ export interface MachineSummaryJson {
   state: BootState;
   reason: string;
   eventCount: number;
+  /** The fleet view (a shared store) only: the appliances that served this machine's steps, by --name. */
+  appliances?: string[];
 }
 
 export interface MachineJson extends MachineSummaryJson {
@@ -44,7 +46,15 @@ export function summarize(m: MachineRecord, now: number, rules: ProgressRules): 
     state: p.state,
     reason: p.reason,
     eventCount: m.events.length,
+    ...appliancesOf(m),
   };
+}
+
+/** Only events of the fleet view carry an appliance: without a shared store the JSON is as it was. */
+function appliancesOf(m: MachineRecord): { appliances?: string[] } {
+  const names = new Set<string>();
+  for (const e of m.events) if (e.appliance) names.add(e.appliance);
+  return names.size ? { appliances: [...names] } : {};
 }
 
 export function describeMachine(m: MachineRecord, now: number, rules: ProgressRules): MachineJson {
@@ -65,6 +75,8 @@ const ExplainQuery = z.object({ mac: z.string().optional(), uuid: z.string().opt
 
 export interface ApiDeps {
   timeline: Pick<BootTimeline, 'list' | 'get'>;
+  /** The fleet's machines (fleet-view.ts) when the store is shared; the timeline's otherwise. */
+  machines?: Pick<BootTimeline, 'list' | 'get'> | undefined;
   /** What explain says for a machine (the same answer as the CLI's). */
   explain: (machine: { mac: Mac | undefined; uuid: Uuid | undefined }) => Explanation;
 }
@@ -99,7 +111,7 @@ export function createApiRouter(deps: ApiDeps, options: ApiOptions = {}): Router
     const q = ListQuery.safeParse(c.query);
     if (!q.success) fail(c, 400, { error: 'state must be one of booting, stalled, failed, ignored, booted' });
     const t = now();
-    let machines = deps.timeline.list().map((m) => summarize(m, t, rules));
+    let machines = (deps.machines ?? deps.timeline).list().map((m) => summarize(m, t, rules));
     if (q.data.state) machines = machines.filter((m) => m.state === q.data.state);
     c.body = { now: iso(t), stallAfterSeconds: rules.stallAfterMs / 1000, machines };
   });
@@ -107,7 +119,7 @@ export function createApiRouter(deps: ApiDeps, options: ApiOptions = {}): Router
   router.get('/machines/:mac', (c) => {
     const parsed = parseMacInput(c.params.mac ?? '', 'mac');
     if (!parsed.ok) fail(c, 400, { error: parsed.reason });
-    const machine = deps.timeline.get(parsed.mac);
+    const machine = (deps.machines ?? deps.timeline).get(parsed.mac);
     if (!machine) fail(c, 404, { error: `no boot steps recorded for ${parsed.mac}`, mac: parsed.mac });
     c.body = describeMachine(machine, now(), rules);
   });

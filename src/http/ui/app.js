@@ -61,6 +61,9 @@ function renderMachines(data) {
   $('#summary').textContent = parts.join(' · ');
   $('#stall-after').textContent = String(data.stallAfterSeconds);
   $('#empty').hidden = data.machines.length > 0;
+  // Only a shared store (the fleet view) names the appliance that served each step.
+  const fleet = data.machines.some((m) => m.appliances);
+  for (const th of document.querySelectorAll('#machines th.fleet')) th.hidden = !fleet;
   body.replaceChildren(
     ...data.machines.filter(matchesFilter).map((m) => {
       const row = el(
@@ -73,6 +76,7 @@ function renderMachines(data) {
         el('td', { class: 'mono' }, m.lastStep ?? ''),
         el('td', { title: m.lastSeen }, ago(m.lastSeen, data.now)),
         el('td', {}, m.reason),
+        el('td', { class: 'fleet mono', hidden: !fleet }, (m.appliances ?? []).join(', ')),
       );
       row.addEventListener('click', () => {
         location.hash = m.mac;
@@ -91,6 +95,8 @@ function renderTimeline(m) {
   missing.hidden = m.missingFiles.length === 0;
   missing.textContent = m.missingFiles.length ? `Not fetched yet: ${m.missingFiles.join(', ')}` : '';
   const first = m.events.length ? Date.parse(m.events[0].at) : 0;
+  const fleet = m.events.some((e) => e.appliance);
+  for (const th of document.querySelectorAll('#timeline th.fleet')) th.hidden = !fleet;
   $('#timeline tbody').replaceChildren(
     ...m.events.map((e) =>
       el(
@@ -101,6 +107,7 @@ function renderTimeline(m) {
         el('td', { class: 'mono' }, e.step),
         el('td', { class: 'mono' }, e.ip ?? ''),
         el('td', { class: 'mono' }, detailText(e.detail)),
+        el('td', { class: 'fleet mono', hidden: !fleet }, e.appliance ?? ''),
       ),
     ),
   );
