@@ -11,13 +11,19 @@ import { totalLeaseCounts, type LeasePool } from './dhcp/leases.ts';
 import type { MachineLookup } from './dhcp/pipeline.ts';
 import { dhcpServiceFor, poolFor } from './dhcp/service.ts';
 import { DhcpSite } from './dhcp/site.ts';
+import { EtcdLeases } from './dhcp/etcd-leases.ts';
+import { FleetPublisher } from './events/fleet-publisher.ts';
+import { FleetView } from './events/fleet-view.ts';
+import type { Etcd3 } from 'etcd3';
+import { intToIpv4, ipv4ToInt, networkOf } from './net/ipv4.ts';
+import { fleetPrefix, leasesPrefix, subnetSegment } from './store/etcd-keys.ts';
 import { BootCounter } from './events/boot-counter.ts';
 import { ipxeDiscovers } from './events/ipxe-discovers.ts';
 import { StallWatch } from './events/stall-watch.ts';
 import { BootTimeline } from './events/timeline.ts';
 import { explain, type Explanation } from './explain.ts';
 import { FirmwareCatalog, FirmwareTrustError } from './firmware/catalog.ts';
-import { createHttpApp } from './http/app.ts';
+import { createHttpHandler } from './http/app.ts';
 import { HttpService } from './http/service.ts';
 import type { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
@@ -28,6 +34,8 @@ import { matchboxTemplateProblem } from './render/matchbox.ts';
 import type { Service } from './service.ts';
 import { DhcpSiteFiles, ownSegment } from './store/dhcp-files.ts';
 import { combinedBootStore, type BootLookupStore } from './boot-lookup.ts';
+import { connectEtcd } from './store/etcd-connection.ts';
+import { EtcdStore, type StoreHealth } from './store/etcd-store.ts';
 import { FileStore } from './store/file-store.ts';
 import { MatchboxStore, matchboxStoreService } from './store/matchbox-store.ts';
 import { storeService } from './store/service.ts';
@@ -47,12 +55,26 @@ export interface ApplianceParts {
   store: Store;
   /** The matchbox layout of the same --data-path (groups, profiles, templates); loaded and watched by its own service. Optional so parts built by hand need not make one. */
   matchbox?: MatchboxStore | undefined;
+  /** The config store's connection (the etcd store only): /healthz says degraded through an outage. */
+  storeHealth?: (() => StoreHealth) | undefined;
   /** The boot decision's settings, the same for DHCP, /api/explain and `explain`. */
   boot: BootSettings;
   /** Full DHCP's address pool (the metrics count it at scrape time); undefined in other modes. */
   leasePool: LeasePool | undefined;
   /** Full DHCP's fixed hosts and relayed subnets from <data>/dhcp (watched; started by the DHCP service); undefined in other modes. */
   dhcpSite?: DhcpSite | undefined;
+  /** With --store etcd://…: the fleet view and the leases shared with the other appliances; undefined with the file store. */
+  shared?: SharedParts | undefined;
+}
+
+/** What a shared store (etcd) adds: one client for the fleet view and the leases. */
+export interface SharedParts {
+  client: Etcd3;
+  prefix: string;
+  publisher: FleetPublisher;
+  view: FleetView;
+  /** The etcd ledger of the pool of one subnet (`10.0.0.0-24`). */
+  ledgerFor(pool: LeasePool, network: string, prefixLength: number): EtcdLeases;
 }
 
 export type ServiceFactory = (parts: ApplianceParts) => Service | undefined;
@@ -101,16 +123,63 @@ export async function createParts(config: AppConfig, log: Logger): Promise<Appli
   const { dhcp } = config;
   const leasePool = dhcp.mode === 'full' ? poolFor(dhcp.range, dhcp.segment.address, dhcp.router, dhcp.leaseTime) : undefined;
   let dhcpSite: DhcpSite | undefined;
-  const metrics = new Metrics({ processMetrics: true, leaseCounts: leasePool && (() => totalLeaseCounts([leasePool, ...(dhcpSite?.pools() ?? [])])) });
-  const timeline = new BootTimeline();
+  const metrics = new Metrics({
+    processMetrics: true,
+    leaseCounts: leasePool && (() => totalLeaseCounts([leasePool, ...(dhcpSite?.pools() ?? [])])),
+    timelineSize: () => timeline.size(),
+  });
+  const timeline = new BootTimeline({}, Date.now, (reason) => metrics.timelineEvictions.inc({ reason }));
+  const shared = config.store.kind === 'etcd' ? sharedParts(config.store, { name: config.name, fleetTtl: config.fleetTtl }, log, timeline) : undefined;
   if (dhcp.mode === 'full') {
     const { segment } = dhcp;
     const source = new DhcpSiteFiles(config.dataPath, { log, metrics, own: ownSegment(segment.iface, segment.address, segment.netmask, dhcp.range) });
-    dhcpSite = new DhcpSite({ leaseDir: path.dirname(dhcp.leaseFile), defaultLeaseTime: dhcp.leaseTime, ownPool: leasePool }, { source, log, timeline });
+    // With a shared store each declared subnet's pool is shared too, under its own network: two segments' leases never meet.
+    const ledgerFor = shared && ((pool: LeasePool, decl: { network: number; mask: number }) => shared.ledgerFor(pool, intToIpv4(decl.network), prefixLengthOf(decl.mask)));
+    dhcpSite = new DhcpSite({ leaseDir: path.dirname(dhcp.leaseFile), defaultLeaseTime: dhcp.leaseTime, ownPool: leasePool, ledgerFor }, { source, log, timeline });
   }
-  const store = new FileStore(config.dataPath, { log, metrics });
-  const matchbox = new MatchboxStore(config.dataPath, { log, metrics, checkTemplate: matchboxTemplateProblem });
-  return { config, log, metrics, timeline, firmware, store, matchbox, boot: bootSettings(config, firmware), leasePool, dhcpSite };
+  const { store, matchbox, storeHealth } = configStores(config, log, metrics);
+  return { config, log, metrics, timeline, firmware, store, matchbox, storeHealth, boot: bootSettings(config, firmware), leasePool, dhcpSite, shared };
+}
+
+function prefixLengthOf(mask: number): number {
+  let n = 0;
+  for (let m = mask >>> 0; m; m = (m << 1) >>> 0) n++;
+  return n;
+}
+
+/** The fleet view's two halves and the shared leases, on a client of their own (the config store keeps its own). */
+function sharedParts(store: Extract<AppConfig['store'], { kind: 'etcd' }>, options: { name: string; fleetTtl: number }, log: Logger, timeline: BootTimeline): SharedParts {
+  const client = connectEtcd(store);
+  const { prefix } = store;
+  return {
+    client,
+    prefix,
+    publisher: new FleetPublisher({ name: options.name, ttlSeconds: options.fleetTtl }, { etcd: client.namespace(fleetPrefix(prefix, options.name)), timeline, log }),
+    view: new FleetView({ name: options.name }, { etcd: client.namespace(fleetPrefix(prefix)), timeline, log }),
+    ledgerFor(pool, network, prefixLength) {
+      const where = leasesPrefix(prefix, subnetSegment(network, prefixLength));
+      return new EtcdLeases({ where, name: options.name }, { etcd: client, pool, log, onBound: (l) => l.mac && timeline.bindAddress(l.ip, l.mac) });
+    },
+  };
+}
+
+/** The configs' stores: the files under --data-path, or etcd (--store) through its local mirror. */
+function configStores(config: Pick<AppConfig, 'dataPath' | 'store'>, log: Logger, metrics: Metrics): Pick<ApplianceParts, 'store' | 'matchbox' | 'storeHealth'> {
+  const { store } = config;
+  if (store.kind === 'file') {
+    return { store: new FileStore(config.dataPath, { log, metrics }), matchbox: new MatchboxStore(config.dataPath, { log, metrics, checkTemplate: matchboxTemplateProblem }) };
+  }
+  const client = connectEtcd(store);
+  const etcd = new EtcdStore({ log, metrics, client, prefix: store.prefix, endpoints: store.endpoints, mirrorPath: store.mirrorPath, checkTemplate: matchboxTemplateProblem });
+  return { store: etcd, matchbox: etcd.matchbox, storeHealth: () => etcd.health() };
+}
+
+/** /healthz's line for the store: undefined while it is in step with its source. */
+function storeDegraded(health: () => StoreHealth): () => string | undefined {
+  return () => {
+    const h = health();
+    return h.connected ? undefined : `config store unreachable since ${h.since.toISOString()} (${h.reason ?? 'unknown'}); serving the last configs read`;
+  };
 }
 
 export function createStoreService(parts: ApplianceParts): Service {
@@ -132,7 +201,7 @@ export function createStallWatch({ timeline, metrics, log, config }: AppliancePa
 
 export function createHttpService(parts: ApplianceParts): HttpService {
   const { config, log, metrics, timeline, firmware } = parts;
-  const app = createHttpApp({
+  const handler = createHttpHandler({
     log,
     metrics,
     timeline,
@@ -141,10 +210,12 @@ export function createHttpService(parts: ApplianceParts): HttpService {
     imagesPath: config.imagesPath,
     baseUrl: config.baseUrl,
     explain: explainer(parts),
+    machines: parts.shared?.view,
     api: { rules: { stallAfterMs: config.stallAfterMs } },
     matchbox: parts.matchbox,
+    degraded: parts.storeHealth && [storeDegraded(parts.storeHealth)],
   });
-  return new HttpService(config.http, app.callback(), log);
+  return new HttpService(config.http, handler, log);
 }
 
 /** Undefined with --tftp-address off (the default without --iface). */
@@ -176,25 +247,47 @@ export function createDhcpService(parts: ApplianceParts): Service | undefined {
   if (dhcp.mode === 'off') return undefined;
   if (dhcp.mode === 'proxy') return dhcpServiceFor({ mode: 'proxy', segment: dhcp.segment }, deps);
   if (!parts.leasePool) throw new Error('full DHCP without its lease pool (createParts makes it)');
-  return dhcpServiceFor(
-    { mode: 'full', segment: dhcp.segment, router: dhcp.router, dns: dhcp.dns, leaseTime: dhcp.leaseTime, leaseFile: dhcp.leaseFile, pool: parts.leasePool, site: parts.dhcpSite },
-    deps,
-  );
+  const { segment } = dhcp;
+  // With a shared store the --iface pool's leases live in etcd under the segment's network: no lease file.
+  const ledger = parts.shared?.ledgerFor(parts.leasePool, intToIpv4(networkOf(segment.address, segment.netmask)), prefixLengthOf(ipv4ToInt(segment.netmask)));
+  return dhcpServiceFor({ mode: 'full', segment, router: dhcp.router, dns: dhcp.dns, leaseTime: dhcp.leaseTime, leaseFile: dhcp.leaseFile, pool: parts.leasePool, site: parts.dhcpSite, ledger }, deps);
 }
 
-/** Undefined unless --ipv6-ra-quench (config.ts allows it only with --dhcp full). */
+/** Full mode only (config.ts makes it off elsewhere): auto by default, undefined when --ipv6-ra-quench is off. */
 export function createRaQuenchService(parts: ApplianceParts): Service | undefined {
   const { config } = parts;
-  if (!config.ipv6RaQuench || config.dhcp.mode !== 'full') return undefined;
-  return new RaQuenchService({ iface: config.dhcp.segment.iface, log: parts.log, metrics: parts.metrics, onIpxeDiscover: ipxeDiscovers(parts.timeline) });
+  if (config.dhcp.mode !== 'full') return undefined;
+  const iface = config.dhcp.segment.iface;
+  if (config.ipv6RaQuench === 'off') {
+    parts.log.info({ iface, mode: 'off' }, `ipv6-ra-quench: off (--ipv6-ra-quench off): iPXE clients on ${iface} wait ~13 s for an IPv6 router unless one advertises there`);
+    return undefined;
+  }
+  return new RaQuenchService({ iface, mode: config.ipv6RaQuench, log: parts.log, metrics: parts.metrics, onIpxeDiscover: ipxeDiscovers(parts.timeline) });
 }
 
 /** The order matters: the store loads before anything can ask it, DHCP starts last so no client is sent to a service that is not up yet. */
+/** Undefined without a shared store. Before HTTP (the page reads the view) and DHCP (the leases use its client), so stopped after both. */
+export function createFleetService({ shared }: ApplianceParts): Service | undefined {
+  if (!shared) return undefined;
+  const parts: Service[] = [shared.view, shared.publisher];
+  return {
+    name: 'fleet',
+    async start() {
+      for (const p of parts) await p.start();
+    },
+    async stop() {
+      for (const p of [...parts].reverse()) await p.stop().catch(() => undefined);
+      shared.client.close();
+    },
+  };
+}
+
 export const SERVICE_FACTORIES: ServiceFactory[] = [
   createStoreService,
   createMatchboxStoreService,
   createBootCounter,
   createStallWatch,
+  createFleetService,
   createHttpService,
   createTftpService,
   createDhcpService,

@@ -6,9 +6,11 @@ import { explainCommand } from './commands/explain.ts';
 import { probeDhcp } from './dhcp/probe.ts';
 import { imagesCommand } from './commands/images.ts';
 import { serveCommand } from './commands/serve.ts';
+import { storeCommand } from './commands/store.ts';
 import { validateCommand } from './commands/validate.ts';
-import { ConfigError, resolveConfig, type AppConfig, type RawOptions } from './config.ts';
+import { ConfigError, IPV6_RA_QUENCH_VALUES, resolveConfig, type AppConfig, type RawOptions } from './config.ts';
 import { FirmwareTrustError } from './firmware/catalog.ts';
+import { StoreUrlError } from './store/etcd-connection.ts';
 import { InterfaceError, lookupInterface } from './net/interface.ts';
 import { goStyleFlags } from './util/go-flags.ts';
 
@@ -19,6 +21,10 @@ const SERVE_OPTIONS = {
   address: { type: 'string' },
   'base-url': { type: 'string' },
   'data-path': { type: 'string' },
+  store: { type: 'string' },
+  'store-ca': { type: 'string' },
+  'store-cert': { type: 'string' },
+  'store-key': { type: 'string' },
   'images-path': { type: 'string' },
   'firmware-path': { type: 'string' },
   'efi-firmware': { type: 'string' },
@@ -31,8 +37,11 @@ const SERVE_OPTIONS = {
   'lease-file': { type: 'string' },
   'tftp-address': { type: 'string' },
   'tftp-max-per-client': { type: 'string' },
-  'ipv6-ra-quench': { type: 'boolean' },
+  // A string, but it may stand alone (= on, as when it was a boolean): see withOptionalValues.
+  'ipv6-ra-quench': { type: 'string' },
   'stall-after': { type: 'string' },
+  name: { type: 'string' },
+  'fleet-ttl': { type: 'string' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -45,7 +54,8 @@ export const USAGE = `Usage: bootcfg-appliance [serve] [options]
        bootcfg-appliance validate [--data-path DIR] [--iface NAME]
        bootcfg-appliance explain --mac MAC [--uuid UUID] [--json] [options]
        bootcfg-appliance doctor [--iface NAME] [--json] [--no-probe] [options]
-       bootcfg-appliance images fetch debian [--release 12] [--arch amd64|arm64] [--images-path DIR]
+       bootcfg-appliance images fetch debian|flatcar|fedora-coreos [options]   (images --help)
+       bootcfg-appliance store push|pull|diff DIR --store etcd://HOST:PORT[,...][/PREFIX]   (store --help)
 
 Boots machines on one network segment: ProxyDHCP or DHCP, TFTP for iPXE firmware,
 and the bootcfg HTTP API. Without --iface it is the plain bootcfg HTTP service.
@@ -56,6 +66,11 @@ Options (each also read from the environment variable shown; bootcfg's Go-style
   --address HOST:PORT      HTTP listen address (default 0.0.0.0:8080)             BOOTCFG_ADDRESS
   --base-url URL           URL clients are sent to (default http://<iface IPv4>:<port>)  BOOTCFG_BASE_URL
   --data-path DIR          boot and cloud configs (default ./data)                BOOTCFG_DATA_PATH
+  --store etcd://HOST:PORT[,HOST:PORT...][/PREFIX]  read the configs from etcd instead
+                           of --data-path (watched; the last good ones keep serving
+                           through an outage; default prefix /bootcfg)            BOOTCFG_STORE
+  --store-ca FILE, --store-cert FILE, --store-key FILE  TLS to etcd: the members' CA,
+                           and a client certificate and its key  BOOTCFG_STORE_CA, _CERT, _KEY
   --images-path DIR        kernels and initrds served under /images (default ./images)  BOOTCFG_IMAGES_PATH
   --firmware-path DIR      iPXE firmware served over TFTP (default ./firmware)    BOOTCFG_FIRMWARE_PATH
   --efi-firmware ipxe.efi|snponly.efi  iPXE build for x86 EFI clients (default ipxe.efi)  BOOTCFG_EFI_FIRMWARE
@@ -73,10 +88,16 @@ Options (each also read from the environment variable shown; bootcfg's Go-style
   --tftp-address HOST:PORT|off  TFTP listen address (default <iface IPv4>:69 with --iface, off without)  BOOTCFG_TFTP_ADDRESS
   --tftp-max-per-client N  TFTP transfers in flight at once from one IP address, 1..1000;
                            more get an ERROR (default 8)                           BOOTCFG_TFTP_MAX_PER_CLIENT
-  --ipv6-ra-quench         answer IPv6 router solicitations with router lifetime 0 so iPXE
-                           stops waiting for IPv6 (~13 s); full mode only, needs CAP_NET_RAW  BOOTCFG_IPV6_RA_QUENCH=1
+  --ipv6-ra-quench [on|off|auto]  answer IPv6 router solicitations with router lifetime 0 so
+                           iPXE stops waiting for IPv6 (~13 s); full mode only, needs
+                           CAP_NET_RAW. auto (the full-mode default) listens first and never
+                           answers where an IPv6 router advertises; alone = on  BOOTCFG_IPV6_RA_QUENCH
   --stall-after SECONDS    a boot whose next step does not come within this long is
                            logged as stalled, with what never came (default 60)   BOOTCFG_STALL_AFTER
+  --name NAME              this appliance in the fleet view and on the leases it
+                           writes, with --store etcd://… (default the host name)  BOOTCFG_NAME
+  --fleet-ttl SECONDS      how long a stopped appliance's machines stay in the
+                           fleet view, with --store etcd://… (default 30)         BOOTCFG_FLEET_TTL
   --log-level LEVEL        trace|debug|info|warn|error|fatal|silent (default info) BOOTCFG_LOG_LEVEL
   --log-format json|pretty (default pretty on a TTY, json otherwise)              BOOTCFG_LOG_FORMAT
   -h, --help               show this help
@@ -84,6 +105,25 @@ Options (each also read from the environment variable shown; bootcfg's Go-style
 `;
 
 export class UsageError extends Error {}
+
+/** Flags that may stand alone or take one of these words: `--ipv6-ra-quench`, `--ipv6-ra-quench auto`, `--ipv6-ra-quench=off`. */
+const OPTIONAL_VALUE_FLAGS: Partial<Record<keyof typeof SERVE_OPTIONS, readonly string[]>> = { 'ipv6-ra-quench': IPV6_RA_QUENCH_VALUES };
+
+/** A flag of OPTIONAL_VALUE_FLAGS not followed by one of its words becomes `--flag=true`, so parseArgs (string option) does not swallow the next flag. */
+function withOptionalValues(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') {
+      out.push(...args.slice(i));
+      break;
+    }
+    const words = arg.startsWith('--') ? OPTIONAL_VALUE_FLAGS[arg.slice(2) as keyof typeof SERVE_OPTIONS] : undefined;
+    const next = args[i + 1];
+    out.push(words && (next === undefined || !words.includes(next)) ? `${arg}=true` : arg);
+  }
+  return out;
+}
 
 export function envName(flag: string): string {
   return `BOOTCFG_${flag.toUpperCase().replaceAll('-', '_')}`;
@@ -93,7 +133,7 @@ export function envName(flag: string): string {
 export function readServeOptions(args: string[], env: NodeJS.ProcessEnv): { raw: RawOptions; help: boolean; version: boolean } {
   let values: Partial<Record<keyof typeof SERVE_OPTIONS, string | boolean | undefined>>;
   try {
-    ({ values } = parseArgs({ args: goStyleFlags(args), options: SERVE_OPTIONS, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({ args: withOptionalValues(goStyleFlags(args)), options: SERVE_OPTIONS, strict: true, allowPositionals: false }));
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -175,10 +215,14 @@ async function doctor(args: string[]): Promise<number> {
 }
 
 async function images(args: string[]): Promise<number> {
-  return imagesCommand(args, { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t), env: process.env });
+  return imagesCommand(args, { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t), env: process.env, tty: process.stderr.isTTY ? process.stderr : undefined });
 }
 
-export const COMMANDS: Record<string, Command> = { serve, validate, explain, doctor, images };
+async function store(args: string[]): Promise<number> {
+  return storeCommand(args, { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t), env: process.env });
+}
+
+export const COMMANDS: Record<string, Command> = { serve, validate, explain, doctor, images, store };
 
 export async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
@@ -193,7 +237,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`bootcfg-appliance: ${err.message}\n\n${USAGE}`);
       return 2;
     }
-    if (err instanceof FirmwareTrustError) {
+    if (err instanceof FirmwareTrustError || err instanceof StoreUrlError) {
       process.stderr.write(`bootcfg-appliance: ${err.message}\n`);
       return 2;
     }

@@ -7,6 +7,8 @@ export interface MetricsOptions {
   processMetrics?: boolean;
   /** Full DHCP: what the pool holds, read at scrape time. */
   leaseCounts?: (() => LeaseCounts) | undefined;
+  /** What the boot timeline holds (events/timeline.ts size()), read at scrape time. */
+  timelineSize?: (() => Record<'machines' | 'events' | 'addresses', number>) | undefined;
 }
 
 /**
@@ -57,6 +59,12 @@ export class Metrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
+  readonly storeConnected = new Gauge({
+    name: 'bootcfg_store_connected',
+    help: 'Whether the config store answers (1) or the last configs read keep serving through an outage (0); etcd store only',
+    labelNames: ['store'] as const,
+    registers: [this.registry],
+  });
   readonly dhcpLeases = new Gauge({
     name: 'bootcfg_dhcp_leases',
     help: 'Full DHCP pool addresses by state (bound, offered, declined = quarantined, free)',
@@ -79,10 +87,29 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly timelineEntries = new Gauge({
+    name: 'bootcfg_timeline_entries',
+    help: 'What the boot timeline holds, by kind (machines, events, addresses); each is bounded (events/timeline.ts)',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const size = this.timelineSize?.();
+      if (size) for (const [kind, n] of Object.entries(size)) this.timelineEntries.set({ kind }, n);
+    },
+  });
+  readonly timelineEvictions = new Counter({
+    name: 'bootcfg_timeline_evictions_total',
+    help: 'Machines the boot timeline forgot to stay within its bounds, by which bound (machines, events)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   private readonly leaseCounts: (() => LeaseCounts) | undefined;
+  private readonly timelineSize: MetricsOptions['timelineSize'];
 
   constructor(options: MetricsOptions = {}) {
     this.leaseCounts = options.leaseCounts;
+    this.timelineSize = options.timelineSize;
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry });
   }
 }

@@ -1,4 +1,5 @@
 import test from 'ava';
+import { hostname } from 'node:os';
 import { ConfigError, resolveConfig, type RawOptions } from '../src/config.ts';
 import { parseHostPort } from '../src/net/host-port.ts';
 import { envName, readServeOptions } from '../src/cli.ts';
@@ -83,4 +84,12 @@ test('flags win over BOOTCFG_* variables; every flag has one', (t) => {
 
 test('unknown flags are usage errors', (t) => {
   t.throws(() => readServeOptions(['--ifcae', 'x'], {}), { message: /ifcae/ });
+});
+
+test('--name: the host name by default; a name that is no single key segment is refused; --fleet-ttl bounded', (t) => {
+  t.is(resolve({}).name, hostname());
+  t.is(resolve({ name: 'rack1-a.site_2' }).name, 'rack1-a.site_2');
+  t.throws(() => resolve({ name: 'a/b' }), { instanceOf: ConfigError, message: /^--name: expected 1-63 letters/ });
+  t.is(resolve({}).fleetTtl, 30);
+  t.throws(() => resolve({ 'fleet-ttl': '1' }), { instanceOf: ConfigError, message: /^--fleet-ttl/ });
 });

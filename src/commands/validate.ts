@@ -3,10 +3,10 @@ import { parseArgs } from 'node:util';
 import { goStyleFlags } from '../util/go-flags.ts';
 import { createLogger } from '../log.ts';
 import { matchboxTemplateProblem } from '../render/matchbox.ts';
-import { checkMatchbox } from '../store/matchbox-check.ts';
+import { checkMatchbox, type MatchboxCheck } from '../store/matchbox-check.ts';
 import { ConfigError } from '../config.ts';
 import { lookupInterface } from '../net/interface.ts';
-import { checkDataPath } from '../store/data-files.ts';
+import { checkDataPath, type DataCheck } from '../store/data-files.ts';
 import { checkDhcpFiles, ownSegment, type OwnSegment } from '../store/dhcp-files.ts';
 
 export const VALIDATE_USAGE = 'bootcfg-appliance validate [--data-path DIR] [--iface NAME]';
@@ -25,6 +25,13 @@ function segmentOf(iface: string): OwnSegment {
   } catch (err) {
     throw new ConfigError(`--iface: ${(err as Error).message}`);
   }
+}
+
+/** The judgement of a directory's boot, cloud and matchbox files, shared by `validate` and `store push`. */
+export async function judgeConfigs(dataPath: string): Promise<{ check: DataCheck; matchbox: MatchboxCheck | undefined; errors: { path: string; reason: string }[] }> {
+  const check = await checkDataPath(dataPath);
+  const matchbox = check.dataPathExists ? await checkMatchbox(dataPath, { log: createLogger({ level: 'silent', format: 'json' }), checkTemplate: matchboxTemplateProblem }) : undefined;
+  return { check, matchbox, errors: [...check.problems.map((p) => ({ path: p.path, reason: p.reason })), ...(matchbox?.problems ?? [])] };
 }
 
 /**
@@ -58,14 +65,13 @@ export async function validateCommand(args: string[], io: CommandIo): Promise<nu
   const iface = values.iface ?? (io.env.BOOTCFG_IFACE || undefined);
   const own = iface === undefined ? undefined : segmentOf(iface);
   const dataPath = path.resolve(given);
-  const check = await checkDataPath(dataPath);
+  const { check, matchbox, errors: configErrors } = await judgeConfigs(dataPath);
   if (!check.dataPathExists) {
     io.stderr(`${dataPath}: not a directory\n`);
     return 1;
   }
   const dhcp = await checkDhcpFiles(dataPath, own);
-  const matchbox = await checkMatchbox(dataPath, { log: createLogger({ level: 'silent', format: 'json' }), checkTemplate: matchboxTemplateProblem });
-  const errors = [...check.problems.map((p) => ({ path: p.path, reason: p.reason })), ...dhcp.problems.filter((p) => p.severity === 'error'), ...(matchbox?.problems ?? [])];
+  const errors = [...configErrors, ...dhcp.problems.filter((p) => p.severity === 'error')];
   const warnings = dhcp.problems.filter((p) => p.severity === 'warning');
   const out = errors.length ? io.stderr : io.stdout;
   for (const p of errors) io.stderr(`${p.path}: ${p.reason}\n`);

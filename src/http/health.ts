@@ -1,8 +1,15 @@
 import Router from '@koa/router';
 import { named } from './request-info.ts';
 
-/** Liveness for systemd and load balancers: the process answers HTTP. */
-export function healthRouter(): Router {
+/** Why a part is degraded (still serving, from what it last had), or undefined when it is well. */
+export type DegradedCheck = () => string | undefined;
+
+/**
+ * Liveness for systemd and load balancers: the process answers HTTP. A degraded part (the etcd
+ * store through an outage) still answers 200, since machines keep booting from the last good
+ * configs, and says why on the body's first line, so an operator's curl shows it.
+ */
+export function healthRouter(checks: DegradedCheck[] = []): Router {
   const router = new Router();
   router.get(
     '/healthz',
@@ -10,7 +17,8 @@ export function healthRouter(): Router {
       'healthz',
       (c) => {
         c.type = 'text/plain';
-        c.body = 'ok\n';
+        const reasons = checks.map((check) => check()).filter((r): r is string => r !== undefined);
+        c.body = reasons.length ? `degraded: ${reasons.join('; ')}\n` : 'ok\n';
       },
       { quiet: true },
     ),

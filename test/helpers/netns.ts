@@ -19,6 +19,26 @@ process.on('exit', () => {
   for (const topo of live) topo.destroySync();
 });
 
+let signalsHooked = false;
+
+/**
+ * A SIGTERM (ava ends a worker that way on its global timeout) or SIGINT would end this process
+ * without 'exit' hooks, leaving daemons and namespaces behind; exiting properly runs Topology's
+ * hook, which kills every child by PID and deletes the namespaces. Callers with their own
+ * handler (the demo) keep theirs.
+ */
+export function exitCleanlyOnSignals(): void {
+  if (signalsHooked) return;
+  signalsHooked = true;
+  for (const [sig, code] of [
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+    ['SIGHUP', 129],
+  ] as const) {
+    if (process.listenerCount(sig) === 0) process.once(sig, () => process.exit(code));
+  }
+}
+
 export async function sh(cmd: string, args: string[], opts: { input?: string } = {}): Promise<string> {
   try {
     const { stdout } = await run(cmd, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, ...opts });
@@ -56,14 +76,17 @@ export class Topology {
   private readonly namespaces: Namespace[] = [];
   private readonly children = new Set<ChildProcess>();
   private readonly id = `${process.pid % 100000}${(counter++).toString(36)}`;
+  private readonly prefix: string;
 
-  constructor() {
+  /** `prefix` starts every namespace name (default `bca-`); a helper's tag keeps its namespaces recognisable. */
+  constructor(opts: { prefix?: string } = {}) {
+    this.prefix = opts.prefix ?? NS_PREFIX;
     live.add(this);
   }
 
   /** Creates a namespace with loopback up. `label` is kept short: interface and ns names are length-limited. */
   async namespace(label: string): Promise<Namespace> {
-    const name = `${NS_PREFIX}${this.id}-${label}`;
+    const name = `${this.prefix}${this.id}-${label}`;
     await sh('ip', ['netns', 'add', name]);
     const ns = new Namespace(name, this);
     this.namespaces.push(ns);

@@ -4,7 +4,7 @@
  * the same bridge where the site's own, PXE-unaware DHCP server runs. Nothing leaves these
  * namespaces; destroy() removes them and ends every process started in them, by PID.
  */
-import { Topology, type Namespace } from '../../helpers/netns.ts';
+import { exitCleanlyOnSignals, Topology, type Namespace } from '../../helpers/netns.ts';
 
 export const LAB = {
   bridge: 'br0',
@@ -27,26 +27,6 @@ export interface Lab {
   /** A new tap on the bridge, for one VM. */
   tap(): Promise<string>;
   destroy(): Promise<void>;
-}
-
-let signalsHooked = false;
-
-/**
- * A SIGTERM (ava ends a worker that way on its global timeout) or SIGINT would end this process
- * without 'exit' hooks, leaving daemons and namespaces behind; exiting properly runs Topology's
- * hook, which kills every child by PID and deletes the namespaces. Callers with their own
- * handler (the demo) keep theirs.
- */
-function exitCleanlyOnSignals(): void {
-  if (signalsHooked) return;
-  signalsHooked = true;
-  for (const [sig, code] of [
-    ['SIGTERM', 143],
-    ['SIGINT', 130],
-    ['SIGHUP', 129],
-  ] as const) {
-    if (process.listenerCount(sig) === 0) process.once(sig, () => process.exit(code));
-  }
 }
 
 export async function createLab(opts: { withSite?: boolean } = {}): Promise<Lab> {
