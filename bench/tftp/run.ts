@@ -2,7 +2,7 @@
  * TFTP benchmark: this appliance against tftpd-hpa, dnsmasq and atftpd, in one run so the
  * ratios compare like with like (shared/notes/peers.md: ±30 % between runs here).
  *
- *   - 64 MiB of random bytes at blksize 512 / 1468 / 8192, without and with windowsize 16
+ *   - 64 MiB of random bytes at blksize 512 / 1024 / 1468 / 8192 (TFTP_BENCH_BLKSIZES picks), without and with windowsize 16
  *     (atftp client; tftpd-hpa and dnsmasq do not acknowledge windowsize, so atftp falls back
  *     to lock-step with them, which is what a client meets there)
  *   - 200 concurrent undionly.kpxe transfers in one curl (--parallel, blksize 1468):
@@ -45,6 +45,7 @@ const CONCURRENT = 200;
 /** The e2e guest's kernel and initrd, what GRUB reads in the Secure Boot test. */
 const GUEST_FILES = ['vmlinuz', 'initrd.gz'];
 const CASES = new Set((process.env.TFTP_BENCH_CASES ?? 'big,concurrent,grub').split(',').map((c) => c.trim()));
+const BLKSIZES = (process.env.TFTP_BENCH_BLKSIZES ?? '512,1024,1468,8192').split(',').map(Number);
 const CLIENT_TIMEOUT_S = Number(process.env.TFTP_BENCH_TIMEOUT_S ?? 60);
 
 if (!isRoot) {
@@ -96,9 +97,10 @@ interface Server {
 
 const peerEnv = { ...process.env, LD_LIBRARY_PATH: path.join(PEERS, 'usr/lib/x86_64-linux-gnu') };
 
-const SERVERS: Server[] = [
-  {
-    name: 'ours',
+/** This tree's appliance; `main` may be another copy of src/ (TFTP_BENCH_BEFORE) to compare before/after in one run. */
+function appliance(name: string, main: string): Server {
+  return {
+    name,
     windowsize: true,
     start: (ns, log, ip) =>
       ns.spawn(
@@ -109,7 +111,7 @@ const SERVERS: Server[] = [
           process.execPath,
           '--import',
           'tsx',
-          path.join(PROJECT, 'src/main.ts'),
+          main,
           '--tftp-address',
           `${ip}:69`,
           // Every client of the bench shares one address: the per-address cap (default 8) would refuse the 200.
@@ -129,7 +131,15 @@ const SERVERS: Server[] = [
           stdio: ['ignore', log, log],
         },
       ),
-  },
+  };
+}
+
+/** TFTP_BENCH_BEFORE=<a copy of src/>: that copy runs too, as `before`, in the same rounds. */
+const BEFORE = process.env.TFTP_BENCH_BEFORE;
+
+const SERVERS: Server[] = [
+  appliance('ours', path.join(PROJECT, 'src/main.ts')),
+  ...(BEFORE ? [appliance('before', path.join(path.resolve(BEFORE), 'main.ts'))] : []),
   {
     name: 'tftpd-hpa',
     windowsize: false,
@@ -272,7 +282,7 @@ async function main(): Promise<void> {
       }
     };
 
-    for (const blksize of CASES.has('big') ? [512, 1468, 8192] : []) {
+    for (const blksize of CASES.has('big') ? BLKSIZES : []) {
       for (const windowsize of [1, 16]) {
         const name = `64 MiB blksize ${blksize}${windowsize > 1 ? ` windowsize ${windowsize}` : ''}`;
         await measure(name, async (i, server) => {

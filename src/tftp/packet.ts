@@ -130,9 +130,15 @@ function head(op: number, value: number, what: string): Buffer {
   return b;
 }
 
-/** The 4-byte DATA header; the payload is sent beside it so file bytes are never copied. */
+/** The 4-byte DATA header. */
 export function dataHeader(block: number): Buffer {
   return head(OP.DATA, block, 'block');
+}
+
+/** Writes the DATA header into the first 4 bytes of `packet`, which a session reuses block after block. */
+export function writeDataHeader(packet: Buffer, block: number): void {
+  packet.writeUInt16BE(OP.DATA, 0);
+  packet.writeUInt16BE(u16(block, 'block'), 2);
 }
 
 export function encodeData(block: number, data: Buffer): Buffer {

@@ -23,28 +23,88 @@ export class MemorySource implements Source {
   async close(): Promise<void> {}
 }
 
-/** Reads ahead in chunks so a 64 MiB transfer costs a few thousand reads, not one per block. */
+/**
+ * Reads a file in chunks so a 64 MiB transfer costs a few hundred reads, not one per block,
+ * and keeps the next chunk reading in the background while the current one is sent: a
+ * lock-step transfer then never stops at a chunk's end to wait for the disk (and, with the
+ * server on one busy core, for a thread-pool thread to be scheduled).
+ *
+ * The chunk before the current one stays too, so a window that began in it (a retransmit,
+ * or a window whose last block reached into the next chunk first) is still in memory. A
+ * window (at most 64 KiB, options.ts) never spans more than two chunks.
+ */
 export class FileSource implements Source {
-  private buf: Buffer = Buffer.alloc(0);
-  private bufStart = 0;
+  /** Contiguous, oldest first: the previous chunk and the current one. */
+  private chunks: { start: number; buf: Buffer }[] = [];
+  /** The chunk after the last of `chunks`, being read (`buf` set once read); never more than one. */
+  private ahead: { start: number; read: Promise<Buffer>; buf: Buffer | undefined } | undefined;
 
   constructor(
     private readonly handle: FileHandle,
     readonly size: number,
-    private readonly chunk = 256 * 1024,
+    // Three chunks per transfer in memory (previous, current, next): 384 KiB, against 256 KiB in one chunk before read-ahead.
+    private readonly chunk = 128 * 1024,
   ) {}
 
   peek(offset: number, length: number): Buffer | undefined {
     const end = Math.min(offset + length, this.size);
-    if (offset >= this.bufStart && end <= this.bufStart + this.buf.length) return this.buf.subarray(offset - this.bufStart, end - this.bufStart);
     if (offset >= this.size) return Buffer.alloc(0);
-    return undefined;
+    const ahead = this.ahead;
+    // Asking for bytes of the read-ahead makes it the current chunk, and the next read starts.
+    if (ahead?.buf && end > ahead.start && end <= ahead.start + ahead.buf.length && offset >= (this.chunks[0]?.start ?? ahead.start)) this.advance(ahead.start, ahead.buf);
+    return this.slice(offset, end);
+  }
+
+  /** [offset, end) from the chunks in memory: a view into one, or a copy of a block across two (blksize 1468 divides no chunk). */
+  private slice(offset: number, end: number): Buffer | undefined {
+    const i = this.chunks.findIndex((c) => offset >= c.start && offset < c.start + c.buf.length);
+    if (i < 0) return undefined;
+    const first = this.chunks[i]!;
+    if (end <= first.start + first.buf.length) return first.buf.subarray(offset - first.start, end - first.start);
+    const next = this.chunks[i + 1];
+    if (!next || end > next.start + next.buf.length) return undefined;
+    return Buffer.concat([first.buf.subarray(offset - first.start), next.buf.subarray(0, end - next.start)]);
   }
 
   async load(offset: number, length: number): Promise<void> {
+    const end = Math.min(offset + length, this.size);
+    const ahead = this.ahead;
+    if (ahead) {
+      // The read-ahead may be all that is missing; and a read is never left running behind a new one.
+      const buf = await ahead.read;
+      if (this.ahead === ahead && offset >= (this.chunks[0]?.start ?? ahead.start) && end <= ahead.start + buf.length) {
+        this.advance(ahead.start, buf);
+        return;
+      }
+    }
     const want = Math.min(Math.max(length, this.chunk), this.size - offset);
     if (want <= 0) return;
-    // A fresh buffer each time: DATA packets still queued in the socket point into the old one.
+    const buf = await this.read(offset, want);
+    this.chunks = [];
+    this.advance(offset, buf);
+  }
+
+  /** Appends `buf` as the current chunk (dropping the one before the previous) and starts reading the one after it. */
+  private advance(start: number, buf: Buffer): void {
+    this.chunks.push({ start, buf });
+    if (this.chunks.length > 2) this.chunks.shift();
+    this.ahead = undefined;
+    const next = start + buf.length;
+    // A chunk shorter than asked means the file shrank under us (or this is its end): nothing to read ahead.
+    if (buf.length < this.chunk || next >= this.size) return;
+    const ahead: NonNullable<FileSource['ahead']> = { start: next, read: this.read(next, Math.min(this.chunk, this.size - next)), buf: undefined };
+    ahead.read.then(
+      (b) => {
+        ahead.buf = b;
+      },
+      // A failed read-ahead is reported by the load() that awaits it.
+      () => undefined,
+    );
+    this.ahead = ahead;
+  }
+
+  private async read(offset: number, want: number): Promise<Buffer> {
+    // A fresh buffer each time: DATA packets still queued in the socket may point into an old one.
     const buf = Buffer.allocUnsafe(want);
     let got = 0;
     while (got < want) {
@@ -54,11 +114,13 @@ export class FileSource implements Source {
     }
     // A file that shrank under us: the missing tail reads as short and the transfer ends early
     // rather than sending stale bytes.
-    this.buf = buf.subarray(0, got);
-    this.bufStart = offset;
+    return buf.subarray(0, got);
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    // A read still in flight would otherwise meet a closed descriptor.
+    await this.ahead?.read.catch(() => undefined);
+    this.ahead = undefined;
     return this.handle.close();
   }
 }
