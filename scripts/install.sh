@@ -30,6 +30,7 @@ TEST_PKGS=(
   podman runc mmdebstrap                # the container image, built from Debian packages (scripts/container.sh)
   systemd                               # systemd-analyze verify
   etcd-server etcd-client               # the shared store (--store etcd://): a real 3-member cluster in the tests
+  openssl                               # a throwaway CA and certificates for etcd over TLS (test/e2e/etcd-tls.test.ts)
 )
 
 pkgs=("${RUNTIME_PKGS[@]}")

@@ -34,7 +34,7 @@ import { matchboxTemplateProblem } from './render/matchbox.ts';
 import type { Service } from './service.ts';
 import { DhcpSiteFiles, ownSegment } from './store/dhcp-files.ts';
 import { combinedBootStore, type BootLookupStore } from './boot-lookup.ts';
-import { connectEtcd } from './store/etcd-connection.ts';
+import { connectEtcd, describeEtcdError } from './store/etcd-connection.ts';
 import { EtcdStore, type StoreHealth } from './store/etcd-store.ts';
 import { FileStore } from './store/file-store.ts';
 import { MatchboxStore, matchboxStoreService } from './store/matchbox-store.ts';
@@ -170,7 +170,16 @@ function configStores(config: Pick<AppConfig, 'dataPath' | 'store'>, log: Logger
     return { store: new FileStore(config.dataPath, { log, metrics }), matchbox: new MatchboxStore(config.dataPath, { log, metrics, checkTemplate: matchboxTemplateProblem }) };
   }
   const client = connectEtcd(store);
-  const etcd = new EtcdStore({ log, metrics, client, prefix: store.prefix, endpoints: store.endpoints, mirrorPath: store.mirrorPath, checkTemplate: matchboxTemplateProblem });
+  const etcd = new EtcdStore({
+    log,
+    metrics,
+    client,
+    prefix: store.prefix,
+    endpoints: store.endpoints,
+    mirrorPath: store.mirrorPath,
+    checkTemplate: matchboxTemplateProblem,
+    describeError: (err) => describeEtcdError(err, store),
+  });
   return { store: etcd, matchbox: etcd.matchbox, storeHealth: () => etcd.health() };
 }
 

@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import type { Etcd3 } from 'etcd3';
 import { ConfigError } from '../config.ts';
 import { diffConfigTrees, readConfigTree, writeConfigTree, type TreeChanges } from '../store/config-tree.ts';
-import { connectEtcd, parseStoreUrl, StoreUrlError, type StoreUrl } from '../store/etcd-connection.ts';
+import { connectEtcd, describeEtcdError, parseStoreUrl, StoreUrlError, type StoreUrl } from '../store/etcd-connection.ts';
 import { configKey } from '../store/etcd-keys.ts';
 import { readEtcdTree, replaceEtcdTree, StoreChangedError } from '../store/etcd-tree.ts';
 import { goStyleFlags } from '../util/go-flags.ts';
@@ -155,7 +155,7 @@ export async function storeCommand(args: string[], io: CommandIo): Promise<numbe
     return await diff(client, a, io);
   } catch (err) {
     if (err instanceof StoreChangedError) io.stderr(`store ${a.action}: ${err.message}\n`);
-    else io.stderr(`store ${a.action}: etcd at ${a.url.endpoints.join(',')}: ${(err as Error).message}\n`);
+    else io.stderr(`store ${a.action}: etcd at ${a.url.endpoints.join(',')}: ${describeEtcdError(err as Error, a)}\n`);
     // diff keeps diff(1)'s codes: 1 means "differences", so trouble is 2.
     return a.action === 'diff' ? 2 : 1;
   } finally {

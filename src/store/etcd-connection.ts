@@ -112,3 +112,23 @@ export function connectEtcd(opts: EtcdConnectionOptions): Etcd3 {
     : undefined;
   return new Etcd3({ hosts, dialTimeout: opts.dialTimeoutMs ?? 2000, grpcOptions: GRPC_OPTIONS, ...(credentials ? { credentials } : {}) });
 }
+
+/**
+ * gRPC reports a refused TLS handshake as "14 UNAVAILABLE: No connection established. Last
+ * error: …ssl3_read_bytes:sslv3 alert bad certificate…", spread over two lines: that the member
+ * wants a client certificate (or distrusts ours), or that --store-ca does not sign the member's,
+ * is said first, in the flags' words; the raw message follows on the same line.
+ */
+export function describeEtcdError(err: Error, tls: { ca?: string | undefined; cert?: string | undefined }): string {
+  const raw = err.message.replace(/\s*\n\s*/g, ' ').trim();
+  let why: string | undefined;
+  if (/alert (bad certificate|certificate required|unknown ca)|SSL alert number (42|48|116)\b/i.test(raw)) {
+    why =
+      tls.cert === undefined
+        ? 'TLS: the member demands a client certificate (etcd --client-cert-auth): give --store-cert and --store-key'
+        : `TLS: the member refused the client certificate ${tls.cert} (not signed by a CA it trusts?)`;
+  } else if (tls.ca !== undefined && /unable to verify|self[- ]signed certificate|certificate has expired|certificate is not yet valid|does not match certificate|ERR_TLS_CERT_ALTNAME/i.test(raw)) {
+    why = `TLS: the member's certificate does not check against --store-ca ${tls.ca}`;
+  }
+  return why ? `${why} (${raw})` : raw;
+}

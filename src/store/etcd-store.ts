@@ -35,6 +35,8 @@ export interface EtcdStoreOptions {
   /** Where the last configs read are kept; only this store writes there. */
   mirrorPath: string;
   checkTemplate?: MatchboxStoreOptions['checkTemplate'];
+  /** An outage's reason in the flags' words (etcd-connection.ts describeEtcdError); default: the client's message. */
+  describeError?: ((err: Error) => string) | undefined;
   /** The poll behind the watch: how soon an outage or its end is noticed without a watch event. */
   pollIntervalMs?: number;
   /** One read of the prefix may take this long before etcd counts as unreachable. */
@@ -144,7 +146,7 @@ export class EtcdStore implements Store {
       if (signature === this.syncedSignature && this.state.connected) return;
       read = await readEtcdTree(this.client, this.options.prefix, timeoutMs);
     } catch (err) {
-      this.setState(false, (err as Error).message);
+      this.setState(false, this.options.describeError ? this.options.describeError(err as Error) : (err as Error).message.replace(/\s*\n\s*/g, ' '));
       return;
     }
     if (this.loop.closed) return;

@@ -4,7 +4,9 @@
  * of its own. Nothing touches the root namespace's interfaces: the test reaches the cluster
  * through `exec`/`spawn` (a client namespace on the bridge) or by attaching its own namespaces.
  * stop() (and the Topology's process-exit hook) kills the members by PID and deletes the
- * namespaces; the data directories go with stop().
+ * namespaces; the data directories go with stop(). With `tls` the members serve their clients
+ * over https and demand a client certificate (peers stay on http: one namespace bridge, no
+ * third party on it).
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -25,8 +27,22 @@ const BRIDGE = 'br0';
 const CLIENT_PORT = 2379;
 const PEER_PORT = 2380;
 
+/** Member i's address, fixed before start so a test can put it in a server certificate's SAN. */
+export function etcdMemberAddress(i: number): string {
+  return `${SUBNET}.${11 + i}`;
+}
+
+/** PEM files: the CA, the members' certificate (SAN: every member's address) and a client's, for the health checks. */
+export interface EtcdTls {
+  ca: string;
+  cert: string;
+  key: string;
+  clientCert: string;
+  clientKey: string;
+}
+
 export interface EtcdCluster {
-  /** "http://10.x.y.z:2379" per member */
+  /** "http://10.x.y.z:2379" per member ("https://…" with tls) */
   clientUrls: string[];
   /** --store value: `etcd://host:port,host:port,host:port/<prefix>` */
   storeUrl(prefix: string): string;
@@ -53,17 +69,20 @@ interface Member {
   child: ChildProcess | undefined;
 }
 
-function memberArgs(m: Member, all: Member[], token: string, state: 'new' | 'existing'): string[] {
+function memberArgs(m: Member, all: Member[], token: string, state: 'new' | 'existing', tls: EtcdTls | undefined): string[] {
   const peer = (x: Member) => `http://${x.address}:${PEER_PORT}`;
+  const scheme = tls ? 'https' : 'http';
+  const serverTls = tls ? ['--client-cert-auth', '--trusted-ca-file', tls.ca, '--cert-file', tls.cert, '--key-file', tls.key] : [];
   return [
+    ...serverTls,
     '--name',
     m.name,
     '--data-dir',
     m.dataDir,
     '--listen-client-urls',
-    `http://${m.address}:${CLIENT_PORT}`,
+    `${scheme}://${m.address}:${CLIENT_PORT}`,
     '--advertise-client-urls',
-    `http://${m.address}:${CLIENT_PORT}`,
+    `${scheme}://${m.address}:${CLIENT_PORT}`,
     '--listen-peer-urls',
     peer(m),
     '--initial-advertise-peer-urls',
@@ -82,9 +101,12 @@ function memberArgs(m: Member, all: Member[], token: string, state: 'new' | 'exi
 }
 
 /** Starts the members and resolves once every one reports healthy. `tag` prefixes the namespace names (e.g. `bca-etcd`). */
-export async function startEtcdCluster(opts: { tag: string; members?: number }): Promise<EtcdCluster> {
+export async function startEtcdCluster(opts: { tag: string; members?: number; tls?: EtcdTls }): Promise<EtcdCluster> {
   exitCleanlyOnSignals();
   const count = opts.members ?? 3;
+  const scheme = opts.tls ? 'https' : 'http';
+  // etcdctl's own TLS flags, so the health checks and etcdctl() reach a member that demands a client certificate.
+  const ctlTls = opts.tls ? ['--cacert', opts.tls.ca, '--cert', opts.tls.clientCert, '--key', opts.tls.clientKey] : [];
   const topo = new Topology({ prefix: `${opts.tag}-` });
   const dataRoot = await mkdtemp(path.join(tmpdir(), `${opts.tag}-etcd-`));
   const members: Member[] = [];
@@ -95,7 +117,7 @@ export async function startEtcdCluster(opts: { tag: string; members?: number }):
   const spawnMember = (i: number, state: 'new' | 'existing') => {
     const m = members[i]!;
     const options: SpawnOptions = { stdio: ['ignore', 'pipe', 'pipe'] };
-    const child = m.ns.spawn(ETCD_BIN, memberArgs(m, members, `${opts.tag}-${path.basename(dataRoot)}`, state), options);
+    const child = m.ns.spawn(ETCD_BIN, memberArgs(m, members, `${opts.tag}-${path.basename(dataRoot)}`, state, opts.tls), options);
     output.set(i, '');
     const keep = (chunk: Buffer) => output.set(i, `${output.get(i) ?? ''}${chunk.toString('utf8')}`.slice(-4000));
     child.stdout?.on('data', keep);
@@ -104,7 +126,7 @@ export async function startEtcdCluster(opts: { tag: string; members?: number }):
   };
   const healthy = async (i: number) => {
     // etcdctl writes its verdict to stderr; the exit status is the verdict (sh throws on non-zero).
-    await clientNs.exec(ETCDCTL_BIN, ['--endpoints', `http://${members[i]!.address}:${CLIENT_PORT}`, '--dial-timeout', '1s', '--command-timeout', '2s', 'endpoint', 'health']);
+    await clientNs.exec(ETCDCTL_BIN, [...ctlTls, '--endpoints', `${scheme}://${members[i]!.address}:${CLIENT_PORT}`, '--dial-timeout', '1s', '--command-timeout', '2s', 'endpoint', 'health']);
     return true;
   };
   const waitHealthy = (i: number) =>
@@ -120,7 +142,7 @@ export async function startEtcdCluster(opts: { tag: string; members?: number }):
     await topo.bridge(clientNs, BRIDGE, `${SUBNET}.1/${PREFIX_LENGTH}`);
     for (let i = 0; i < count; i++) {
       const ns = await topo.namespace(`etc${i}`);
-      const address = `${SUBNET}.${11 + i}`;
+      const address = etcdMemberAddress(i);
       await topo.veth(ns, 'eth0', clientNs, `m${i}`, `${address}/${PREFIX_LENGTH}`);
       await topo.enslave(clientNs, `m${i}`, BRIDGE);
       members.push({ name: `m${i}`, ns, address, dataDir: path.join(dataRoot, `m${i}`), child: undefined });
@@ -134,7 +156,7 @@ export async function startEtcdCluster(opts: { tag: string; members?: number }):
     throw err;
   }
 
-  const clientUrls = members.map((m) => `http://${m.address}:${CLIENT_PORT}`);
+  const clientUrls = members.map((m) => `${scheme}://${m.address}:${CLIENT_PORT}`);
   const killMember = async (i: number) => {
     const child = members[i]?.child;
     if (!child?.pid || child.exitCode !== null || child.signalCode !== null) return;
@@ -168,7 +190,7 @@ export async function startEtcdCluster(opts: { tag: string; members?: number }):
     },
     clientNs,
     exec: (cmd, args = []) => clientNs.exec(cmd, args),
-    etcdctl: (args) => sh('ip', ['netns', 'exec', clientNs.name, ETCDCTL_BIN, '--endpoints', clientUrls.join(','), ...args]),
+    etcdctl: (args) => sh('ip', ['netns', 'exec', clientNs.name, ETCDCTL_BIN, ...ctlTls, '--endpoints', clientUrls.join(','), ...args]),
     topo,
   };
   return cluster;

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { parseStoreUrl, StoreUrlError, connectEtcd } from '../../src/store/etcd-connection.ts';
+import { parseStoreUrl, StoreUrlError, connectEtcd, describeEtcdError } from '../../src/store/etcd-connection.ts';
 import { configKey, leaseKey, relOfConfigKey, subnetSegment } from '../../src/store/etcd-keys.ts';
 import { ConfigError, resolveConfig, type RawOptions } from '../../src/config.ts';
 
@@ -35,6 +35,21 @@ test('connectEtcd: a client certificate needs its key and the CA; an unreadable 
   const client = connectEtcd({ endpoints: ['127.0.0.1:1'], prefix: '/b' });
   client.close();
   t.pass();
+});
+
+test('describeEtcdError: a refused or untrusted TLS handshake is named in the flags’ words, on one line, the raw message kept', (t) => {
+  // The messages grpc-js gave against etcd 3.4 with --client-cert-auth (test/e2e/etcd-tls.test.ts).
+  const refused = new Error(
+    '14 UNAVAILABLE: No connection established. Last error: 80BC:error:0A000412:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate:rec_layer_s3.c:1601:SSL alert number 42\n (2026-12-01T16:04:26.481Z). Resolution note: ',
+  );
+  const noCert = describeEtcdError(refused, { ca: '/pki/ca.pem' });
+  t.regex(noCert, /^TLS: the member demands a client certificate .*--store-cert and --store-key \(14 UNAVAILABLE: .*alert bad certificate.* \(2026/);
+  t.false(noCert.includes('\n'));
+  t.regex(describeEtcdError(refused, { ca: '/pki/ca.pem', cert: '/pki/me.pem' }), /^TLS: the member refused the client certificate \/pki\/me\.pem/);
+  const untrusted = new Error('14 UNAVAILABLE: No connection established. Last error: Error: unable to verify the first certificate. Resolution note: ');
+  t.regex(describeEtcdError(untrusted, { ca: '/pki/other.pem' }), /^TLS: the member's certificate does not check against --store-ca \/pki\/other\.pem \(14 UNAVAILABLE/);
+  const down = new Error('14 UNAVAILABLE: No connection established. Last error: Failed to connect (2026-12-01T16:04:53.542Z). Resolution note: ');
+  t.is(describeEtcdError(down, {}), down.message.trim());
 });
 
 test('key layout: config keys map back to data-directory paths, and nothing else does', (t) => {
