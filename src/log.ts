@@ -36,7 +36,81 @@ export function createLogger(log: LogSettings, destination?: NodeJS.WritableStre
       transport: { target: 'pino-pretty', options: { ...PRETTY_OPTIONS, colorize: Boolean(process.stdout.isTTY) } },
     });
   }
-  return pino({ level: log.level, base: undefined, timestamp: isoTimeCached() }, destination ?? new LineWriter(1, { droppedLine: droppedLogLine }));
+  const time = isoTimeCached();
+  const stream = destination ?? new LineWriter(1, { droppedLine: droppedLogLine });
+  const logger = pino({ level: log.level, base: undefined, timestamp: time }, stream);
+  // A multistream wants pino's per-line metadata, which only pino's own write sets.
+  if (Reflect.get(stream, Symbol.for('pino.metadata')) !== true) flatLines.set(logger, { time, stream });
+  return logger;
+}
+
+/** A line's fields when all of them are strings, numbers or booleans (undefined ones are left out, as pino does). */
+export type FlatFields = Record<string, string | number | boolean | undefined>;
+export type FlatLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+
+/** The loggers createLogger made for JSON, with what their lines are made of. */
+const flatLines = new WeakMap<Logger, { time: () => string; stream: NodeJS.WritableStream | LineWriter }>();
+/** `,"key":` per field name, escaped once. */
+const keyPrefixes = new Map<string, string>();
+
+/**
+ * `log[level](fields, msg)` for the lines of every packet and request, writing the same bytes
+ * as pino: `{"level":N` + time + each defined field in order + `,"msg":…}` + newline.
+ * pino's generic serialiser looks up serializers and stringifiers and escapes every key on
+ * each line, ~30 % of a ProxyDHCP offer's JavaScript (bench/dhcp/proxy.md); here keys are
+ * escaped once and values are only strings, numbers and booleans. A logger not made by
+ * createLogger for JSON (pretty, a test's own pino) and a field of another type go through pino.
+ * test/ops/log-flat.test.ts compares both outputs.
+ */
+export function logFlat(log: Logger, level: FlatLevel, fields: FlatFields, msg: string): void {
+  if (!log.isLevelEnabled(level)) return;
+  const flat = flatLines.get(log);
+  if (flat === undefined) {
+    log[level](fields, msg);
+    return;
+  }
+  let props = '';
+  for (const key in fields) {
+    const value = fields[key];
+    if (value === undefined) continue;
+    let prefix = keyPrefixes.get(key);
+    if (prefix === undefined) {
+      prefix = `,${jsonString(key)}:`;
+      if (keyPrefixes.size < 1024) keyPrefixes.set(key, prefix);
+    }
+    switch (typeof value) {
+      case 'string':
+        props += prefix + jsonString(value);
+        break;
+      case 'number':
+        props += prefix + (Number.isFinite(value) ? String(value) : 'null');
+        break;
+      case 'boolean':
+        props += prefix + (value ? 'true' : 'false');
+        break;
+      default:
+        // Not a flat field after all (the type allows none, a caller's cast might): pino's serialiser decides.
+        log[level](fields, msg);
+        return;
+    }
+  }
+  flat.stream.write(`{"level":${log.levels.values[level]}${flat.time()}${props},"msg":${jsonString(msg)}}\n`);
+}
+
+/** Node 25's JSON.stringify is what pino uses there; before, its own escaping, which leaves lone surrogates as they are. */
+const STRINGIFY_ALWAYS = Number(process.versions.node.split('.')[0]) >= 25;
+
+/** A string as pino writes it: short ones without a control character get only `"` and `\` escaped. */
+function jsonString(s: string): string {
+  const n = s.length;
+  if (STRINGIFY_ALWAYS || n > 100) return JSON.stringify(s);
+  let plain = true;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 32) return JSON.stringify(s);
+    if (c === 34 || c === 92) plain = false;
+  }
+  return plain ? `"${s}"` : `"${s.replace(/["\\]/g, '\\$&')}"`;
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { bootFileOf } from '../boot/decide.ts';
 import type { BootTimeline } from '../events/timeline.ts';
-import type { Logger } from '../log.ts';
+import { type Logger, logFlat } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { RateLimiter } from '../util/rate-limiter.ts';
 import type { DhcpPacket } from './packet.ts';
@@ -80,14 +80,14 @@ export class DhcpRecorder {
         fields.ciaddr = request.ciaddr;
         fields.requested = request.options.requestedIp();
         fields.serverId = request.options.serverId();
-        log.debug(fields, `DHCP ${type}`);
+        logFlat(log, 'debug', fields, `DHCP ${type}`);
       }
     } else if (!booting) {
       if (log.isLevelEnabled('debug')) log.debug(this.fields(ex), `${this.label}: ${type} from ${client.mac} (not PXE)`);
     } else {
       const fields: LogFields = this.fields(ex);
       fields.ip = ip;
-      log.info(fields, `${this.label}: ${type} from ${client.mac} (${this.who(ex)})${mode === 'bootserver' ? ` at ${ip ?? 'no address'}` : ''}`);
+      logFlat(log, 'info', fields, `${this.label}: ${type} from ${client.mac} (${this.who(ex)})${mode === 'bootserver' ? ` at ${ip ?? 'no address'}` : ''}`);
     }
     if (!booting) return;
     if (mode === 'bootserver') {
@@ -131,7 +131,7 @@ export class DhcpRecorder {
     fields.via = reply.to.via;
     fields.fitted = fitted;
     // Scripts match full DHCP's lines exactly (`DHCP ACK`); its fields say the rest.
-    log.info(fields, this.policy.mode === 'full' ? `DHCP ${reply.type}` : `${this.label}: ${reply.type} to ${client.mac} (${this.who(ex)}): ${file ?? 'no boot file'} — ${reason ?? ''}`);
+    logFlat(log, 'info', fields, this.policy.mode === 'full' ? `DHCP ${reply.type}` : `${this.label}: ${reply.type} to ${client.mac} (${this.who(ex)}): ${file ?? 'no boot file'} — ${reason ?? ''}`);
     // An ACKed address belongs to the client now: its later TFTP and HTTP steps carry only the address.
     if (reply.type === 'ACK' && reply.yiaddr) timeline.bindAddress(reply.yiaddr, client.mac);
     if (client.arch === undefined) return;

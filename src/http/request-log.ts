@@ -1,6 +1,6 @@
 import type Koa from 'koa';
 import type { BootTimeline } from '../events/timeline.ts';
-import type { Logger } from '../log.ts';
+import { type Logger, logFlat } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { answerError } from './errors.ts';
 import { clientIp, type RequestInfo, requestInfo } from './request-info.ts';
@@ -53,8 +53,7 @@ export function requestLogger(app: RequestLogDeps): (request: AnsweredRequest) =
       ms: Math.round((performance.now() - started) * 10) / 10,
     };
     const msg = `${method} ${url} ${status}`;
-    if (info.quiet) app.log.debug(fields, msg);
-    else app.log.info(fields, msg);
+    logFlat(app.log, info.quiet ? 'debug' : 'info', fields, msg);
   };
 }
 
