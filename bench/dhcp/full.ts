@@ -15,8 +15,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Topology, isRoot, type Namespace } from '../../test/helpers/netns.ts';
-import { cpuMs, ratio, stopChild, waitListening } from './lib.ts';
-import { cliArgs, PROJECT_ROOT } from '../../test/helpers/appliance.ts';
+import { cpuMs, ratio, stopChild, waitListening, tsxOnCore, fullApplianceOnCore0 } from './lib.ts';
+import { PROJECT_ROOT } from '../../test/helpers/appliance.ts';
 import { canRunEtcd, startEtcdCluster, type EtcdCluster } from '../../test/helpers/etcd-cluster.ts';
 
 const { values } = parseArgs({
@@ -51,24 +51,10 @@ interface LoadResult {
 }
 
 async function load(cli: Namespace, macBase: number): Promise<LoadResult> {
-  const out = await cli.exec('taskset', [
-    '-c',
-    '1',
-    process.execPath,
-    '--import',
-    'tsx',
-    GEN,
-    '--iface',
-    'eth0',
-    '--count',
-    values.count!,
-    '--concurrency',
-    values.concurrency!,
-    '--seconds',
-    values.seconds!,
-    '--mac-base',
-    String(macBase),
-  ]);
+  const out = await cli.exec(
+    'taskset',
+    tsxOnCore(1, GEN, ['--iface', 'eth0', '--count', values.count!, '--concurrency', values.concurrency!, '--seconds', values.seconds!, '--mac-base', String(macBase)]),
+  );
   return JSON.parse(out.trim().split('\n').at(-1)!) as LoadResult;
 }
 
@@ -117,32 +103,7 @@ async function runOurs(srv: Namespace, cli: Namespace, dir: string, round: numbe
   const data = path.join(dir, 'data');
   const ours = srv.spawn(
     'taskset',
-    [
-      '-c',
-      '0',
-      process.execPath,
-      ...cliArgs([
-        '--iface',
-        'br0',
-        '--dhcp',
-        'full',
-        '--dhcp-range',
-        RANGE.join(','),
-        '--address',
-        `${SERVER}:8080`,
-        '--tftp-address',
-        'off',
-        '--data-path',
-        data,
-        '--firmware-path',
-        path.join(PROJECT_ROOT, 'firmware'),
-        '--log-level',
-        'warn',
-        '--log-format',
-        'json',
-        ...(etcd ? ['--store', etcd.cluster.storeUrl(etcd.prefix(round)), '--name', 'bench'] : []),
-      ]),
-    ],
+    fullApplianceOnCore0({ server: SERVER, range: RANGE.join(','), dataPath: data, logLevel: 'warn', extra: etcd ? ['--store', etcd.cluster.storeUrl(etcd.prefix(round)), '--name', 'bench'] : [] }),
     { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let err = '';

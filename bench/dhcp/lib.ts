@@ -6,6 +6,20 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { waitFor, type Namespace } from '../../test/helpers/netns.ts';
+import { cliArgs, PROJECT_ROOT } from '../../test/helpers/appliance.ts';
+import path from 'node:path';
+
+/** `taskset` arguments that run a TypeScript script (a load generator) under tsx on one core. */
+export function tsxOnCore(core: number, script: string, args: string[]): string[] {
+  return ['-c', String(core), process.execPath, '--import', 'tsx', script, ...args];
+}
+
+/** `taskset` arguments for the appliance in full DHCP mode on br0, pinned to core 0, HTTP on `server`:8080, no TFTP, JSON logs. */
+export function fullApplianceOnCore0(o: { server: string; range: string; dataPath: string; logLevel: string; extra?: string[] }): string[] {
+  const flags = ['--iface', 'br0', '--dhcp', 'full', '--dhcp-range', o.range, '--address', `${o.server}:8080`, '--tftp-address', 'off'];
+  const paths = ['--data-path', o.dataPath, '--firmware-path', path.join(PROJECT_ROOT, 'firmware')];
+  return ['-c', '0', process.execPath, ...cliArgs([...flags, ...paths, '--log-level', o.logLevel, '--log-format', 'json', ...(o.extra ?? [])])];
+}
 
 /** Waits until something in `ns` listens on UDP `port`, failing fast if `child` exits. */
 export async function waitListening(ns: Namespace, child: ChildProcess, what: string, port = 67): Promise<void> {

@@ -21,8 +21,8 @@ import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import { intToIpv4, ipv4ToInt } from '../../src/net/ipv4.ts';
 import { Topology, isRoot, type Namespace } from '../../test/helpers/netns.ts';
-import { cliArgs, PROJECT_ROOT } from '../../test/helpers/appliance.ts';
-import { ratio, stopChild, waitListening } from '../dhcp/lib.ts';
+import { PROJECT_ROOT } from '../../test/helpers/appliance.ts';
+import { ratio, stopChild, waitListening, tsxOnCore, fullApplianceOnCore0 } from '../dhcp/lib.ts';
 
 const { values } = parseArgs({
   options: {
@@ -63,27 +63,10 @@ interface Load {
 }
 
 async function load(cli: Namespace, count: number, macBase: number, timeoutMs: number, concurrency: number): Promise<Load> {
-  const out = await cli.exec('taskset', [
-    '-c',
-    '1',
-    process.execPath,
-    '--import',
-    'tsx',
-    GEN,
-    '--iface',
-    'eth0',
-    '--pxe',
-    '--count',
-    String(count),
-    '--concurrency',
-    String(concurrency),
-    '--seconds',
-    '120',
-    '--timeout',
-    String(timeoutMs),
-    '--mac-base',
-    String(macBase),
-  ]);
+  const out = await cli.exec(
+    'taskset',
+    tsxOnCore(1, GEN, ['--iface', 'eth0', '--pxe', '--count', String(count), '--concurrency', String(concurrency), '--seconds', '120', '--timeout', String(timeoutMs), '--mac-base', String(macBase)]),
+  );
   return JSON.parse(out.trim().split('\n').at(-1)!) as Load;
 }
 
@@ -140,35 +123,7 @@ try {
   const data = path.join(dir, 'data');
   await mkdir(path.join(data, 'boot'), { recursive: true });
   await writeFile(path.join(data, 'boot', 'default.json'), JSON.stringify({ kernel: '/images/vmlinuz' }));
-  const ours = srv.spawn(
-    'taskset',
-    [
-      '-c',
-      '0',
-      process.execPath,
-      ...cliArgs([
-        '--iface',
-        'br0',
-        '--dhcp',
-        'full',
-        '--dhcp-range',
-        `${RANGE_START},${RANGE_END}`,
-        '--address',
-        `${SERVER}:8080`,
-        '--tftp-address',
-        'off',
-        '--data-path',
-        data,
-        '--firmware-path',
-        path.join(PROJECT_ROOT, 'firmware'),
-        '--log-level',
-        'info',
-        '--log-format',
-        'json',
-      ]),
-    ],
-    { cwd: PROJECT_ROOT, stdio: 'ignore' },
-  );
+  const ours = srv.spawn('taskset', fullApplianceOnCore0({ server: SERVER, range: `${RANGE_START},${RANGE_END}`, dataPath: data, logLevel: 'info' }), { cwd: PROJECT_ROOT, stdio: 'ignore' });
   try {
     await waitListening(srv, ours, 'appliance');
     results.ours = await steps('ours', ours, srv, cli, 0x10_0000);

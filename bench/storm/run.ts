@@ -28,7 +28,7 @@ import { parseArgs } from 'node:util';
 import { PROJECT_ROOT } from '../../test/helpers/appliance.ts';
 import { isRoot, sh, Topology, waitFor, type Namespace } from '../../test/helpers/netns.ts';
 import { startDnsmasq, startNginx, type Daemon } from '../../test/e2e/lib/peers.ts';
-import { cpuMs, ratio, stopChild, waitListening } from '../dhcp/lib.ts';
+import { cpuMs, ratio, stopChild, waitListening, tsxOnCore } from '../dhcp/lib.ts';
 import { intToIpv4, ipv4ToInt } from '../../src/net/ipv4.ts';
 
 const { values } = parseArgs({
@@ -187,28 +187,25 @@ async function startPeer(srv: Namespace, www: string, run: string): Promise<Runn
 }
 
 async function storm(cli: Namespace, macBase: number): Promise<StormResult> {
-  const out = await cli.exec('taskset', [
-    '-c',
-    '1',
-    process.execPath,
-    '--import',
-    'tsx',
-    CLIENT,
-    '--iface',
-    'eth0',
-    '--clients',
-    String(N),
-    '--spread-ms',
-    values['spread-ms']!,
-    '--deadline-s',
-    values['deadline-s']!,
-    '--mac-base',
-    String(macBase),
-    '--boot-file',
-    path.join(FIRMWARE, 'undionly.kpxe'),
-    '--kernel-bytes',
-    String(KERNEL_BYTES),
-  ]);
+  const out = await cli.exec(
+    'taskset',
+    tsxOnCore(1, CLIENT, [
+      '--iface',
+      'eth0',
+      '--clients',
+      String(N),
+      '--spread-ms',
+      values['spread-ms']!,
+      '--deadline-s',
+      values['deadline-s']!,
+      '--mac-base',
+      String(macBase),
+      '--boot-file',
+      path.join(FIRMWARE, 'undionly.kpxe'),
+      '--kernel-bytes',
+      String(KERNEL_BYTES),
+    ]),
+  );
   return JSON.parse(out.trim().split('\n').at(-1)!) as StormResult;
 }
 
