@@ -243,6 +243,7 @@ export function createTftpService(parts: ApplianceParts): Service | undefined {
       iface: config.iface,
       catalog: parts.firmware,
       maxTransfersPerClient: config.tftpMaxPerClient,
+      engine: config.tftpEngine,
     },
     { log, metrics, timeline },
   );

@@ -37,6 +37,7 @@ const SERVE_OPTIONS = {
   'lease-file': { type: 'string' },
   'tftp-address': { type: 'string' },
   'tftp-max-per-client': { type: 'string' },
+  'tftp-engine': { type: 'string' },
   // A string, but it may stand alone (= on, as when it was a boolean): see withOptionalValues.
   'ipv6-ra-quench': { type: 'string' },
   'stall-after': { type: 'string' },
@@ -88,6 +89,8 @@ Options (each also read from the environment variable shown; bootcfg's Go-style
   --tftp-address HOST:PORT|off  TFTP listen address (default <iface IPv4>:69 with --iface, off without)  BOOTCFG_TFTP_ADDRESS
   --tftp-max-per-client N  TFTP transfers in flight at once from one IP address, 1..1000;
                            more get an ERROR (default 8)                           BOOTCFG_TFTP_MAX_PER_CLIENT
+  --tftp-engine worker|event-loop  who sends TFTP blocks: a thread of their own through
+                           libc (default), or Node's event loop                    BOOTCFG_TFTP_ENGINE
   --ipv6-ra-quench [on|off|auto]  answer IPv6 router solicitations with router lifetime 0 so
                            iPXE stops waiting for IPv6 (~13 s); full mode only, needs
                            CAP_NET_RAW. auto (the full-mode default) listens first and never

@@ -98,7 +98,7 @@ interface Server {
 const peerEnv = { ...process.env, LD_LIBRARY_PATH: path.join(PEERS, 'usr/lib/x86_64-linux-gnu') };
 
 /** This tree's appliance; `main` may be another copy of src/ (TFTP_BENCH_BEFORE) to compare before/after in one run. */
-function appliance(name: string, main: string): Server {
+function appliance(name: string, main: string, extra: string[] = []): Server {
   return {
     name,
     windowsize: true,
@@ -125,6 +125,7 @@ function appliance(name: string, main: string): Server {
           'json',
           '--log-level',
           'info',
+          ...extra,
         ],
         {
           cwd: PROJECT,
@@ -137,9 +138,13 @@ function appliance(name: string, main: string): Server {
 /** TFTP_BENCH_BEFORE=<a copy of src/>: that copy runs too, as `before`, in the same rounds. */
 const BEFORE = process.env.TFTP_BENCH_BEFORE;
 
+/** TFTP_BENCH_EVENT_LOOP=1: this tree again with --tftp-engine event-loop, as `event-loop`: the worker engine against Node's dgram in one run. */
+const EVENT_LOOP = process.env.TFTP_BENCH_EVENT_LOOP === '1';
+
 const SERVERS: Server[] = [
   appliance('ours', path.join(PROJECT, 'src/main.ts')),
   ...(BEFORE ? [appliance('before', path.join(path.resolve(BEFORE), 'main.ts'))] : []),
+  ...(EVENT_LOOP ? [appliance('event-loop', path.join(PROJECT, 'src/main.ts'), ['--tftp-engine', 'event-loop'])] : []),
   {
     name: 'tftpd-hpa',
     windowsize: false,

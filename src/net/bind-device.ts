@@ -11,12 +11,8 @@
  */
 import dgram from 'node:dgram';
 import { isIPv4 } from 'node:net';
-import { writeIpv4 } from './ipv4.ts';
-import { IFNAMSIZ, loadLibc, SO_BINDTODEVICE, SOCK_CLOEXEC, SOCK_NONBLOCK, SOL_SOCKET, type Libc } from './libc.ts';
+import { AF_INET, IFNAMSIZ, loadLibc, SO_BINDTODEVICE, SO_REUSEADDR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET, sockaddrIn, type Libc } from './libc.ts';
 
-const AF_INET = 2;
-const SOCK_DGRAM = 2;
-const SO_REUSEADDR = 2;
 const SO_BROADCAST = 6;
 
 export class BindDeviceError extends Error {}
@@ -34,14 +30,6 @@ function fail(c: Libc, fd: number, what: string): never {
   const errno = c.errno();
   if (fd >= 0) c.close(fd);
   throw new BindDeviceError(`${what}: ${c.strerror(errno)} (errno ${errno})`);
-}
-
-function sockaddrIn(address: string, port: number): Buffer {
-  const b = Buffer.alloc(16);
-  b.writeUInt16LE(AF_INET, 0); // sa_family_t is host order (little-endian on every Linux we run on)
-  b.writeUInt16BE(port, 2);
-  writeIpv4(address, b, 4);
-  return b;
 }
 
 export interface DeviceSocketOptions {

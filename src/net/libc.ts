@@ -4,6 +4,7 @@
  * never load it.
  */
 import koffi, { type LibraryHandle } from 'koffi';
+import { writeIpv4 } from './ipv4.ts';
 
 /** Linux constants both native callers need (x86-64 and arm64 share these values). */
 export const SOCK_NONBLOCK = 0o4000;
@@ -18,6 +19,21 @@ export const LOCK_NB = 4;
 export const LOCK_UN = 8;
 /** EWOULDBLOCK (= EAGAIN) on Linux: flock with LOCK_NB found the lock held. */
 export const EWOULDBLOCK = 11;
+export const EINTR = 4;
+export const ECONNREFUSED = 111;
+export const AF_INET = 2;
+export const SOCK_DGRAM = 2;
+export const SO_REUSEADDR = 2;
+export const MSG_DONTWAIT = 0x40;
+export const EPOLL_CTL_ADD = 1;
+export const EPOLL_CTL_DEL = 2;
+export const EPOLLIN = 0x1;
+/** struct epoll_event is packed on x86-64 (12 bytes), naturally aligned elsewhere (16). */
+export const EPOLL_EVENT_SIZE = process.arch === 'x64' ? 12 : 16;
+export const EPOLL_EVENT_DATA_OFFSET = process.arch === 'x64' ? 4 : 8;
+export const EFD_NONBLOCK = 0o4000;
+export const EFD_CLOEXEC = 0o2000000;
+export const EPOLL_CLOEXEC = 0o2000000;
 
 export interface Libc {
   socket: (domain: number, type: number, protocol: number) => number;
@@ -29,6 +45,16 @@ export interface Libc {
   close: (fd: number) => number;
   if_nametoindex: (name: string) => number;
   flock: (fd: number, operation: number) => number;
+  connect: (fd: number, addr: Buffer, len: number) => number;
+  getsockname: (fd: number, addr: Buffer, len: Buffer) => number;
+  send: (fd: number, buf: Buffer, len: number, flags: number) => number;
+  recv: (fd: number, buf: Buffer, len: number, flags: number) => number;
+  read: (fd: number, buf: Buffer, len: number) => number;
+  write: (fd: number, buf: Buffer, len: number) => number;
+  eventfd: (initval: number, flags: number) => number;
+  epoll_create1: (flags: number) => number;
+  epoll_ctl: (epfd: number, op: number, fd: number, event: Buffer | null) => number;
+  epoll_wait: (epfd: number, events: Buffer, maxevents: number, timeoutMs: number) => number;
   strerror: (errnum: number) => string;
   /** errno of the last call made through koffi on this thread. */
   errno: () => number;
@@ -56,6 +82,17 @@ export function loadLibc(): Libc {
     close: lib.func('int close(int)') as Libc['close'],
     if_nametoindex: lib.func('unsigned int if_nametoindex(const char *)') as Libc['if_nametoindex'],
     flock: lib.func('int flock(int, int)') as Libc['flock'],
+    connect: lib.func('int connect(int, const void *, uint32_t)') as Libc['connect'],
+    getsockname: lib.func('int getsockname(int, void *, void *)') as Libc['getsockname'],
+    // Plain `void *` (not _Out_): koffi then hands the Buffer's own memory to the call, no copies.
+    send: lib.func('long send(int, const void *, size_t, int)') as Libc['send'],
+    recv: lib.func('long recv(int, void *, size_t, int)') as Libc['recv'],
+    read: lib.func('long read(int, void *, size_t)') as Libc['read'],
+    write: lib.func('long write(int, const void *, size_t)') as Libc['write'],
+    eventfd: lib.func('int eventfd(unsigned int, int)') as Libc['eventfd'],
+    epoll_create1: lib.func('int epoll_create1(int)') as Libc['epoll_create1'],
+    epoll_ctl: lib.func('int epoll_ctl(int, int, int, void *)') as Libc['epoll_ctl'],
+    epoll_wait: lib.func('int epoll_wait(int, void *, int, int)') as Libc['epoll_wait'],
     strerror: lib.func('const char *strerror(int)') as Libc['strerror'],
     errno: () => koffi.errno(),
   };
@@ -73,4 +110,13 @@ export function tryLockExclusive(fd: number): boolean {
   const errno = c.errno();
   if (errno === EWOULDBLOCK) return false;
   throw new Error(`flock: ${c.strerror(errno)}`);
+}
+
+/** A struct sockaddr_in for an IPv4 address and port. */
+export function sockaddrIn(address: string, port: number): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeUInt16LE(AF_INET, 0); // sa_family_t is host order (little-endian on every Linux we run on)
+  b.writeUInt16BE(port, 2);
+  writeIpv4(address, b, 4);
+  return b;
 }

@@ -8,10 +8,11 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIPv6, type AddressInfo } from 'node:net';
+import { NativeEngine } from './native-engine.ts';
 import { NetasciiSource } from './netascii.ts';
 import { negotiate, type OptionLimits } from './options.ts';
 import { encodeError, ERR, parsePacket, type TftpOptions } from './packet.ts';
-import { Session, type Outcome, type RetransmitPolicy } from './session.ts';
+import { Session, type Outcome, type RetransmitPolicy, type Transfer } from './session.ts';
 import type { Source } from './source.ts';
 
 export interface Peer {
@@ -71,7 +72,16 @@ export interface TftpServerOptions {
   limits: OptionLimits;
   retransmit: RetransmitPolicy;
   events: TftpServerEvents;
+  /**
+   * Who sends the blocks: `worker` (the default) runs octet transfers over IPv4 on a thread
+   * of their own through libc (native-engine.ts), falling back to `event-loop` (Node's
+   * dgram, session.ts) where that thread cannot run; netascii and IPv6 always take the
+   * event loop.
+   */
+  engine?: TftpEngine;
 }
+
+export type TftpEngine = 'worker' | 'event-loop';
 
 export const DEFAULT_LIMITS: OptionLimits = { maxBlksize: 8192, maxWindowsize: 64, maxWindowBytes: 64 * 1024 };
 export const DEFAULT_MAX_TRANSFERS = 1000;
@@ -81,7 +91,7 @@ export const TOO_MANY_FROM_CLIENT = 'Too many transfers from your address, try a
 
 interface Active {
   request: Buffer;
-  session: Session | undefined;
+  session: Transfer | undefined;
 }
 
 export class TftpServer {
@@ -90,10 +100,25 @@ export class TftpServer {
   private readonly active = new Map<string, Active>();
   /** Entries of `active` per client IP address; an address with none has no key. */
   private readonly perAddress = new Map<string, number>();
+  private native: NativeEngine | undefined;
+  /** Why the worker engine is not serving, when it was asked for and is not. */
+  engineProblem: string | undefined;
 
   constructor(private readonly opts: TftpServerOptions) {}
 
+  /** The engine that sends octet blocks over IPv4. */
+  get engine(): TftpEngine {
+    return this.native && !this.native.broken ? 'worker' : 'event-loop';
+  }
+
   async start(): Promise<void> {
+    if ((this.opts.engine ?? 'worker') === 'worker' && !isIPv6(this.opts.host)) {
+      try {
+        this.native = NativeEngine.start();
+      } catch (err) {
+        this.engineProblem = (err as Error).message;
+      }
+    }
     const socket = createSocket({ type: isIPv6(this.opts.host) ? 'udp6' : 'udp4' });
     socket.on('message', (msg, rinfo) => this.onRequest(msg, rinfo));
     await new Promise<void>((resolve, reject) => {
@@ -128,6 +153,8 @@ export class TftpServer {
     });
     await Promise.all(pending);
     if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+    await this.native?.stop();
+    this.native = undefined;
   }
 
   private track(key: string, entry: Active, address: string): void {
@@ -228,11 +255,16 @@ export class TftpServer {
     // is not the converted size, which is unknown until the whole file is read.
     const { tsize: _unknownInNetascii, ...withoutTsize } = requested;
     const terms = negotiate(mode === 'netascii' ? withoutTsize : requested, source.size, this.opts.limits);
-    const session = new Session(peer, this.opts.host, source, terms, this.opts.retransmit, {
-      malformed: (reason) => this.opts.events.malformed(reason, peer),
-      retransmitted: (n) => this.opts.events.retransmitted(n),
-      stray: (from) => this.opts.events.stray(from, peer),
-    });
+    const hooks = {
+      malformed: (reason: string) => this.opts.events.malformed(reason, peer),
+      retransmitted: (n: number) => this.opts.events.retransmitted(n),
+      stray: (from: Peer) => this.opts.events.stray(from, peer),
+    };
+    const direct = this.engine === 'worker' && mode === 'octet' ? resolution.source.direct?.() : undefined;
+    const session: Transfer =
+      this.native && direct
+        ? this.native.transfer(peer, this.opts.host, source, direct, terms, this.opts.retransmit, hooks)
+        : new Session(peer, this.opts.host, source, terms, this.opts.retransmit, hooks);
     entry.session = session;
     try {
       await session.start();

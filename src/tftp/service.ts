@@ -14,7 +14,7 @@ import type { Service } from '../service.ts';
 import { RateLimiter } from '../util/rate-limiter.ts';
 import { resolveRequest, type RootPolicy } from './files.ts';
 import type { OptionLimits } from './options.ts';
-import { DEFAULT_LIMITS, DEFAULT_MAX_TRANSFERS, DEFAULT_MAX_TRANSFERS_PER_CLIENT, TftpServer, type TftpServerEvents, type TransferReport } from './server.ts';
+import { DEFAULT_LIMITS, DEFAULT_MAX_TRANSFERS, DEFAULT_MAX_TRANSFERS_PER_CLIENT, type TftpEngine, TftpServer, type TftpServerEvents, type TransferReport } from './server.ts';
 import { DEFAULT_RETRANSMIT, type RetransmitPolicy } from './session.ts';
 
 /** IPv4 + UDP + TFTP DATA headers: the largest block that fits one frame is MTU - 32 (1468 on Ethernet). */
@@ -58,6 +58,8 @@ export interface TftpServiceOptions {
   maxTransfers?: number;
   /** Transfers in flight at once from one IP address (--tftp-max-per-client); default 8. */
   maxTransfersPerClient?: number;
+  /** --tftp-engine; default `worker`. */
+  engine?: TftpEngine;
   limits?: OptionLimits;
   retransmit?: RetransmitPolicy;
 }
@@ -98,6 +100,7 @@ export class TftpService implements Service {
       limits,
       retransmit: options.retransmit ?? DEFAULT_RETRANSMIT,
       events: this.events(),
+      engine: options.engine ?? 'worker',
     });
     await server.start();
     this.server = server;
@@ -106,7 +109,12 @@ export class TftpService implements Service {
       .list()
       .filter((e) => e.status === 'ok')
       .map((e) => e.name);
-    this.deps.log.info({ address: `${addr.address}:${addr.port}`, root: options.root, firmware: offered, maxBlksize: limits.maxBlksize }, `tftp listening on ${addr.address}:${addr.port}`);
+    if (server.engineProblem)
+      this.deps.log.warn({ engine: 'event-loop', reason: server.engineProblem }, `tftp: the worker engine cannot run here (${server.engineProblem}); Node's event loop sends every block`);
+    this.deps.log.info(
+      { address: `${addr.address}:${addr.port}`, root: options.root, firmware: offered, maxBlksize: limits.maxBlksize, engine: server.engine },
+      `tftp listening on ${addr.address}:${addr.port}`,
+    );
   }
 
   /** The arm64 GRUB image with this appliance's address as its prefix, once per start. */

@@ -8,7 +8,15 @@ export interface Source {
   /** Brings [offset, offset+length) into memory so the next peek of that range succeeds. */
   load(offset: number, length: number): Promise<void>;
   close(): Promise<void>;
+  /**
+   * The bytes as another thread can read them without this object (the worker engine,
+   * native-pump.ts): a copy of what is in memory, or the open file's descriptor, valid
+   * until close(). Absent where bytes are made on the way (netascii).
+   */
+  direct?(): DirectBytes;
 }
+
+export type DirectBytes = { kind: 'bytes'; data: Uint8Array } | { kind: 'fd'; fd: number };
 
 /** Verified firmware: served from the bytes that were checksummed. */
 export class MemorySource implements Source {
@@ -21,6 +29,10 @@ export class MemorySource implements Source {
   }
   async load(): Promise<void> {}
   async close(): Promise<void> {}
+  direct(): DirectBytes {
+    // A copy of exactly these bytes, which the post then moves (a view would clone its whole backing buffer).
+    return { kind: 'bytes', data: new Uint8Array(this.data) };
+  }
 }
 
 /**
@@ -115,6 +127,10 @@ export class FileSource implements Source {
     // A file that shrank under us: the missing tail reads as short and the transfer ends early
     // rather than sending stale bytes.
     return buf.subarray(0, got);
+  }
+
+  direct(): DirectBytes {
+    return { kind: 'fd', fd: this.handle.fd };
   }
 
   async close(): Promise<void> {

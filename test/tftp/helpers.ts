@@ -19,6 +19,8 @@ import { DEFAULT_RETRANSMIT } from '../../src/tftp/session.ts';
 
 export const FIRMWARE_DIR = fileURLToPath(new URL('../../firmware/', import.meta.url));
 export const BIG_SIZE = 64 * 1024 * 1024;
+/** Both engines that send blocks (--tftp-engine): the protocol tests run once on each. */
+export const TFTP_ENGINES = ['worker', 'event-loop'] as const;
 
 export interface Root {
   dir: string;
