@@ -4,6 +4,7 @@ import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import type { Logger } from '../log.ts';
+import { sharedCopy } from '../util/shared-bytes.ts';
 
 /** Why a firmware file named in SHA256SUMS can or cannot be handed out. */
 export type FirmwareStatus = 'ok' | 'missing' | 'bad-checksum' | 'not-a-file' | 'outside-root' | 'unreadable';
@@ -194,7 +195,8 @@ export class FirmwareCatalog {
         entry.status = 'bad-checksum';
         continue;
       }
-      verified.push({ name, path: real, size: data.length, sha256: actual, data });
+      // Shared memory: the TFTP worker engine reads these bytes without a copy per transfer.
+      verified.push({ name, path: real, size: data.length, sha256: actual, data: sharedCopy(data) });
     }
     return new FirmwareCatalog(root, entries, verified);
   }
@@ -226,7 +228,7 @@ export class FirmwareCatalog {
       const sha256 = createHash('sha256').update(data).digest('hex');
       const entry: FirmwareEntry = { name, status: md5 === expected ? 'ok' : 'bad-checksum', expected: `md5:${expected}`, size: data.length, actual: md5 === expected ? sha256 : `md5:${md5}` };
       entries.push(entry);
-      if (entry.status === 'ok') verified.push({ name, path: real, size: data.length, sha256, data });
+      if (entry.status === 'ok') verified.push({ name, path: real, size: data.length, sha256, data: sharedCopy(data) });
     }
     return new FirmwareCatalog(root, entries, verified, entries.length ? 'dpkg' : 'none');
   }

@@ -11,6 +11,7 @@ import type { Negotiated } from './options.ts';
 import type { Outcome, SessionHooks, SessionResult, Transfer } from './session.ts';
 import type { DirectBytes, Source } from './source.ts';
 import type { RetransmitPolicy } from './transfer-window.ts';
+import { isShared } from '../util/shared-bytes.ts';
 
 /** Under tsx (a checkout) the worker is TypeScript, which a worker thread only reads once tsx is registered in it. */
 function spawnPump(data: PumpData): Worker {
@@ -119,7 +120,7 @@ class NativeTransfer implements Transfer {
   async start(): Promise<void> {
     const { bytes } = this;
     const msg: ToPump = { type: 'start', id: this.id, local: this.localHost, client: this.client, size: this.source.size, bytes, terms: this.terms, policy: this.policy };
-    this.engine.post(msg, bytes.kind === 'bytes' ? [bytes.data.buffer as ArrayBuffer] : []);
+    this.engine.post(msg, bytes.kind === 'bytes' && !isShared(bytes.data) ? [bytes.data.buffer as ArrayBuffer] : []);
   }
 
   abort(outcome: Outcome, message: string): void {

@@ -20,7 +20,7 @@ import type { Negotiated } from './options.ts';
 import { encodeError, encodeOack, ERR, MAX_DATA_PAYLOAD, OP, parsePacket, writeDataHeader } from './packet.ts';
 import type { Outcome } from './session.ts';
 import type { DirectBytes } from './source.ts';
-import { type RetransmitPolicy, TransferWindow } from './transfer-window.ts';
+import { READ_ERROR, type RetransmitPolicy, TransferWindow } from './transfer-window.ts';
 
 export type ToPump =
   | { type: 'start'; id: number; local: string; client: { address: string; port: number }; size: number; bytes: DirectBytes; terms: Negotiated; policy: RetransmitPolicy }
@@ -56,13 +56,19 @@ const recvBuf = Buffer.allocUnsafe(65536);
 const sendBuf = Buffer.allocUnsafe(4 + MAX_DATA_PAYLOAD);
 
 interface ByteReader {
-  /** The file's bytes at [offset, offset+length), or undefined when the file ended before them (it shrank). */
-  bytes(offset: number, length: number): Buffer | undefined;
+  /** Copies the file's bytes at [offset, offset+length) to `out` at `at`; false when the file ended before them (it shrank). */
+  copy(out: Buffer, at: number, offset: number, length: number): boolean;
 }
 
 function memoryReader(data: Uint8Array): ByteReader {
   const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return { bytes: (offset, length) => (offset + length <= buf.length ? buf.subarray(offset, offset + length) : undefined) };
+  return {
+    copy(out, at, offset, length) {
+      if (offset + length > buf.length) return false;
+      buf.copy(out, at, offset, offset + length);
+      return true;
+    },
+  };
 }
 
 /** Reads ahead in chunks, synchronously: the page cache answers in microseconds, and a window never spans more than one re-read. */
@@ -71,7 +77,7 @@ function fileReader(fd: number): ByteReader {
   let start = 0;
   let filled = 0;
   return {
-    bytes(offset, length) {
+    copy(out, at, offset, length) {
       if (offset < start || offset + length > start + filled) {
         start = offset;
         filled = 0;
@@ -81,7 +87,9 @@ function fileReader(fd: number): ByteReader {
           filled += n;
         }
       }
-      return offset + length <= start + filled ? chunk.subarray(offset - start, offset - start + length) : undefined;
+      if (offset + length > start + filled) return false;
+      chunk.copy(out, at, offset - start, offset - start + length);
+      return true;
     },
   };
 }
@@ -198,13 +206,13 @@ class PumpTransfer {
     for (let n = from; n <= to; n++) {
       const off = (n - 1) * blksize;
       const length = Math.max(0, Math.min(blksize, this.size - off));
-      const payload = this.reader.bytes(off, length);
-      if (!payload) {
-        this.finish('error', `reading the file: it ends before block ${n}`);
+      if (!this.reader.copy(sendBuf, 4, off, length)) {
+        // The client hears of it at once (it would otherwise wait out its timeouts); the log gets the reason.
+        this.send(READ_ERROR, undefined);
+        this.finish('error', `reading the file: it ends before block ${n}: it shrank while being served`);
         return;
       }
       writeDataHeader(sendBuf, n & 0xffff);
-      payload.copy(sendBuf, 4);
       if (!this.send(sendBuf, 4 + length)) return;
     }
     const resent = this.win.windowSent(from, to, retransmit, now);

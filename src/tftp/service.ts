@@ -16,6 +16,7 @@ import { resolveRequest, type RootPolicy } from './files.ts';
 import type { OptionLimits } from './options.ts';
 import { DEFAULT_LIMITS, DEFAULT_MAX_TRANSFERS, DEFAULT_MAX_TRANSFERS_PER_CLIENT, type TftpEngine, TftpServer, type TftpServerEvents, type TransferReport } from './server.ts';
 import { DEFAULT_RETRANSMIT, type RetransmitPolicy } from './session.ts';
+import { sharedCopy } from '../util/shared-bytes.ts';
 
 /** IPv4 + UDP + TFTP DATA headers: the largest block that fits one frame is MTU - 32 (1468 on Ethernet). */
 const DATA_OVERHEAD = 32;
@@ -126,7 +127,7 @@ export class TftpService implements Service {
       const fw = catalog.resolve(name);
       if (!fw) continue;
       try {
-        out.set(name, withGrubPrefix(fw.data, serverAddress));
+        out.set(name, sharedCopy(withGrubPrefix(fw.data, serverAddress)));
         this.deps.log.info({ firmware: name, prefix: grubPrefix(serverAddress) }, `tftp: ${name} is served with prefix ${grubPrefix(serverAddress)}`);
       } catch (err) {
         this.deps.log.error({ err, firmware: name }, `tftp: ${name}: ${(err as Error).message}; served as built, so GRUB reads its config from the next-server of the DHCP ACK`);

@@ -4,7 +4,7 @@ import type { Negotiated } from './options.ts';
 import { dataHeader, encodeError, encodeOack, ERR, OP, parsePacket, writeDataHeader } from './packet.ts';
 import type { Source } from './source.ts';
 import { bindTo, openStrayCatcher } from './stray-catcher.ts';
-import { type RetransmitPolicy, TransferWindow } from './transfer-window.ts';
+import { READ_ERROR, type RetransmitPolicy, TransferWindow } from './transfer-window.ts';
 
 /** How a transfer ended; used as the `outcome` label of tftp_transfers_total. */
 export type Outcome =
@@ -136,6 +136,12 @@ export class Session implements Transfer {
     this.finish(outcome, detail);
   }
 
+  /** The client hears of it at once (it would otherwise wait out its timeouts); the log gets the reason. */
+  private readFailed(detail: string): void {
+    this.send(READ_ERROR);
+    this.finish('error', detail);
+  }
+
   private send(buf: Buffer | Buffer[]): void {
     const socket = this.socket;
     if (!socket) return;
@@ -253,7 +259,7 @@ export class Session implements Transfer {
         },
         (err: Error) => {
           this.loading = false;
-          this.finish('error', `reading the file: ${err.message}`);
+          this.readFailed(`reading the file: ${err.message}`);
         },
       );
       return;
@@ -263,7 +269,7 @@ export class Session implements Transfer {
       const off = (n - 1) * blksize;
       const payload = this.source.peek(off, Math.max(0, Math.min(blksize, this.source.size - off)));
       if (!payload) {
-        this.finish('error', `block ${n} not loaded`);
+        this.readFailed(`block ${n} not loaded`);
         return;
       }
       this.send(blksize <= COPY_MAX_BLKSIZE ? this.packet(n - from, payload, n & 0xffff) : [dataHeader(n & 0xffff), payload]);

@@ -1,4 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
+import { isShared } from '../util/shared-bytes.ts';
 
 /** Where the bytes of one transfer come from. */
 export interface Source {
@@ -30,8 +31,11 @@ export class MemorySource implements Source {
   async load(): Promise<void> {}
   async close(): Promise<void> {}
   direct(): DirectBytes {
-    // A copy of exactly these bytes, which the post then moves (a view would clone its whole backing buffer).
-    return { kind: 'bytes', data: new Uint8Array(this.data) };
+    // Firmware is in shared memory (firmware/catalog.ts): the worker reads it in place. Anything
+    // else is copied, and the post moves the copy rather than cloning it (and its whole backing buffer).
+    if (isShared(this.data)) return { kind: 'bytes', data: this.data };
+    const { buffer, byteOffset, byteLength } = this.data;
+    return { kind: 'bytes', data: new Uint8Array(buffer.slice(byteOffset, byteOffset + byteLength)) };
   }
 }
 
@@ -92,6 +96,9 @@ export class FileSource implements Source {
     const want = Math.min(Math.max(length, this.chunk), this.size - offset);
     if (want <= 0) return;
     const buf = await this.read(offset, want);
+    // Short of what was asked: the file shrank under the transfer. Said once, or every later peek
+    // would miss and load again, a busy loop until the retransmission budget ran out.
+    if (offset + buf.length < end) throw new Error(`the file ends at byte ${offset + buf.length} of ${this.size}: it shrank while being served`);
     this.chunks = [];
     this.advance(offset, buf);
   }

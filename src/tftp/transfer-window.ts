@@ -1,4 +1,8 @@
 import type { Negotiated } from './options.ts';
+import { encodeError, ERR } from './packet.ts';
+
+/** What a client is told when the file cannot be read to its end (the log says why). */
+export const READ_ERROR = encodeError(ERR.NOT_DEFINED, 'Error reading the file');
 
 export interface RetransmitPolicy {
   /** Floor of the adaptive timeout: LAN round trips are well under a millisecond, firmware is slow to answer only rarely. */
