@@ -102,19 +102,41 @@ function comment(text: string): string {
   return `# ${text.replace(/[\r\n]+/g, ' ')}`;
 }
 
+/** What a config's GRUB rendering shares across machines: the files as GRUB fetches them, and the cmdline before the machine's settings are filled in. */
+interface GrubFiles {
+  kernel: string;
+  initrds: string[];
+  problems: string[];
+  cmdline: string;
+}
+
+/** Per config object, as renderBoot's: a store's configs are immutable and replaced whole on reload. */
+const filesCache = new WeakMap<BootConfig, { baseUrl: string; transport: GrubTransport; files: GrubFiles }>();
+
+/** The machine-independent half of renderGrubConfig (URLs parsed, cmdline rendered: 6.6 of its 9.9 µs), kept per config. */
+function grubFiles(config: BootConfig, baseUrl: string, transport: GrubTransport): GrubFiles {
+  const cached = filesCache.get(config);
+  if (cached?.baseUrl === baseUrl && cached.transport === transport) return cached.files;
+  const problems: string[] = [];
+  const kernel = grubPath(config.kernel, baseUrl, transport, problems);
+  const initrds = config.initrd.map((ref) => grubPath(ref, baseUrl, transport, problems));
+  const files = { kernel, initrds, problems, cmdline: renderCmdline(config.cmdline, baseUrl) };
+  filesCache.set(config, { baseUrl, transport, files });
+  return files;
+}
+
 /** The per-machine config: the kernel, its initrds (one `initrd` line, GRUB loads them in order) and the rendered cmdline. */
 export function renderGrubConfig(config: BootConfig, opts: { baseUrl: string; transport: GrubTransport; machine: GrubMachine; key: string }): RenderedGrub {
-  const problems: string[] = [];
-  const kernel = grubPath(config.kernel, opts.baseUrl, opts.transport, problems);
-  const initrds = config.initrd.map((ref) => grubPath(ref, opts.baseUrl, opts.transport, problems));
-  const args = cmdlineWords(fillIpxeSettings(renderCmdline(config.cmdline, opts.baseUrl), opts.machine)).map(grubWord);
+  const { kernel, initrds, problems, cmdline } = grubFiles(config, opts.baseUrl, opts.transport);
+  const args = cmdlineWords(fillIpxeSettings(cmdline, opts.machine)).map(grubWord);
   const lines = [comment(`bootcfg-appliance: ${opts.key} for${opts.machine.mac ? ` mac=${opts.machine.mac}` : ''}${opts.machine.uuid ? ` uuid=${opts.machine.uuid}` : ''}`), 'set timeout=0'];
   for (const p of problems) lines.push(`echo ${grubWord(`bootcfg-appliance: warning: ${p}`)}`);
   lines.push(`echo ${grubWord(`bootcfg-appliance: ${config.message ?? `booting ${opts.key}`}`)}`);
   lines.push(['linux', grubWord(kernel), ...args].join(' '));
   if (initrds.length) lines.push(['initrd', ...initrds.map(grubWord)].join(' '));
   lines.push('boot');
-  return { text: `${lines.join('\n')}\n`, kernel, initrds, problems };
+  // A copy: the cached list is shared by every render of this config.
+  return { text: `${lines.join('\n')}\n`, kernel, initrds: [...initrds], problems: [...problems] };
 }
 
 /**
