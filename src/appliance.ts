@@ -217,6 +217,7 @@ export function createHttpService(parts: ApplianceParts): HttpService {
     store: bootStore(parts),
     firmware,
     imagesPath: config.imagesPath,
+    imageBodies: config.httpSendfile ? 'sendfile' : 'buffers',
     baseUrl: config.baseUrl,
     explain: explainer(parts),
     machines: parts.shared?.view,

@@ -38,6 +38,7 @@ const SERVE_OPTIONS = {
   'tftp-address': { type: 'string' },
   'tftp-max-per-client': { type: 'string' },
   'tftp-engine': { type: 'string' },
+  'http-sendfile': { type: 'string' },
   // A string, but it may stand alone (= on, as when it was a boolean): see withOptionalValues.
   'ipv6-ra-quench': { type: 'string' },
   'stall-after': { type: 'string' },
@@ -91,6 +92,8 @@ Options (each also read from the environment variable shown; bootcfg's Go-style
                            more get an ERROR (default 8)                           BOOTCFG_TFTP_MAX_PER_CLIENT
   --tftp-engine worker|event-loop  who sends TFTP blocks: a thread of their own through
                            libc (default), or Node's event loop                    BOOTCFG_TFTP_ENGINE
+  --http-sendfile on|off   image bodies by sendfile(2) from a thread of their own (default
+                           on), or read and written through buffers                BOOTCFG_HTTP_SENDFILE
   --ipv6-ra-quench [on|off|auto]  answer IPv6 router solicitations with router lifetime 0 so
                            iPXE stops waiting for IPv6 (~13 s); full mode only, needs
                            CAP_NET_RAW. auto (the full-mode default) listens first and never

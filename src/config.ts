@@ -83,6 +83,8 @@ export interface AppConfig {
   tftpMaxPerClient: number;
   /** --tftp-engine: `worker` sends octet blocks over IPv4 from a thread of their own (tftp/native-engine.ts); `event-loop` through Node's dgram. */
   tftpEngine: 'worker' | 'event-loop';
+  /** --http-sendfile: image bodies by sendfile(2) on a thread of their own (http/sendfile-engine.ts), else through buffers. */
+  httpSendfile: boolean;
   /**
    * --ipv6-ra-quench: answer IPv6 router solicitations with router lifetime 0. `auto` (full
    * mode's default) only where no IPv6 router advertises; `on` forced; always `off` outside full mode.
@@ -128,6 +130,7 @@ export const RawOptionsSchema = z
     'tftp-address': z.string().optional(),
     'tftp-max-per-client': z.coerce.number().int().min(1).max(1000).default(8),
     'tftp-engine': z.enum(['worker', 'event-loop']).default('worker'),
+    'http-sendfile': z.enum(['on', 'off']).default('on'),
     'stall-after': z.coerce.number().int().min(5).max(86_400).default(60),
     // A key segment in the shared store: no slash, nothing a shell or URL would mangle.
     name: z
@@ -259,6 +262,7 @@ export function resolveConfig(raw: RawOptions, env: ResolveEnvironment): AppConf
     tftp,
     tftpMaxPerClient: o['tftp-max-per-client'],
     tftpEngine: o['tftp-engine'],
+    httpSendfile: o['http-sendfile'] === 'on',
     ipv6RaQuench,
     stallAfterMs: o['stall-after'] * 1000,
     name: o.name ?? hostname(),

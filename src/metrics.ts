@@ -45,6 +45,12 @@ export class Metrics {
   readonly tftpTransfers = new Counter({ name: 'bootcfg_tftp_transfers_total', help: 'TFTP transfers finished, by outcome', labelNames: ['outcome'] as const, registers: [this.registry] });
   readonly tftpBytes = new Counter({ name: 'bootcfg_tftp_bytes_total', help: 'File bytes sent over TFTP', registers: [this.registry] });
   readonly tftpRetransmissions = new Counter({ name: 'bootcfg_tftp_retransmissions_total', help: 'TFTP DATA packets sent again after a timeout', registers: [this.registry] });
+  readonly imageBodies = new Counter({
+    name: 'bootcfg_http_image_bodies_total',
+    help: 'Image bodies written, by how: sendfile (--http-sendfile on) or buffers',
+    labelNames: ['writer'] as const,
+    registers: [this.registry],
+  });
   readonly httpRequests = new Counter({ name: 'bootcfg_http_requests_total', help: 'HTTP requests, by route and status', labelNames: ['route', 'status'] as const, registers: [this.registry] });
   readonly bootsCompleted = new Counter({ name: 'bootcfg_boots_completed_total', help: 'Machines that fetched their boot script and every file it names', registers: [this.registry] });
   readonly bootsStalled = new Counter({

@@ -9,6 +9,7 @@ import type { Store } from '../store/store.ts';
 import { createApiRouter, type ApiDeps, type ApiOptions } from './api.ts';
 import { cloudRouter } from './cloud.ts';
 import { firmwareRouter } from './firmware.ts';
+import type { BodyWriter } from './file-body.ts';
 import { grubRoutes } from './grub.ts';
 import { healthRouter, type DegradedCheck } from './health.ts';
 import { imagesRouter } from './images.ts';
@@ -28,6 +29,8 @@ export interface HttpAppDeps {
   store: Pick<Store, 'boot' | 'cloud' | 'dataPath'>;
   firmware: Pick<FirmwareCatalog, 'resolve' | 'explain' | 'isListed'>;
   imagesPath: string;
+  /** --http-sendfile: how image bodies are written (file-body.ts). */
+  imageBodies?: BodyWriter;
   /** Where boot scripts point machines (--base-url). */
   baseUrl: string;
   explain: ApiDeps['explain'];

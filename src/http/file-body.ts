@@ -1,14 +1,20 @@
 /**
- * A byte range of a file written to an HTTP response through two buffers read in turn and
- * reused: while one goes out to the socket the next is read into the other. Node has no
- * sendfile, so serving a kernel is copies and per-chunk work; fs.createReadStream allocates a
+ * A byte range of a file written to an HTTP response: by sendfile(2) on its own thread
+ * (sendfile-engine.ts) wherever that runs, else through two buffers read in turn and
+ * reused: while one goes out to the socket the next is read into the other. Without
+ * sendfile, serving a kernel is copies and per-chunk work; fs.createReadStream allocates a
  * fresh buffer for every read, and with the large reads that make the copies cheap per MiB
  * that allocation (page faults, GC) costs more than the copies. Reused 1–2 MiB buffers took
  * one 64 MiB download from ~0.7 to ~0.42 ms of CPU per MiB here; 20 at once cost ~0.45–0.5
  * either way (bench/http/README.md).
  */
+import { once } from 'node:events';
 import { open } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
+import { SendfileEngine } from './sendfile-engine.ts';
+
+/** How image bodies are written: sendfile where it runs (the default), or always through buffers (tests of that path). */
+export type BodyWriter = 'sendfile' | 'buffers';
 
 /**
  * A download holds its two buffers until it ends, so they shrink as downloads run at once:
@@ -25,17 +31,40 @@ function chunkSize(length: number): number {
 }
 
 /**
- * Writes `length` bytes of `path` from `start` and ends the response.
+ * Writes `length` bytes of `path` from `start` and ends the response; says how it wrote them
+ * (undefined when it wrote nothing: an error before the first byte, or the client left).
  * Resolves when done or when the client went away (the response closed). An error before the
  * first byte (the file vanished since send's stat) goes to `beforeFirstByte`, so the request can
  * still be answered with a status; a later one destroys the response, its headers being out.
  */
-export async function writeFileBody(res: ServerResponse, path: string, start: number, length: number, beforeFirstByte: (err: Error) => void): Promise<void> {
+export async function writeFileBody(
+  res: ServerResponse,
+  path: string,
+  start: number,
+  length: number,
+  beforeFirstByte: (err: Error) => void,
+  writer: BodyWriter = 'sendfile',
+): Promise<BodyWriter | undefined> {
   running += 1;
   const closed = new Promise<void>((resolve) => res.once('close', resolve));
   let file: Awaited<ReturnType<typeof open>> | undefined;
   try {
     file = await open(path, 'r');
+    const engine = writer === 'sendfile' && length > 0 ? SendfileEngine.get() : undefined;
+    const socket = res.socket;
+    if (engine && socket) {
+      // The headers go out first and alone: the thread writes to the socket behind Node's back.
+      res.flushHeaders();
+      if (socket.writableLength > 0) await Promise.race([once(socket, 'drain'), closed]);
+      if (res.destroyed) return undefined;
+      const sending = engine.send(socket, file.fd, start, length, closed);
+      if (sending) {
+        const { sent, error } = await sending;
+        if (error !== undefined || sent < length) res.destroy(new Error(`${path}: ${error ?? `${sent} of ${length} bytes sent`}`));
+        else res.end();
+        return 'sendfile';
+      }
+    }
     const end = start + length;
     const size = chunkSize(length);
     const buffers = [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)];
@@ -44,7 +73,7 @@ export async function writeFileBody(res: ServerResponse, path: string, start: nu
     for (let turn = 0; position < end; turn ^= 1) {
       // The buffer is free again once the socket took what was written from it.
       if (written[turn]) await Promise.race([written[turn], closed]);
-      if (res.destroyed) return;
+      if (res.destroyed) return 'buffers';
       const buffer = buffers[turn]!;
       const { bytesRead } = await file.read(buffer, 0, Math.min(size, end - position), position);
       // A file cut short while it is served: the response stays short and the client sees it.
@@ -55,9 +84,11 @@ export async function writeFileBody(res: ServerResponse, path: string, start: nu
     }
     await Promise.race([Promise.all(written), closed]);
     if (!res.destroyed) res.end();
+    return 'buffers';
   } catch (err) {
     if (res.headersSent) res.destroy(err as Error);
     else beforeFirstByte(err as Error);
+    return undefined;
   } finally {
     running -= 1;
     await file?.close().catch(() => undefined);

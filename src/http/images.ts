@@ -2,8 +2,9 @@ import Router from '@koa/router';
 import type Koa from 'koa';
 import send from 'send';
 import type { BootTimeline } from '../events/timeline.ts';
+import type { Metrics } from '../metrics.ts';
 import { fail } from './errors.ts';
-import { writeFileBody } from './file-body.ts';
+import { type BodyWriter, writeFileBody } from './file-body.ts';
 import { clientIp, named, requestInfo } from './request-info.ts';
 
 interface SendError extends Error {
@@ -21,16 +22,23 @@ type Outcome = { sent: true } | { sent: false; error: SendError };
  * the first byte come back to be answered by Koa as text; once `send` writes, Koa stays
  * out of the response.
  */
-export async function sendFile(c: Koa.Context, root: string, urlPath: string): Promise<Outcome> {
+export async function sendFile(c: Koa.Context, root: string, urlPath: string, writer: BodyWriter = 'sendfile', written?: (used: BodyWriter) => void): Promise<Outcome> {
   const outcome = await new Promise<Outcome>((resolve) => {
     const stream = send(c.req, urlPath, { ...SEND_OPTIONS, root });
     // send decides the status, headers and range; the bytes go out through reused buffers (file-body.ts).
     stream.stream = (path: string, options: { start?: number } = {}) => {
-      void writeFileBody(c.res, path, options.start ?? 0, Number(c.res.getHeader('content-length') ?? 0), (err) => {
-        // As send answers a failed stat: a file that is gone is a 404, anything else a 500.
-        const code = (err as NodeJS.ErrnoException).code;
-        stream.emit('error', Object.assign(err, { status: code === 'ENOENT' || code === 'ENOTDIR' ? 404 : 500 }));
-      });
+      void writeFileBody(
+        c.res,
+        path,
+        options.start ?? 0,
+        Number(c.res.getHeader('content-length') ?? 0),
+        (err) => {
+          // As send answers a failed stat: a file that is gone is a 404, anything else a 500.
+          const code = (err as NodeJS.ErrnoException).code;
+          stream.emit('error', Object.assign(err, { status: code === 'ENOENT' || code === 'ENOTDIR' ? 404 : 500 }));
+        },
+        writer,
+      ).then((used) => used && written?.(used));
     };
     stream.on('error', (error: SendError) => resolve({ sent: false, error }));
     stream.on('directory', () => resolve({ sent: false, error: Object.assign(new Error('is a directory'), { status: 404 }) }));
@@ -69,13 +77,16 @@ export interface ImagesRoutesDeps {
   /** --images-path. */
   imagesPath: string;
   timeline: Pick<BootTimeline, 'record'>;
+  /** How bodies are written; default sendfile where it runs (file-body.ts). */
+  imageBodies?: BodyWriter;
+  metrics: Pick<Metrics, 'imageBodies'>;
 }
 
 /**
  * GET|HEAD /images/…: kernels and initrds from --images-path. /assets/… is the same folder under
  * the name matchbox serves it, so a matchbox data directory's profiles boot unchanged.
  */
-export function imagesRouter({ imagesPath, timeline }: ImagesRoutesDeps): Router {
+export function imagesRouter({ imagesPath, timeline, imageBodies, metrics }: ImagesRoutesDeps): Router {
   const router = new Router();
   for (const prefix of ['/images', '/assets']) {
     router.get(
@@ -84,7 +95,7 @@ export function imagesRouter({ imagesPath, timeline }: ImagesRoutesDeps): Router
         // The raw (still percent-encoded) path: send decodes it once and checks for `..` after decoding.
         const rel = c.path.slice(prefix.length);
         requestInfo(c).file = rel;
-        const outcome = await sendFile(c, imagesPath, rel);
+        const outcome = await sendFile(c, imagesPath, rel, imageBodies, (used) => metrics.imageBodies.inc({ writer: used }));
         const record = (status: number, reason?: string) => {
           const length = c.res.getHeader('content-length');
           timeline.record({

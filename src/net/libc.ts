@@ -27,7 +27,13 @@ export const SO_REUSEADDR = 2;
 export const MSG_DONTWAIT = 0x40;
 export const EPOLL_CTL_ADD = 1;
 export const EPOLL_CTL_DEL = 2;
+export const EPOLL_CTL_MOD = 3;
 export const EPOLLIN = 0x1;
+export const EPOLLOUT = 0x4;
+export const EPOLLERR = 0x8;
+export const EPOLLHUP = 0x10;
+export const F_DUPFD_CLOEXEC = 1030;
+export const EPIPE = 32;
 /** struct epoll_event is packed on x86-64 (12 bytes), naturally aligned elsewhere (16). */
 export const EPOLL_EVENT_SIZE = process.arch === 'x64' ? 12 : 16;
 export const EPOLL_EVENT_DATA_OFFSET = process.arch === 'x64' ? 4 : 8;
@@ -55,6 +61,9 @@ export interface Libc {
   epoll_create1: (flags: number) => number;
   epoll_ctl: (epfd: number, op: number, fd: number, event: Buffer | null) => number;
   epoll_wait: (epfd: number, events: Buffer, maxevents: number, timeoutMs: number) => number;
+  /** `offset` is an off_t (int64) in a Buffer, advanced by the kernel. */
+  sendfile: (outFd: number, inFd: number, offset: Buffer, count: number) => number;
+  fcntl: (fd: number, cmd: number, arg: number) => number;
   strerror: (errnum: number) => string;
   /** errno of the last call made through koffi on this thread. */
   errno: () => number;
@@ -93,6 +102,8 @@ export function loadLibc(): Libc {
     epoll_create1: lib.func('int epoll_create1(int)') as Libc['epoll_create1'],
     epoll_ctl: lib.func('int epoll_ctl(int, int, int, void *)') as Libc['epoll_ctl'],
     epoll_wait: lib.func('int epoll_wait(int, void *, int, int)') as Libc['epoll_wait'],
+    sendfile: lib.func('long sendfile(int, int, void *, size_t)') as Libc['sendfile'],
+    fcntl: lib.func('int fcntl(int, int, int)') as Libc['fcntl'],
     strerror: lib.func('const char *strerror(int)') as Libc['strerror'],
     errno: () => koffi.errno(),
   };

@@ -4,75 +4,41 @@
  * back into a Transfer's `done` and hooks. What the worker
  * cannot serve (netascii, IPv6) stays with the event-loop Session (server.ts chooses).
  */
-import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
-import { EFD_CLOEXEC, EFD_NONBLOCK, loadLibc } from '../net/libc.ts';
-import type { FromPump, PumpData, ToPump } from './native-pump.ts';
+import { PollThread, siblingModule } from '../net/poll-thread.ts';
+import type { FromPump, ToPump } from './native-pump.ts';
 import type { Negotiated } from './options.ts';
 import type { Outcome, SessionHooks, SessionResult, Transfer } from './session.ts';
 import type { DirectBytes, Source } from './source.ts';
 import type { RetransmitPolicy } from './transfer-window.ts';
 import { isShared } from '../util/shared-bytes.ts';
 
-/** Under tsx (a checkout) the worker is TypeScript, which a worker thread only reads once tsx is registered in it. */
-function spawnPump(data: PumpData): Worker {
-  const self = import.meta.url;
-  const options = { workerData: data, transferList: [data.port] };
-  if (!self.endsWith('.ts')) return new Worker(new URL('./native-pump.js', self), options);
-  const entry = new URL('./native-pump.ts', self).href;
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
-  return new Worker(boot, { ...options, eval: true });
-}
-
-const RING = Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]);
-
 export class NativeEngine {
   private nextId = 1;
   private readonly live = new Map<number, NativeTransfer>();
-  private exited: Promise<void>;
-  private failure: Error | undefined;
+  private readonly thread: PollThread<ToPump, FromPump>;
 
-  private constructor(
-    private readonly worker: Worker,
-    private readonly port: MessagePort,
-    private readonly wakeFd: number,
-  ) {
-    port.on('message', (msg: FromPump) => this.onReport(msg));
-    // Neither keeps the process alive: stop() ends the thread, and a process that exits without it loses nothing.
-    port.unref();
-    worker.unref();
-    this.exited = new Promise((resolve) => {
-      worker.once('exit', () => resolve());
-    });
-    worker.on('error', (err) => {
-      this.failure = err;
-      for (const t of this.live.values()) t.report({ type: 'done', id: t.id, outcome: 'error', detail: `tftp worker failed: ${err.message}`, bytes: 0, blocks: 0, retransmissions: 0 });
-    });
+  private constructor() {
+    this.thread = PollThread.start<ToPump, FromPump>(
+      siblingModule(import.meta.url, 'native-pump'),
+      (msg) => this.live.get(msg.id)?.report(msg),
+      (err) => {
+        for (const t of this.live.values()) t.report({ type: 'done', id: t.id, outcome: 'error', detail: `tftp worker failed: ${err.message}`, bytes: 0, blocks: 0, retransmissions: 0 });
+      },
+    );
   }
 
   /** Starts the worker thread; throws saying why it cannot run here (then the event loop serves every transfer). */
   static start(): NativeEngine {
-    if (process.platform !== 'linux') throw new Error(`needs Linux; this is ${process.platform}`);
-    const c = loadLibc();
-    const wakeFd = c.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (wakeFd < 0) throw new Error(`eventfd: ${c.strerror(c.errno())}`);
-    const { port1, port2 } = new MessageChannel();
-    try {
-      return new NativeEngine(spawnPump({ port: port2, wakeFd }), port1, wakeFd);
-    } catch (err) {
-      c.close(wakeFd);
-      throw err;
-    }
+    return new NativeEngine();
   }
 
   /** Why the worker stopped serving, if it did: transfers then go to the event loop. */
   get broken(): Error | undefined {
-    return this.failure;
+    return this.thread.broken;
   }
 
   post(msg: ToPump, transfer: ArrayBuffer[] = []): void {
-    this.port.postMessage(msg, transfer);
-    loadLibc().write(this.wakeFd, RING, 8);
+    this.thread.post(msg, transfer);
   }
 
   transfer(client: { address: string; port: number }, localHost: string, source: Source, bytes: DirectBytes, terms: Negotiated, policy: RetransmitPolicy, hooks: SessionHooks): Transfer {
@@ -82,18 +48,9 @@ export class NativeEngine {
     return t;
   }
 
-  private onReport(msg: FromPump): void {
-    this.live.get(msg.id)?.report(msg);
-  }
-
   /** Every transfer must have ended (server.ts aborts them first). */
-  async stop(): Promise<void> {
-    // Held while it winds down, or a process with nothing else to do would exit before `exit` arrives.
-    this.worker.ref();
-    if (!this.failure) this.post({ type: 'stop' });
-    await this.exited;
-    this.port.close();
-    loadLibc().close(this.wakeFd);
+  stop(): Promise<void> {
+    return this.thread.stop({ type: 'stop' });
   }
 }
 

@@ -8,14 +8,15 @@
  * answers other ports ERROR 5. The main thread (native-engine.ts) keeps the log, the
  * events and the metrics.
  *
- * The thread blocks in epoll_wait, so it reads its messages with receiveMessageOnPort when
- * the main thread rings an eventfd after posting.
+ * The loop itself (epoll, messages, deadlines) is net/poll-loop.ts's.
  */
 import { readSync } from 'node:fs';
-import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
 import { ConnectedUdpError, closeFd, openConnectedUdp4, openUdp4 } from '../net/connected-udp.ts';
 import { ipv4FromBytes } from '../net/ipv4.ts';
-import { ECONNREFUSED, EINTR, EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_EVENT_DATA_OFFSET, EPOLL_EVENT_SIZE, EPOLLIN, EWOULDBLOCK, loadLibc, MSG_DONTWAIT } from '../net/libc.ts';
+import { ECONNREFUSED, EINTR, EPOLLIN, EWOULDBLOCK, loadLibc, MSG_DONTWAIT } from '../net/libc.ts';
+import { PollLoop } from '../net/poll-loop.ts';
+import type { PollThreadData } from '../net/poll-thread.ts';
 import type { Negotiated } from './options.ts';
 import { encodeError, encodeOack, ERR, MAX_DATA_PAYLOAD, OP, parsePacket, writeDataHeader } from './packet.ts';
 import type { Outcome } from './session.ts';
@@ -34,13 +35,6 @@ export type FromPump =
   | { type: 'stray'; id: number; address: string; port: number }
   | { type: 'retransmitted'; id: number; packets: number };
 
-export interface PumpData {
-  port: MessagePort;
-  /** An eventfd the main thread writes to after each message. */
-  wakeFd: number;
-}
-
-const MAX_EVENTS = 256;
 /**
  * Datagrams read per readiness report. One: lock-step has one ACK in flight, so a second
  * recv would only say EAGAIN (a syscall per block), and the poll is level-triggered, so
@@ -249,29 +243,19 @@ class PumpTransfer {
   }
 }
 
-const { port, wakeFd } = workerData as PumpData;
-const ep = c.epoll_create1(EPOLL_CLOEXEC);
-if (ep < 0) throw new Error(`epoll_create1: ${c.strerror(c.errno())}`);
+const loop = new PollLoop<ToPump>(workerData as PollThreadData);
 /** Both descriptors of each transfer: its own socket and its stray catcher. */
 const byFd = new Map<number, PumpTransfer>();
 const byId = new Map<number, PumpTransfer>();
 /** The earliest deadline any transfer may have; the transfers are only looked over when it passes. */
 let nextCheck = Number.POSITIVE_INFINITY;
-let stopping = false;
 
 function post(msg: FromPump): void {
-  port.postMessage(msg);
+  loop.post(msg);
 }
 
 function armed(deadline: number): void {
   if (deadline < nextCheck) nextCheck = deadline;
-}
-
-function watch(fd: number): boolean {
-  const ev = Buffer.alloc(EPOLL_EVENT_SIZE);
-  ev.writeUInt32LE(EPOLLIN, 0);
-  ev.writeInt32LE(fd, EPOLL_EVENT_DATA_OFFSET);
-  return c.epoll_ctl(ep, EPOLL_CTL_ADD, fd, ev) === 0;
 }
 
 /** A transfer's two sockets, watched; undefined (and `done` posted) when they cannot be opened. */
@@ -284,7 +268,7 @@ function open(msg: Extract<ToPump, { type: 'start' }>): PumpTransfer | undefined
     // Two transfers may share a port (SO_REUSEADDR lets the kernel hand one out twice): harmless,
     // as each connected socket still gets only its own client, and every catcher answers alike.
     strays = openUdp4(msg.local, own.port).fd;
-    if (!watch(fd) || !watch(strays)) throw new ConnectedUdpError(`epoll_ctl: ${c.strerror(c.errno())}`);
+    if (!loop.watch(fd, EPOLLIN) || !loop.watch(strays, EPOLLIN)) throw new ConnectedUdpError(`epoll_ctl: ${c.strerror(c.errno())}`);
   } catch (err) {
     if (fd >= 0) closeFd(fd);
     if (strays >= 0) closeFd(strays);
@@ -298,55 +282,28 @@ function open(msg: Extract<ToPump, { type: 'start' }>): PumpTransfer | undefined
   return t;
 }
 
-const wakeBuf = Buffer.alloc(8);
-
-function onMessages(now: number): void {
-  c.read(wakeFd, wakeBuf, 8);
-  for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
-    const msg = m.message as ToPump;
-    if (msg.type === 'stop') {
-      stopping = true;
-    } else if (msg.type === 'start') {
-      open(msg)?.begin(now);
-    } else {
-      byId.get(msg.id)?.end(msg.outcome, msg.detail, msg.message);
+loop.run({
+  onMessage(msg, now) {
+    if (msg.type === 'start') open(msg)?.begin(now);
+    else if (msg.type === 'end') byId.get(msg.id)?.end(msg.outcome, msg.detail, msg.message);
+    else {
+      loop.stop();
+      // Main ended every transfer first; any still here (a start that crossed the stop) ends now.
+      for (const t of byId.values()) t.end('shutdown', 'server stopping', 'Server shutting down');
     }
-  }
-}
-
-function timeouts(now: number): void {
-  nextCheck = Number.POSITIVE_INFINITY;
-  for (const t of byId.values()) {
-    // Deadlines within a millisecond are due, as on the event loop, so the poll never spins on a fraction.
-    if (t.win.deadline - now < 1) t.timeout(now);
-    if (byId.get(t.id) === t && t.win.deadline < nextCheck) nextCheck = t.win.deadline;
-  }
-}
-
-if (!watch(wakeFd)) throw new Error(`epoll_ctl on the wake eventfd: ${c.strerror(c.errno())}`);
-const events = Buffer.alloc(EPOLL_EVENT_SIZE * MAX_EVENTS);
-let now = performance.now();
-while (!stopping || byId.size > 0) {
-  // From the turn's start: the turn's own work (microseconds) only makes the wait that much longer, against deadlines of 100 ms and more.
-  const wait = nextCheck === Number.POSITIVE_INFINITY ? -1 : Math.max(0, Math.ceil(nextCheck - now));
-  const n = c.epoll_wait(ep, events, MAX_EVENTS, wait);
-  if (n < 0 && c.errno() !== EINTR) throw new Error(`epoll_wait: ${c.strerror(c.errno())}`);
-  now = performance.now();
-  for (let i = 0; i < n; i++) {
-    const fd = events.readInt32LE(i * EPOLL_EVENT_SIZE + EPOLL_EVENT_DATA_OFFSET);
-    if (fd === wakeFd) {
-      onMessages(now);
-      continue;
-    }
+  },
+  onReady(fd, _events, now) {
     const t = byFd.get(fd);
     if (t?.fd === fd) t.readable(now);
     else t?.stray();
-  }
-  if (now >= nextCheck - 1) timeouts(now);
-  // Stopping: main ended every transfer first; any still here (a start that crossed the stop) ends now.
-  if (stopping) for (const t of byId.values()) t.end('shutdown', 'server stopping', 'Server shutting down');
-}
-c.close(ep);
-port.close();
-// Ends this thread only; tsx's loader hooks (in a checkout) would otherwise keep it alive.
-process.exit(0);
+  },
+  nextDeadline: () => nextCheck,
+  onDeadline(now) {
+    nextCheck = Number.POSITIVE_INFINITY;
+    for (const t of byId.values()) {
+      if (t.win.deadline - now < 1) t.timeout(now);
+      if (byId.get(t.id) === t && t.win.deadline < nextCheck) nextCheck = t.win.deadline;
+    }
+  },
+  drained: () => byId.size === 0,
+});

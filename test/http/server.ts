@@ -30,7 +30,7 @@ export function freePort(): Promise<number> {
 }
 
 /** `files` paths are relative to a scratch root holding data/ and images/. */
-export async function startServer(files: Record<string, string | object>): Promise<TestServer> {
+export async function startServer(files: Record<string, string | object>, options: Record<string, string> = {}): Promise<TestServer> {
   const dir = await dataDir(files);
   const { log, lines } = memoryLog();
   const config = resolveConfig(
@@ -40,6 +40,7 @@ export async function startServer(files: Record<string, string | object>): Promi
       'images-path': path.join(dir.root, 'images'),
       'firmware-path': path.join(dir.root, 'firmware'),
       'log-format': 'json',
+      ...options,
     },
     { lookupInterface: () => ({ address: '127.0.0.1', netmask: '255.0.0.0' }), isTty: false },
   );
