@@ -25,6 +25,14 @@ const MIN_CHUNK = 128 * 1024;
 const CHUNK_BUDGET = 64 * 1024 * 1024;
 let running = 0;
 
+/**
+ * Bodies shorter than this are written from the event loop even with sendfile on: handing a
+ * few kilobytes (a range probe, a small file) to the thread costs two messages and two
+ * descriptors, more than copying them; and the response then ends before the client can
+ * have read it, as it always did.
+ */
+const SENDFILE_MIN = 256 * 1024;
+
 function chunkSize(length: number): number {
   const share = Math.floor(CHUNK_BUDGET / 2 / Math.max(1, running));
   return Math.min(length, Math.max(MIN_CHUNK, Math.min(MAX_CHUNK, share)));
@@ -50,7 +58,7 @@ export async function writeFileBody(
   let file: Awaited<ReturnType<typeof open>> | undefined;
   try {
     file = await open(path, 'r');
-    const engine = writer === 'sendfile' && length > 0 ? SendfileEngine.get() : undefined;
+    const engine = writer === 'sendfile' && length >= SENDFILE_MIN ? SendfileEngine.get() : undefined;
     const socket = res.socket;
     if (engine && socket) {
       // The headers go out first and alone: the thread writes to the socket behind Node's back.

@@ -162,9 +162,8 @@ class PumpTransfer {
     }
     const p = parsed.packet;
     if (p.op === 'error') {
-      // A size probe asks for tsize and stops at the OACK; any other stop is the client giving up.
-      const probe = this.win.phase === 'oack' && this.terms.oack.tsize !== undefined;
-      this.finish(probe ? 'probe-aborted' : 'aborted', `client error ${p.code}: ${p.message}`);
+      const stop = this.win.clientError(p.code, p.message);
+      this.finish(stop.outcome, stop.detail);
       return;
     }
     if (p.op === 'ack') this.onAck(p.block, now);

@@ -216,9 +216,8 @@ export class Session implements Transfer {
     }
     const p = parsed.packet;
     if (p.op === 'error') {
-      // A size probe asks for tsize and stops at the OACK; any other stop is the client giving up.
-      const probe = this.win.phase === 'oack' && this.terms.oack.tsize !== undefined;
-      this.finish(probe ? 'probe-aborted' : 'aborted', `client error ${p.code}: ${p.message}`);
+      const stop = this.win.clientError(p.code, p.message);
+      this.finish(stop.outcome, stop.detail);
       return;
     }
     if (p.op !== 'ack') return; // A client never sends us anything else mid-transfer; ignore it.

@@ -148,6 +148,12 @@ export class TransferWindow {
     return 'resend';
   }
 
+  /** A client's ERROR: a size probe asks for tsize and stops at the OACK (a normal end); any other stop is the client giving up. */
+  clientError(code: number, message: string): { outcome: 'probe-aborted' | 'aborted'; detail: string } {
+    const probe = this.phase === 'oack' && this.terms.oack.tsize !== undefined;
+    return { outcome: probe ? 'probe-aborted' : 'aborted', detail: `client error ${code}: ${message}` };
+  }
+
   onTimeout(): TimeoutVerdict {
     if (++this.retries > this.policy.maxRetries) return 'give-up';
     this.rto = this.clampRto(this.rto * 2);

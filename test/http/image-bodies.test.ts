@@ -58,10 +58,11 @@ for (const [sendfile, writer] of [
     t.is(par.code, 0, par.stderr);
     for (let i = 0; i < 20; i++) t.is(sha(await readFile(path.join(dir, `p${i}`))), sha(BIG), `parallel ${i}`);
 
+    // 25 bodies; with sendfile on, the 1,000-byte suffix range is still written from the event loop (file-body.ts SENDFILE_MIN).
     const counted = (await s.ctx.metrics.imageBodies.get()).values;
-    const n = counted.find((v) => v.labels.writer === writer)?.value ?? 0;
-    t.is(n, 25, JSON.stringify(counted));
-    t.is(counted.find((v) => v.labels.writer !== writer)?.value ?? 0, 0);
+    const count = (w: string) => counted.find((v) => v.labels.writer === w)?.value ?? 0;
+    if (writer === 'sendfile') t.deepEqual([count('sendfile'), count('buffers')], [24, 1], JSON.stringify(counted));
+    else t.deepEqual([count('sendfile'), count('buffers')], [0, 25], JSON.stringify(counted));
   });
 
   test.serial(`--http-sendfile ${sendfile}: a client leaving mid-body and a file cut short while served; the server goes on`, async (t) => {
