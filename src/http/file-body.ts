@@ -33,6 +33,14 @@ let running = 0;
  */
 const SENDFILE_MIN = 256 * 1024;
 
+/**
+ * The last bytes of a sendfile body are written from the event loop: the response then ends,
+ * and its `http.image` step is recorded, before the client can have read its last byte, as
+ * with buffers. Were the thread to send them, a client could finish and ask /api/machines
+ * before the event loop heard the body was done.
+ */
+const TAIL = 64 * 1024;
+
 function chunkSize(length: number): number {
   const share = Math.floor(CHUNK_BUDGET / 2 / Math.max(1, running));
   return Math.min(length, Math.max(MIN_CHUNK, Math.min(MAX_CHUNK, share)));
@@ -65,11 +73,18 @@ export async function writeFileBody(
       res.flushHeaders();
       if (socket.writableLength > 0) await Promise.race([once(socket, 'drain'), closed]);
       if (res.destroyed) return undefined;
-      const sending = engine.send(socket, file.fd, start, length, closed);
+      const head = length - TAIL;
+      const sending = engine.send(socket, file.fd, start, head, closed);
       if (sending) {
         const { sent, error } = await sending;
-        if (error !== undefined || sent < length) res.destroy(new Error(`${path}: ${error ?? `${sent} of ${length} bytes sent`}`));
-        else res.end();
+        if (error !== undefined || sent < head) {
+          res.destroy(new Error(`${path}: ${error ?? `${sent} of ${head} bytes sent`}`));
+          return 'sendfile';
+        }
+        const tail = Buffer.allocUnsafe(TAIL);
+        const { bytesRead } = await file.read(tail, 0, TAIL, start + head);
+        if (bytesRead < TAIL) res.destroy(new Error(`${path} ended at byte ${start + head + bytesRead} of ${start + length}`));
+        else res.end(tail);
         return 'sendfile';
       }
     }

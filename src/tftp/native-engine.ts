@@ -17,19 +17,24 @@ export class NativeEngine {
   private readonly live = new Map<number, NativeTransfer>();
   private readonly thread: PollThread<ToPump, FromPump>;
 
-  private constructor() {
+  private constructor(failed: (err: Error) => void) {
     this.thread = PollThread.start<ToPump, FromPump>(
       siblingModule(import.meta.url, 'native-pump'),
       (msg) => this.live.get(msg.id)?.report(msg),
       (err) => {
+        failed(err);
         for (const t of this.live.values()) t.report({ type: 'done', id: t.id, outcome: 'error', detail: `tftp worker failed: ${err.message}`, bytes: 0, blocks: 0, retransmissions: 0 });
       },
     );
   }
 
-  /** Starts the worker thread; throws saying why it cannot run here (then the event loop serves every transfer). */
-  static start(): NativeEngine {
-    return new NativeEngine();
+  /**
+   * Starts the worker thread; throws saying why it cannot run here (then the event loop serves
+   * every transfer). `failed` hears of the thread dying later: its transfers end as errors, and
+   * the event loop serves the next ones.
+   */
+  static start(failed: (err: Error) => void): NativeEngine {
+    return new NativeEngine(failed);
   }
 
   /** Why the worker stopped serving, if it did: transfers then go to the event loop. */

@@ -114,7 +114,7 @@ export class TftpServer {
   async start(): Promise<void> {
     if ((this.opts.engine ?? 'worker') === 'worker' && !isIPv6(this.opts.host)) {
       try {
-        this.native = NativeEngine.start();
+        this.native = NativeEngine.start((err) => this.opts.events.failed('the TFTP worker thread failed; the event loop sends the blocks from now on', err, undefined));
       } catch (err) {
         this.engineProblem = (err as Error).message;
       }
