@@ -18,7 +18,7 @@ import { ECONNREFUSED, EINTR, EPOLLIN, EWOULDBLOCK, loadLibc, MSG_DONTWAIT } fro
 import { PollLoop } from '../net/poll-loop.ts';
 import type { PollThreadData } from '../net/poll-thread.ts';
 import type { Negotiated } from './options.ts';
-import { encodeError, encodeOack, ERR, MAX_DATA_PAYLOAD, OP, parsePacket, writeDataHeader } from './packet.ts';
+import { encodeError, encodeOack, ERR, MAX_DATA_PAYLOAD, parsePacket, writeDataHeader } from './packet.ts';
 import type { Outcome } from './session.ts';
 import type { DirectBytes } from './source.ts';
 import { READ_ERROR, type RetransmitPolicy, TransferWindow } from './transfer-window.ts';
@@ -150,23 +150,10 @@ class PumpTransfer {
   }
 
   private onDatagram(n: number, now: number): void {
-    // The hot path of a transfer: one ACK per window, read in place.
-    if (this.win.phase === 'data' && n === 4 && recvBuf[0] === 0 && recvBuf[1] === OP.ACK) {
-      this.onAck(recvBuf.readUInt16BE(2), now);
-      return;
-    }
-    const parsed = parsePacket(recvBuf.subarray(0, n));
-    if (!parsed.ok) {
-      post({ type: 'malformed', id: this.id, reason: parsed.reason });
-      return;
-    }
-    const p = parsed.packet;
-    if (p.op === 'error') {
-      const stop = this.win.clientError(p.code, p.message);
-      this.finish(stop.outcome, stop.detail);
-      return;
-    }
-    if (p.op === 'ack') this.onAck(p.block, now);
+    const d = this.win.read(recvBuf.subarray(0, n));
+    if (d.kind === 'ack') this.onAck(d.block, now);
+    else if (d.kind === 'stop') this.finish(d.outcome, d.detail);
+    else if (d.kind === 'malformed') post({ type: 'malformed', id: this.id, reason: d.reason });
   }
 
   private onAck(block: number, now: number): void {

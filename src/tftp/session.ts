@@ -1,7 +1,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Negotiated } from './options.ts';
-import { dataHeader, encodeError, encodeOack, ERR, OP, parsePacket, writeDataHeader } from './packet.ts';
+import { dataHeader, encodeError, encodeOack, ERR, writeDataHeader } from './packet.ts';
 import type { Source } from './source.ts';
 import { bindTo, openStrayCatcher } from './stray-catcher.ts';
 import { READ_ERROR, type RetransmitPolicy, TransferWindow } from './transfer-window.ts';
@@ -204,24 +204,10 @@ export class Session implements Transfer {
 
   private onMessage(msg: Buffer): void {
     if (this.done_) return;
-    // The hot path of a transfer: one ACK per window, read in place.
-    if (this.win.phase === 'data' && msg.length === 4 && msg[0] === 0 && msg[1] === OP.ACK) {
-      this.onAck(msg.readUInt16BE(2));
-      return;
-    }
-    const parsed = parsePacket(msg);
-    if (!parsed.ok) {
-      this.hooks.malformed(parsed.reason);
-      return;
-    }
-    const p = parsed.packet;
-    if (p.op === 'error') {
-      const stop = this.win.clientError(p.code, p.message);
-      this.finish(stop.outcome, stop.detail);
-      return;
-    }
-    if (p.op !== 'ack') return; // A client never sends us anything else mid-transfer; ignore it.
-    this.onAck(p.block);
+    const d = this.win.read(msg);
+    if (d.kind === 'ack') this.onAck(d.block);
+    else if (d.kind === 'stop') this.finish(d.outcome, d.detail);
+    else if (d.kind === 'malformed') this.hooks.malformed(d.reason);
   }
 
   private onAck(block: number): void {

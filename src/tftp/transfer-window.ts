@@ -1,5 +1,5 @@
 import type { Negotiated } from './options.ts';
-import { encodeError, ERR } from './packet.ts';
+import { encodeError, ERR, OP, parsePacket } from './packet.ts';
 
 /** What a client is told when the file cannot be read to its end (the log says why). */
 export const READ_ERROR = encodeError(ERR.NOT_DEFINED, 'Error reading the file');
@@ -34,6 +34,9 @@ export type AckVerdict =
   | 'resend'
   /** The last block is acknowledged: the transfer is done. */
   | 'complete';
+
+/** A datagram from the client, as TransferWindow.read sees it. */
+export type ClientDatagram = { kind: 'ack'; block: number } | { kind: 'stop'; outcome: 'probe-aborted' | 'aborted'; detail: string } | { kind: 'malformed'; reason: string } | { kind: 'ignore' };
 
 /** What a retransmission timeout asks of the sender. */
 export type TimeoutVerdict = 'resend-oack' | 'resend' | 'give-up';
@@ -148,10 +151,21 @@ export class TransferWindow {
     return 'resend';
   }
 
-  /** A client's ERROR: a size probe asks for tsize and stops at the OACK (a normal end); any other stop is the client giving up. */
-  clientError(code: number, message: string): { outcome: 'probe-aborted' | 'aborted'; detail: string } {
+  /**
+   * What a datagram from the client means for the transfer. The hot path, one ACK per window,
+   * is read in place. A client's ERROR ends it: a size probe asks for tsize and stops at the
+   * OACK (a normal end); any other stop is the client giving up. A client never sends anything
+   * else mid-transfer, so anything else is ignored.
+   */
+  read(msg: Buffer): ClientDatagram {
+    if (this.phase === 'data' && msg.length === 4 && msg[0] === 0 && msg[1] === OP.ACK) return { kind: 'ack', block: msg.readUInt16BE(2) };
+    const parsed = parsePacket(msg);
+    if (!parsed.ok) return { kind: 'malformed', reason: parsed.reason };
+    const p = parsed.packet;
+    if (p.op === 'ack') return { kind: 'ack', block: p.block };
+    if (p.op !== 'error') return { kind: 'ignore' };
     const probe = this.phase === 'oack' && this.terms.oack.tsize !== undefined;
-    return { outcome: probe ? 'probe-aborted' : 'aborted', detail: `client error ${code}: ${message}` };
+    return { kind: 'stop', outcome: probe ? 'probe-aborted' : 'aborted', detail: `client error ${p.code}: ${p.message}` };
   }
 
   onTimeout(): TimeoutVerdict {
