@@ -15,7 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Topology, isRoot, type Namespace } from '../../test/helpers/netns.ts';
-import { cpuMs, ratio, stopChild, waitListening, tsxOnCore, fullApplianceOnCore0 } from './lib.ts';
+import { cpuMs, ratio, stopChild, waitListening, tsxOnCore, fullApplianceOnCore0, fullDnsmasqConf } from './lib.ts';
 import { PROJECT_ROOT } from '../../test/helpers/appliance.ts';
 import { canRunEtcd, startEtcdCluster, type EtcdCluster } from '../../test/helpers/etcd-cluster.ts';
 
@@ -63,23 +63,7 @@ async function runDnsmasq(srv: Namespace, cli: Namespace, dir: string, round: nu
   await mkdir(dir, { recursive: true });
   const leases = path.join(dir, 'dnsmasq.leases');
   const conf = path.join(dir, 'dnsmasq.conf');
-  await writeFile(
-    conf,
-    `${[
-      'interface=br0',
-      'bind-interfaces',
-      'port=0',
-      'user=root',
-      `dhcp-range=${RANGE[0]},${RANGE[1]},255.255.0.0,1h`,
-      `dhcp-leasefile=${leases}`,
-      'dhcp-lease-max=200000',
-      'no-ping',
-      'dhcp-authoritative',
-      'quiet-dhcp',
-      `log-facility=${path.join(dir, 'dnsmasq.log')}`,
-      'pid-file=',
-    ].join('\n')}\n`,
-  );
+  await writeFile(conf, fullDnsmasqConf({ range: RANGE, dir, leaseMax: 200_000, quiet: true }));
   const dnsmasq = srv.spawn('taskset', ['-c', '0', 'dnsmasq', '-k', `--conf-file=${conf}`]);
   await waitListening(srv, dnsmasq, 'dnsmasq');
   const cpu0 = cpuMs(dnsmasq.pid!);

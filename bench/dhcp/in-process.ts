@@ -20,7 +20,7 @@ import type { PacketHandler, PacketTransport, TransportOptions } from '../../src
 import { createLogger } from '../../src/log.ts';
 import type { Mac } from '../../src/net/mac.ts';
 import { request } from '../../test/dhcp/fixtures.ts';
-import { PROJECT_ROOT } from '../../test/helpers/appliance.ts';
+import { proxyApplianceFlags } from '../dhcp/lib.ts';
 
 const { values } = parseArgs({
   options: {
@@ -39,25 +39,7 @@ const dataDir = path.join(scratch, 'data');
 await mkdir(path.join(dataDir, 'boot'), { recursive: true });
 await writeFile(path.join(dataDir, 'boot', 'default.json'), JSON.stringify({ kernel: '/images/vmlinuz' }));
 
-const { raw } = readServeOptions(
-  [
-    '--iface',
-    'lo',
-    '--dhcp',
-    'proxy',
-    '--address',
-    '127.0.0.1:8080',
-    '--data-path',
-    dataDir,
-    '--firmware-path',
-    path.join(PROJECT_ROOT, 'firmware'),
-    '--log-format',
-    'json',
-    '--log-level',
-    values.logs === 'off' ? 'warn' : 'info',
-  ],
-  {},
-);
+const { raw } = readServeOptions(proxyApplianceFlags({ iface: 'lo', address: '127.0.0.1:8080', dataPath: dataDir, logs: values.logs }), {});
 const config = buildConfig(raw);
 const log = createLogger(config.log);
 const parts = await createParts(config, log);

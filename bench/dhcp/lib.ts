@@ -1,5 +1,5 @@
 /**
- * Shared by the DHCP benchmarks (proxy.ts, full.ts): server lifecycle inside a namespace,
+ * Shared by the DHCP benchmarks (proxy.ts, full.ts, in-process.ts) and bench/memory: server lifecycle inside a namespace,
  * CPU accounting from /proc, and the statistics both print. Benchmarks run as root inside
  * namespaces they create; servers are pinned to core 0, generators to core 1.
  */
@@ -19,6 +19,25 @@ export function fullApplianceOnCore0(o: { server: string; range: string; dataPat
   const flags = ['--iface', 'br0', '--dhcp', 'full', '--dhcp-range', o.range, '--address', `${o.server}:8080`, '--tftp-address', 'off'];
   const paths = ['--data-path', o.dataPath, '--firmware-path', path.join(PROJECT_ROOT, 'firmware')];
   return ['-c', '0', process.execPath, ...cliArgs([...flags, ...paths, '--log-level', o.logLevel, '--log-format', 'json', ...(o.extra ?? [])])];
+}
+
+/** The appliance's flags in ProxyDHCP mode as the proxy benchmarks run it (before cliArgs or readServeOptions): JSON logs at info, or warn with logs off. */
+export function proxyApplianceFlags(o: { iface: string; address: string; tftp?: string; dataPath: string; logs: string | undefined }): string[] {
+  return [
+    ...['--iface', o.iface, '--dhcp', 'proxy', '--address', o.address],
+    ...(o.tftp ? ['--tftp-address', o.tftp] : []),
+    ...['--data-path', o.dataPath, '--firmware-path', path.join(PROJECT_ROOT, 'firmware')],
+    ...['--log-format', 'json', '--log-level', o.logs === 'off' ? 'warn' : 'info'],
+  ];
+}
+
+/** dnsmasq.conf for full DHCP on br0 as the full-mode benchmarks run it: its lease file on, no ICMP probe, authoritative, logging to `dir`. */
+export function fullDnsmasqConf(o: { range: readonly [string, string]; dir: string; leaseMax: number; quiet: boolean }): string {
+  const lines = ['interface=br0', 'bind-interfaces', 'port=0', 'user=root', `dhcp-range=${o.range[0]},${o.range[1]},255.255.0.0,1h`];
+  lines.push(`dhcp-leasefile=${path.join(o.dir, 'dnsmasq.leases')}`, `dhcp-lease-max=${o.leaseMax}`, 'no-ping', 'dhcp-authoritative');
+  if (o.quiet) lines.push('quiet-dhcp');
+  lines.push(`log-facility=${path.join(o.dir, 'dnsmasq.log')}`, 'pid-file=');
+  return `${lines.join('\n')}\n`;
 }
 
 /** Waits until something in `ns` listens on UDP `port`, failing fast if `child` exits. */

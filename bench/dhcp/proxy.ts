@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import { Topology, isRoot, type Namespace } from '../../test/helpers/netns.ts';
-import { cpuMs, cpuSplitMs, median, ratio as r, stopChild as stop, threadCpuDelta, threadCpuMs, waitListening } from './lib.ts';
+import { cpuMs, cpuSplitMs, median, ratio as r, stopChild as stop, threadCpuDelta, threadCpuMs, waitListening, proxyApplianceFlags } from './lib.ts';
 import { cliArgs, PROJECT_ROOT } from '../../test/helpers/appliance.ts';
 
 const { values } = parseArgs({
@@ -136,24 +136,7 @@ try {
           '0',
           process.execPath,
           ...(values.profile ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(values.profile)] : []),
-          ...cliArgs([
-            '--iface',
-            'eth0',
-            '--dhcp',
-            'proxy',
-            '--address',
-            `${SERVER}:8080`,
-            '--tftp-address',
-            `${SERVER}:69`,
-            '--data-path',
-            dataDir,
-            '--firmware-path',
-            path.join(PROJECT_ROOT, 'firmware'),
-            '--log-format',
-            'json',
-            '--log-level',
-            values.logs === 'off' ? 'warn' : 'info',
-          ]),
+          ...cliArgs(proxyApplianceFlags({ iface: 'eth0', address: `${SERVER}:8080`, tftp: `${SERVER}:69`, dataPath: dataDir, logs: values.logs })),
         ],
         { cwd: PROJECT_ROOT, stdio: 'ignore' },
       ),

@@ -22,7 +22,7 @@ import type { ChildProcess } from 'node:child_process';
 import { intToIpv4, ipv4ToInt } from '../../src/net/ipv4.ts';
 import { Topology, isRoot, type Namespace } from '../../test/helpers/netns.ts';
 import { PROJECT_ROOT } from '../../test/helpers/appliance.ts';
-import { ratio, stopChild, waitListening, tsxOnCore, fullApplianceOnCore0 } from '../dhcp/lib.ts';
+import { ratio, stopChild, waitListening, tsxOnCore, fullApplianceOnCore0, fullDnsmasqConf } from '../dhcp/lib.ts';
 
 const { values } = parseArgs({
   options: {
@@ -132,22 +132,7 @@ try {
   }
 
   const conf = path.join(dir, 'dnsmasq.conf');
-  await writeFile(
-    conf,
-    `${[
-      'interface=br0',
-      'bind-interfaces',
-      'port=0',
-      'user=root',
-      `dhcp-range=${RANGE_START},${RANGE_END},255.255.0.0,1h`,
-      `dhcp-leasefile=${path.join(dir, 'dnsmasq.leases')}`,
-      `dhcp-lease-max=${machines + storm * storms + 1000}`,
-      'no-ping',
-      'dhcp-authoritative',
-      `log-facility=${path.join(dir, 'dnsmasq.log')}`,
-      'pid-file=',
-    ].join('\n')}\n`,
-  );
+  await writeFile(conf, fullDnsmasqConf({ range: [RANGE_START, RANGE_END], dir, leaseMax: machines + storm * storms + 1000, quiet: false }));
   const dnsmasq = srv.spawn('taskset', ['-c', '0', 'dnsmasq', '-k', `--conf-file=${conf}`], { stdio: 'ignore' });
   try {
     await waitListening(srv, dnsmasq, 'dnsmasq');
