@@ -67,12 +67,30 @@ function downloadedPath(e: BootEvent): string | undefined {
   return undefined;
 }
 
+/**
+ * filePath of the URLs scripts name: a rack's scripts name the same few kernels and initrds,
+ * and the boot counter asks for every script served. Cleared, not evicted, past its bound.
+ */
+const scriptPaths = new Map<string, string>();
+
+function scriptPath(url: string): string {
+  let path = scriptPaths.get(url);
+  if (path === undefined) {
+    if (scriptPaths.size >= 4096) scriptPaths.clear();
+    path = filePath(url);
+    scriptPaths.set(url, path);
+  }
+  return path;
+}
+
 /** The files a served boot script (or Pixiecore answer) names; undefined when the event does not say. */
 export function scriptFiles(e: BootEvent): string[] | undefined {
   if (!isScript(e)) return undefined;
   const kernel = nonEmpty(e.detail.kernel);
   if (!kernel) return undefined;
-  return [kernel, ...(e.detail.initrds ?? [])].map(filePath);
+  const files = [scriptPath(kernel)];
+  for (const initrd of e.detail.initrds ?? []) files.push(scriptPath(initrd));
+  return files;
 }
 
 /**

@@ -1,10 +1,9 @@
 import Router from '@koa/router';
 import type { BootTimeline } from '../events/timeline.ts';
 import type { Store } from '../store/store.ts';
-import { labelsFromQuery } from '../store/matchbox.ts';
 import { fail } from './errors.ts';
 import { lookupDetail, lookupMiss, noteLookup } from './lookup-response.ts';
-import { machineQuery } from './machine-query.ts';
+import { lookupQuery, machineQuery } from './machine-query.ts';
 import { clientIp, named, requestInfo } from './request-info.ts';
 
 export interface CloudRoutesDeps {
@@ -22,7 +21,7 @@ export function cloudRouter({ store, timeline }: CloudRoutesDeps): Router {
       const info = requestInfo(c);
       info.mac = machine.mac;
       info.uuid = machine.uuid;
-      const result = store.cloud({ ...machine, labels: labelsFromQuery(c.query).labels, rawQuery: c.querystring });
+      const result = store.cloud(lookupQuery(machine, c.query, c.querystring));
       noteLookup(requestInfo(c), result);
       const miss = result.value ? undefined : lookupMiss(result, store.dataPath);
       timeline.record({

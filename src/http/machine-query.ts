@@ -111,7 +111,31 @@ export function lookupRequester(
   r.info.mac = machine.mac;
   r.info.uuid = machine.uuid;
   if (machine.mac) timeline.bindAddress(r.ip, machine.mac);
-  const result = store.boot({ ...machine, labels: labelsFromQuery(r.query).labels, rawQuery: r.querystring });
+  const result = store.boot(lookupQuery(machine, r.query, r.querystring));
   noteLookup(r.info, result);
   return { query, machine, result };
+}
+
+/**
+ * The machine as the store looks it up, every query parameter a label: the labels are made
+ * when a lookup reads them (boot-lookup.ts, only when matchbox groups exist), not per request.
+ */
+class LabelledQuery implements MachineQuery {
+  private made: MachineQuery['labels'];
+
+  constructor(
+    readonly uuid: Uuid | undefined,
+    readonly mac: Mac | undefined,
+    readonly rawQuery: string,
+    private readonly raw: RawQuery,
+  ) {}
+
+  get labels(): MachineQuery['labels'] {
+    this.made ??= labelsFromQuery(this.raw).labels;
+    return this.made;
+  }
+}
+
+export function lookupQuery(machine: MachineQuery, raw: RawQuery, rawQuery: string): MachineQuery {
+  return new LabelledQuery(machine.uuid, machine.mac, rawQuery, raw);
 }

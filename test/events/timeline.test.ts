@@ -44,6 +44,25 @@ test('timeline: each machine keeps its latest events, and all of them together s
   t.is(tl.size().machines, 2);
 });
 
+test('timeline: a machine past its bound loses its oldest eighth at once, and the count follows', (t) => {
+  const tl = new BootTimeline({ machines: 10, eventsPerMachine: 16, events: 1000 });
+  const details = (n: number) =>
+    tl
+      .get(mac(0))!
+      .events.map((e) => (e.detail as { xid: number }).xid)
+      .slice(0, n);
+  for (let n = 0; n < 16; n++) tl.record({ ...request(mac(0)), detail: { ...request(mac(0)).detail, xid: n } });
+  t.is(tl.get(mac(0))!.events.length, 16);
+  tl.record({ ...request(mac(0)), detail: { ...request(mac(0)).detail, xid: 16 } });
+  // 17 > 16: the oldest 1 + 16/8 go, the newest 14 stay, in order.
+  t.is(tl.get(mac(0))!.events.length, 14);
+  t.deepEqual(details(2), [3, 4]);
+  t.is(tl.size().events, 14);
+  for (let n = 0; n < 100; n++) tl.record(request(mac(0)));
+  t.true(tl.get(mac(0))!.events.length <= 16 && tl.get(mac(0))!.events.length >= 14);
+  t.is(tl.size().events, tl.get(mac(0))!.events.length);
+});
+
 test('timeline: a storm of new machines stays within both bounds', (t) => {
   const counts: Record<EvictionReason, number> = { machines: 0, events: 0 };
   const limits = { machines: 500, eventsPerMachine: 20, events: 2000 };
