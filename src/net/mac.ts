@@ -3,6 +3,8 @@
  * in any case (iPXE's ${mac:hexhyp}, Cisco dot form, operators typing). Everything inside
  * the appliance uses one canonical form: lowercase, colon-separated.
  */
+import { hexByte } from '../util/hex-byte.ts';
+
 const SEPARATED = /^([0-9a-f]{2})([:-])([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})$/;
 const DOTTED = /^([0-9a-f]{4})\.([0-9a-f]{4})\.([0-9a-f]{4})$/;
 const BARE = /^[0-9a-f]{12}$/;
@@ -58,14 +60,10 @@ export function parseMacInput(text: string, field: string): { ok: true; mac: Mac
 }
 
 /** Lowercase colon form straight from the bytes: DHCP runs this for every packet on the segment. */
-/** Two lowercase hex digits per byte value. */
-const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-
 export function macFromBytes(bytes: Uint8Array): Mac {
   if (bytes.length < 6) throw new RangeError(`a MAC has 6 bytes, got ${bytes.length}`);
-  // Every DHCP packet is keyed by one: formatted from a table, without a hex string to slice.
-  const h = (i: number) => HEX_BYTE[bytes[i]!]!;
-  return `${h(0)}:${h(1)}:${h(2)}:${h(3)}:${h(4)}:${h(5)}` as Mac;
+  const b = bytes;
+  return `${hexByte(b, 0)}:${hexByte(b, 1)}:${hexByte(b, 2)}:${hexByte(b, 3)}:${hexByte(b, 4)}:${hexByte(b, 5)}` as Mac;
 }
 
 export function macToBytes(mac: Mac): Buffer {

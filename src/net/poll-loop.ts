@@ -35,6 +35,7 @@ export class PollLoop<In> {
   private readonly ev = Buffer.alloc(EPOLL_EVENT_SIZE);
   private readonly wakeBuf = Buffer.alloc(8);
   private stopping = false;
+  private outbox: unknown[] = [];
 
   constructor(data: PollThreadData) {
     this.port = data.port;
@@ -64,8 +65,15 @@ export class PollLoop<In> {
     return this.c.epoll_ctl(this.ep, op, fd, this.ev) === 0;
   }
 
+  /** Sent to the main thread with the rest of this turn's messages, as one batch (poll-thread.ts). */
   post(msg: unknown): void {
-    this.port.postMessage(msg);
+    this.outbox.push(msg);
+  }
+
+  private flush(): void {
+    if (this.outbox.length === 0) return;
+    this.port.postMessage(this.outbox);
+    this.outbox = [];
   }
 
   /** From now on the loop ends as soon as the handlers are drained. */
@@ -96,7 +104,9 @@ export class PollLoop<In> {
       }
       // Deadlines within a millisecond are due, as on the event loop, so the poll never spins on a fraction.
       if (now >= h.nextDeadline() - 1) h.onDeadline(now);
+      this.flush();
     }
+    this.flush();
     c.close(this.ep);
     this.port.close();
     // Ends this thread only; tsx's loader hooks (in a checkout) would otherwise keep it alive.
@@ -105,6 +115,6 @@ export class PollLoop<In> {
 
   private messages(h: PollHandlers<In>, now: number): void {
     this.c.read(this.wakeFd, this.wakeBuf, 8);
-    for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port)) h.onMessage(m.message as In, now);
+    for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port)) for (const msg of m.message as In[]) h.onMessage(msg, now);
   }
 }

@@ -1,10 +1,9 @@
+import { hexByte } from '../util/hex-byte.ts';
+
 /** SMBIOS UUIDs are compared lowercase in the 8-4-4-4-12 form; iPXE's ${uuid} already prints that. */
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export type Uuid = string & { readonly __brand: 'Uuid' };
-
-/** Two lowercase hex digits per byte value. */
-const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 export function parseUuid(input: string): Uuid | undefined {
   const s = input.trim().toLowerCase();
@@ -29,6 +28,7 @@ export function parseUuidInput(text: string, field: string): { ok: true; uuid: U
 export function uuidFromClientGuid(guid: Uint8Array): Uuid | undefined {
   if (guid.length !== 17 || guid[0] !== 0) return undefined;
   // Every DHCP request from PXE firmware carries one: formatted from a table, no buffers or regexes.
-  const h = (i: number) => HEX_BYTE[guid[i]!]!;
-  return `${h(4)}${h(3)}${h(2)}${h(1)}-${h(6)}${h(5)}-${h(8)}${h(7)}-${h(9)}${h(10)}-${h(11)}${h(12)}${h(13)}${h(14)}${h(15)}${h(16)}` as Uuid;
+  const g = guid;
+  const h = hexByte;
+  return `${h(g, 4)}${h(g, 3)}${h(g, 2)}${h(g, 1)}-${h(g, 6)}${h(g, 5)}-${h(g, 8)}${h(g, 7)}-${h(g, 9)}${h(g, 10)}-${h(g, 11)}${h(g, 12)}${h(g, 13)}${h(g, 14)}${h(g, 15)}${h(g, 16)}` as Uuid;
 }
