@@ -58,15 +58,36 @@ export function cmdlineWords(cmdline: string): string[] {
  * iPXE settings a cmdline may name (the example data passes `${mac:hexhyp}` to the installer):
  * GRUB has no such settings, so the ones the request told us are filled in here.
  */
-function fillIpxeSettings(text: string, machine: GrubMachine): string {
-  const { mac, uuid } = machine;
-  return text.replace(/\$\{(?:net0\/)?(mac(?::hexhyp|:hexraw)?|uuid)\}/g, (whole, name: string) => {
-    if (name === 'uuid') return uuid ?? whole;
-    if (!mac) return whole;
-    if (name === 'mac:hexhyp') return mac.replaceAll(':', '-');
-    if (name === 'mac:hexraw') return mac.replaceAll(':', '');
-    return mac;
-  });
+const IPXE_SETTINGS = /\$\{(?:net0\/)?(mac(?::hexhyp|:hexraw)?|uuid)\}/g;
+
+type IpxeSetting = 'mac' | 'mac:hexhyp' | 'mac:hexraw' | 'uuid';
+
+/** A text cut at the iPXE settings it names: literal text at even indexes, a setting (its name and its text as written) at odd ones. */
+type SettingParts = (string | { name: IpxeSetting; whole: string })[];
+
+function settingParts(text: string): SettingParts {
+  const parts: SettingParts = [];
+  let last = 0;
+  for (const m of text.matchAll(IPXE_SETTINGS)) {
+    parts.push(text.slice(last, m.index), { name: m[1] as IpxeSetting, whole: m[0] });
+    last = m.index + m[0].length;
+  }
+  parts.push(text.slice(last));
+  return parts;
+}
+
+function settingValue(name: IpxeSetting, whole: string, { mac, uuid }: GrubMachine): string {
+  if (name === 'uuid') return uuid ?? whole;
+  if (!mac) return whole;
+  if (name === 'mac:hexhyp') return mac.replaceAll(':', '-');
+  if (name === 'mac:hexraw') return mac.replaceAll(':', '');
+  return mac;
+}
+
+function fillIpxeSettings(parts: SettingParts, machine: GrubMachine): string {
+  let text = '';
+  for (const part of parts) text += typeof part === 'string' ? part : settingValue(part.name, part.whole, machine);
+  return text;
 }
 
 /**
@@ -99,11 +120,11 @@ function decodePath(p: string): string {
 }
 
 function comment(text: string): string {
-  return `# ${text.replace(/[\r\n]+/g, ' ')}`;
+  return text.includes('\n') || text.includes('\r') ? `# ${text.replace(/[\r\n]+/g, ' ')}` : `# ${text}`;
 }
 
 /** A cmdline word as GRUB gets it: quoted once per config, or, when it names an iPXE setting, filled in and quoted per machine. */
-type GrubArg = { quoted: string; settings: false } | { word: string; settings: true };
+type GrubArg = { quoted: string; settings: false } | { parts: SettingParts; settings: true };
 
 /** What a config's GRUB rendering shares across machines: the files as GRUB fetches them, their lines, and the cmdline's words. */
 interface GrubFiles {
@@ -120,8 +141,6 @@ interface GrubFiles {
 /** Per config object, as renderBoot's: a store's configs are immutable and replaced whole on reload. */
 const filesCache = new WeakMap<BootConfig, { baseUrl: string; transport: GrubTransport; files: GrubFiles }>();
 
-const IPXE_SETTING = /\$\{(?:net0\/)?(?:mac(?::hexhyp|:hexraw)?|uuid)\}/;
-
 /**
  * The machine-independent part of renderGrubConfig, kept per config: URLs parsed, the cmdline
  * rendered and split into words (filling a setting in adds no space or quote, so splitting
@@ -133,7 +152,10 @@ function grubFiles(config: BootConfig, baseUrl: string, transport: GrubTransport
   const problems: string[] = [];
   const kernel = grubPath(config.kernel, baseUrl, transport, problems);
   const initrds = config.initrd.map((ref) => grubPath(ref, baseUrl, transport, problems));
-  const args = cmdlineWords(renderCmdline(config.cmdline, baseUrl)).map((word): GrubArg => (IPXE_SETTING.test(word) ? { word, settings: true } : { quoted: grubWord(word), settings: false }));
+  const args = cmdlineWords(renderCmdline(config.cmdline, baseUrl)).map((word): GrubArg => {
+    const parts = settingParts(word);
+    return parts.length > 1 ? { parts, settings: true } : { quoted: grubWord(word), settings: false };
+  });
   const files: GrubFiles = {
     kernel,
     initrds,
@@ -152,7 +174,7 @@ export function renderGrubConfig(config: BootConfig, opts: { baseUrl: string; tr
   const files = grubFiles(config, opts.baseUrl, opts.transport);
   const { machine } = opts;
   let linux = files.linux;
-  for (const arg of files.args) linux += ` ${arg.settings ? grubWord(fillIpxeSettings(arg.word, machine)) : arg.quoted}`;
+  for (const arg of files.args) linux += ` ${arg.settings ? grubWord(fillIpxeSettings(arg.parts, machine)) : arg.quoted}`;
   let text = `${comment(`bootcfg-appliance: ${opts.key} for${machine.mac ? ` mac=${machine.mac}` : ''}${machine.uuid ? ` uuid=${machine.uuid}` : ''}`)}\nset timeout=0\n`;
   for (const line of files.problemLines) text += `${line}\n`;
   text += `echo ${grubWord(`bootcfg-appliance: ${config.message ?? `booting ${opts.key}`}`)}\n${linux}\n`;
