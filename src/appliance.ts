@@ -24,6 +24,7 @@ import { BootTimeline } from './events/timeline.ts';
 import { explain, type Explanation } from './explain.ts';
 import { FirmwareCatalog, FirmwareTrustError } from './firmware/catalog.ts';
 import { createHttpHandler } from './http/app.ts';
+import { startBodyWriter } from './http/file-body.ts';
 import { HttpService } from './http/service.ts';
 import type { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
@@ -210,6 +211,8 @@ export function createStallWatch({ timeline, metrics, log, config }: AppliancePa
 
 export function createHttpService(parts: ApplianceParts): HttpService {
   const { config, log, metrics, timeline, firmware } = parts;
+  const sendfileProblem = config.httpSendfile ? startBodyWriter('sendfile') : undefined;
+  if (sendfileProblem !== undefined) log.warn({ problem: sendfileProblem }, `http: image bodies go through buffers, as with --http-sendfile off: the sendfile thread cannot run (${sendfileProblem})`);
   const handler = createHttpHandler({
     log,
     metrics,

@@ -53,6 +53,16 @@ function chunkSize(length: number): number {
  * first byte (the file vanished since send's stat) goes to `beforeFirstByte`, so the request can
  * still be answered with a status; a later one destroys the response, its headers being out.
  */
+/**
+ * Starts what `writer` needs now rather than with the first body: the sendfile thread takes a
+ * moment to start (under tsx, its modules are compiled then), and the first bodies are those of
+ * a rack that just powered on. Returns why sendfile cannot run here, when it cannot: bodies
+ * then go through buffers.
+ */
+export function startBodyWriter(writer: BodyWriter): string | undefined {
+  return writer === 'sendfile' ? SendfileEngine.problem() : undefined;
+}
+
 export async function writeFileBody(
   res: ServerResponse,
   path: string,

@@ -37,17 +37,25 @@ export class SendfileEngine {
   }
 
   private static shared: SendfileEngine | null | undefined;
+  private static failure: string | undefined;
 
   /** The process's engine, started on first use; undefined where it cannot run. */
   static get(): SendfileEngine | undefined {
     if (SendfileEngine.shared === undefined) {
       try {
         SendfileEngine.shared = new SendfileEngine();
-      } catch {
+      } catch (err) {
         SendfileEngine.shared = null;
+        SendfileEngine.failure = err instanceof Error ? err.message : String(err);
       }
     }
     return SendfileEngine.shared && !SendfileEngine.shared.thread.broken ? SendfileEngine.shared : undefined;
+  }
+
+  /** Why get() has no engine to give (it could not start, or its thread failed); undefined while it serves. */
+  static problem(): string | undefined {
+    if (SendfileEngine.get()) return undefined;
+    return SendfileEngine.failure ?? SendfileEngine.shared?.thread.broken?.message ?? 'unknown';
   }
 
   private settle(id: number, result: SentBody): void {
