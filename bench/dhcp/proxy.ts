@@ -6,8 +6,10 @@
  * measurements per server and round: offers/s with 64 outstanding; p50/p99 latency paced
  * at 500/s; and the server's CPU time (user+sys from /proc) per offer during the paced run,
  * the figure least moved by other load. Bounded: a few seconds each.
- *   sudo node --import tsx bench/dhcp/proxy.ts [--seconds 5] [--rounds 2] [--rate 500] [--logs on|off] [--macs 2000] [--case proxy|bootserver] [--profile DIR]
- * Prints one JSON line per server and round, then the ratios (ours / dnsmasq).
+ *   sudo node --import tsx bench/dhcp/proxy.ts [--seconds 5] [--rounds 2] [--rate 500] [--logs on|off] [--macs 2000] [--case proxy|bootserver] [--profile DIR] [--floor]
+ * Prints one JSON line per server and round, then the ratios (ours / dnsmasq). --floor adds a
+ * third server, floor-responder.ts (Node, the same socket, the request's bytes sent back): what
+ * any Node server pays per packet before doing anything, against dnsmasq's whole answer.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -41,6 +43,7 @@ const { values } = parseArgs({
     case: { type: 'string', default: 'proxy' },
     /** A directory: our server runs under `node --cpu-prof` and writes its profile there on exit. */
     profile: { type: 'string' },
+    floor: { type: 'boolean', default: false },
   },
 });
 if (!isRoot) {
@@ -50,6 +53,7 @@ if (!isRoot) {
 const seconds = Math.min(Number(values.seconds), 20);
 const rounds = Math.min(Number(values.rounds), 5);
 const GEN = fileURLToPath(new URL('./discover-gen.ts', import.meta.url));
+const FLOOR = fileURLToPath(new URL('./floor-responder.ts', import.meta.url));
 const SERVER = '10.41.0.1';
 const CLIENT = '10.41.0.2';
 const bootServer = values.case === 'bootserver';
@@ -86,8 +90,11 @@ async function generate(cli: Namespace, script: Record<string, unknown>): Promis
 
 const topo = new Topology();
 const scratch = await mkdtemp(path.join(tmpdir(), 'bca-bench-proxy-'));
-const results: Record<'ours' | 'dnsmasq', { perSecond: number[]; p50: number[]; p99: number[]; cpuUs: number[] }> = {
+type ServerName = 'ours' | 'floor' | 'dnsmasq';
+const names: ServerName[] = values.floor ? ['ours', 'floor', 'dnsmasq'] : ['ours', 'dnsmasq'];
+const results: Record<ServerName, { perSecond: number[]; p50: number[]; p99: number[]; cpuUs: number[] }> = {
   ours: { perSecond: [], p50: [], p99: [], cpuUs: [] },
+  floor: { perSecond: [], p50: [], p99: [], cpuUs: [] },
   dnsmasq: { perSecond: [], p50: [], p99: [], cpuUs: [] },
 };
 try {
@@ -123,7 +130,7 @@ try {
   await mkdir(path.join(dataDir, 'boot'), { recursive: true });
   await writeFile(path.join(dataDir, 'boot', 'default.json'), JSON.stringify({ kernel: '/images/vmlinuz' }));
 
-  const servers: Record<'ours' | 'dnsmasq', () => ChildProcess> = {
+  const servers: Record<ServerName, () => ChildProcess> = {
     // As users run it: JSON logs at info (one line per reply), to /dev/null.
     ours: () =>
       srv.spawn(
@@ -140,11 +147,12 @@ try {
         ],
         { cwd: PROJECT_ROOT, stdio: 'ignore' },
       ),
+    floor: () => srv.spawn('nice', ['-n', '-10', 'taskset', '-c', '0', process.execPath, '--import', 'tsx', FLOOR, 'eth0', String(PORT)], { cwd: PROJECT_ROOT, stdio: 'ignore' }),
     dnsmasq: () => srv.spawn('nice', ['-n', '-10', 'taskset', '-c', '0', 'dnsmasq', '-k', `--conf-file=${conf}`, '--port=0', `--pid-file=${path.join(scratch, 'dnsmasq.pid')}`], { stdio: 'ignore' }),
   };
 
   for (let round = 1; round <= rounds; round++) {
-    for (const name of ['ours', 'dnsmasq'] as const) {
+    for (const name of names) {
       const child = servers[name]();
       try {
         await waitListening(srv, child, name, PORT);
@@ -180,12 +188,14 @@ try {
 const summarize = (x: (typeof results)['ours']) => ({ perSecond: median(x.perSecond), p50: median(x.p50), p99: median(x.p99), cpuUsPerOffer: median(x.cpuUs) });
 const ours = summarize(results.ours);
 const peer = summarize(results.dnsmasq);
+const floor = values.floor ? summarize(results.floor) : undefined;
 process.stdout.write(
   `${JSON.stringify({
     summary: `${bootServer ? 'PXE boot server REQUEST→ACK on 4011' : 'ProxyDHCP DISCOVER→OFFER'}, medians over rounds, logs ${values.logs}, ${values.macs === '0' ? 'a new MAC per request' : `${values.macs} machines`}`,
     ours,
     dnsmasq: peer,
     ratio: { offersPerSecond: r(ours.perSecond, peer.perSecond), p50Latency: r(ours.p50, peer.p50), p99Latency: r(ours.p99, peer.p99), cpuPerOffer: r(ours.cpuUsPerOffer, peer.cpuUsPerOffer) },
+    ...(floor ? { floor, floorRatio: { offersPerSecond: r(floor.perSecond, peer.perSecond), cpuPerOffer: r(floor.cpuUsPerOffer, peer.cpuUsPerOffer) } } : {}),
   })}\n`,
 );
 process.stdout.write(
@@ -193,9 +203,15 @@ process.stdout.write(
     `latency at ${values.rate}/s p50 ${ours.p50.toFixed(3)} vs ${peer.p50.toFixed(3)} ms (${r(ours.p50, peer.p50)}x), p99 ${ours.p99.toFixed(3)} vs ${peer.p99.toFixed(3)} ms (${r(ours.p99, peer.p99)}x); ` +
     `CPU per offer ${ours.cpuUsPerOffer} vs ${peer.cpuUsPerOffer} µs (${r(ours.cpuUsPerOffer, peer.cpuUsPerOffer)}x)\n`,
 );
+if (floor) {
+  process.stdout.write(
+    `Node floor (floor-responder.ts, no work per packet): ${floor.perSecond}/s (${r(floor.perSecond, peer.perSecond)}x dnsmasq), ` +
+      `CPU per packet at ${values.rate}/s ${floor.cpuUsPerOffer} µs (${r(floor.cpuUsPerOffer, peer.cpuUsPerOffer)}x dnsmasq's whole offer)\n`,
+  );
+}
 const resultsDir = path.join(PROJECT_ROOT, 'bench', 'results');
 await mkdir(resultsDir, { recursive: true });
 await writeFile(
   path.join(resultsDir, `dhcp-${bootServer ? 'bootserver' : 'proxy'}-${new Date().toISOString().replaceAll(':', '-')}.json`),
-  `${JSON.stringify({ ours, dnsmasq: peer, results, args: values }, null, 2)}\n`,
+  `${JSON.stringify({ ours, dnsmasq: peer, ...(floor ? { floor } : {}), results, args: values }, null, 2)}\n`,
 );
