@@ -92,6 +92,21 @@ class Request implements LeanRequest {
   }
 }
 
+/**
+ * The path and query of a request target. A client behind a proxy, or a proxy itself, sends the
+ * absolute form (`GET http://host/ipxe?… HTTP/1.1`, RFC 9112 §3.2.2), which Koa routes by its
+ * path: so must the lean path, or those requests would reach Koa, which has no such route.
+ */
+function originForm(url: string): string {
+  if (url.startsWith('/')) return url;
+  try {
+    const parsed = new URL(url);
+    return `${parsed.pathname}${parsed.search}`;
+  } catch {
+    return url;
+  }
+}
+
 function routeKey(path: string): string {
   const lower = path.toLowerCase();
   return lower.length > 1 && lower.endsWith('/') ? lower.slice(0, -1) : lower;
@@ -111,8 +126,9 @@ export function leanPath(routes: LeanRoutes, fallback: RequestListener, { logged
   const table = new Map(Object.entries(routes).map(([path, route]) => [routeKey(path), route]));
   return (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
-    const end = url.indexOf('#');
-    const target = end < 0 ? url : url.slice(0, end);
+    const origin = originForm(url);
+    const end = origin.indexOf('#');
+    const target = end < 0 ? origin : origin.slice(0, end);
     const q = target.indexOf('?');
     const path = q < 0 ? target : target.slice(0, q);
     const route = table.get(path) ?? table.get(routeKey(path));

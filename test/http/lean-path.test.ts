@@ -1,6 +1,6 @@
 import test from 'ava';
 import { parseQuery } from '../../src/http/lean-path.ts';
-import { startServer, type TestServer } from './server.ts';
+import { curl, startServer, type TestServer } from './server.ts';
 
 const MAC = '52:54:00:4c:ea:01';
 let s: TestServer;
@@ -98,6 +98,27 @@ test.serial('a bad query on the lean path: 400 saying why, logged with the reaso
   t.true(s.lines.some((l) => l.path === '/grub' && l.status === 400 && /is not a MAC/.test(String(l.reason))));
   const counts = (await s.ctx.metrics.httpRequests.get()).values;
   t.true(counts.some((v) => v.labels.route === 'grub' && v.labels.status === '400'));
+});
+
+test.serial('a request target in absolute form (through a proxy) is routed by its path, as Koa routes it (curl --request-target)', async (t) => {
+  const before = s.lines.length;
+  const ipxe = await curl(['--request-target', `${s.url}/ipxe?mac=${MAC}`, `${s.url}/`]);
+  t.is(ipxe.status, 200);
+  t.regex(ipxe.body.toString(), /who=mac/);
+  const grub = await curl(['--request-target', `${s.url}/grub?mac=${MAC}`, `${s.url}/`]);
+  t.is(grub.status, 200);
+  t.regex(grub.body.toString(), /who=mac/);
+  // Koa's routes take the same form: the lean path hands over what it does not serve.
+  t.is((await curl(['--request-target', `${s.url}/healthz`, `${s.url}/`])).body.toString(), 'ok\n');
+  const lines = s.lines.slice(before).filter((l) => typeof l.method === 'string');
+  t.deepEqual(
+    lines.map((l) => [l.path, l.status, l.mac]),
+    [
+      ['/ipxe', 200, MAC],
+      ['/grub', 200, MAC],
+      ['/healthz', 200, MAC],
+    ],
+  );
 });
 
 test.serial('other paths still go to Koa', async (t) => {
