@@ -75,6 +75,8 @@ interface StormResult {
   perStep: Record<string, { p50: number | null; p99: number | null }>;
   /** Server user+sys CPU over the storm (dnsmasq + nginx for the peer), ms. */
   serverCpuMs?: number;
+  /** RcvbufErrors of the server's namespace over the storm: requests lost because a socket's queue was full. */
+  udpReceiveDrops?: number;
 }
 
 /** The kernel every machine downloads: 16 MiB of random bytes, made once. */
@@ -152,6 +154,14 @@ async function startOurs(srv: Namespace, images: string, run: string, profDir: s
 }
 
 /** The texts nginx serves: exactly what the appliance answers, so both sides send the same bytes. */
+/** UDP datagrams the namespace's sockets dropped for a full receive queue (RcvbufErrors, /proc/net/snmp). */
+async function udpReceiveDrops(ns: Namespace): Promise<number> {
+  const lines = (await ns.exec('cat', ['/proc/net/snmp'])).split('\n').filter((l) => l.startsWith('Udp: '));
+  const [names, values] = lines.map((l) => l.split(/\s+/));
+  const at = names?.indexOf('RcvbufErrors') ?? -1;
+  return at > 0 ? Number(values?.[at] ?? 0) : 0;
+}
+
 async function captureScripts(srv: Namespace, www: string): Promise<void> {
   writeFileSync(path.join(www, 'boot.ipxe'), await srv.exec('curl', ['-sf', `${BASE}/boot.ipxe`]));
   // Every machine of the storm gets the default config: one rendering serves them all.
@@ -296,15 +306,17 @@ async function main(): Promise<void> {
           if (side === 'ours' && !existsSync(path.join(www, 'ipxe'))) await captureScripts(srv, www);
           for (const pid of running.pids) await sh('taskset', ['-a', '-cp', '0', String(pid)]);
           const before = running.pids.reduce((a, p) => a + cpuMs(p), 0);
+          const dropsBefore = await udpReceiveDrops(srv);
           r = await storm(cli, macBase);
           r.serverCpuMs = running.pids.reduce((a, p) => a + cpuMs(p), 0) - before;
+          r.udpReceiveDrops = (await udpReceiveDrops(srv)) - dropsBefore;
         } finally {
           await running.stop();
         }
         macBase += N;
         results[side].push(r);
         process.stderr.write(
-          `  round ${round + 1} ${side.padEnd(4)} completed ${r.completed}/${r.clients}, NAKs ${r.naks}, failed ${r.failed}${r.failed ? ` ${JSON.stringify(r.failedAt)} e.g. ${r.firstFailures[0]?.error}` : ''}; p50 ${r.p50} ms, p99 ${r.p99} ms, max ${r.max} ms; wall ${r.wallS} s; server CPU ${r.serverCpuMs} ms\n`,
+          `  round ${round + 1} ${side.padEnd(4)} completed ${r.completed}/${r.clients}, NAKs ${r.naks}, failed ${r.failed}${r.failed ? ` ${JSON.stringify(r.failedAt)} e.g. ${r.firstFailures[0]?.error}` : ''}; p50 ${r.p50} ms, p99 ${r.p99} ms, max ${r.max} ms; wall ${r.wallS} s; server CPU ${r.serverCpuMs} ms; UDP datagrams the server's sockets dropped ${r.udpReceiveDrops}\n`,
         );
         process.stderr.write(
           `        per step p50/p99 ms: ${Object.entries(r.perStep)

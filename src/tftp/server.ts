@@ -13,6 +13,9 @@ import { NetasciiSource } from './netascii.ts';
 import { negotiate, type OptionLimits } from './options.ts';
 import { encodeError, ERR, parsePacket, type TftpOptions } from './packet.ts';
 import { Session, type Outcome, type RetransmitPolicy, type Transfer } from './session.ts';
+
+/** SO_RCVBUF of the request port (the default, ~208 KiB, holds ~200 requests). */
+const REQUEST_QUEUE_BYTES = 4 * 1024 * 1024;
 import type { Source } from './source.ts';
 
 export interface Peer {
@@ -119,7 +122,9 @@ export class TftpServer {
         this.engineProblem = (err as Error).message;
       }
     }
-    const socket = createSocket({ type: isIPv6(this.opts.host) ? 'udp6' : 'udp4' });
+    // A rack's requests arrive at once (two per machine: the size probe, then the transfer) while
+    // the event loop may be busy with its DHCP: queued, not dropped (the kernel caps it at rmem_max), as DHCP's are.
+    const socket = createSocket({ type: isIPv6(this.opts.host) ? 'udp6' : 'udp4', recvBufferSize: REQUEST_QUEUE_BYTES });
     socket.on('message', (msg, rinfo) => this.onRequest(msg, rinfo));
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
