@@ -47,13 +47,6 @@ function chunkSize(length: number): number {
 }
 
 /**
- * Writes `length` bytes of `path` from `start` and ends the response; says how it wrote them
- * (undefined when it wrote nothing: an error before the first byte, or the client left).
- * Resolves when done or when the client went away (the response closed). An error before the
- * first byte (the file vanished since send's stat) goes to `beforeFirstByte`, so the request can
- * still be answered with a status; a later one destroys the response, its headers being out.
- */
-/**
  * Starts what `writer` needs now rather than with the first body: the sendfile thread takes a
  * moment to start (under tsx, its modules are compiled then), and the first bodies are those of
  * a rack that just powered on. Returns why sendfile cannot run here, when it cannot: bodies
@@ -63,6 +56,13 @@ export function startBodyWriter(writer: BodyWriter): string | undefined {
   return writer === 'sendfile' ? SendfileEngine.problem() : undefined;
 }
 
+/**
+ * Writes `length` bytes of `path` from `start` and ends the response; says how it wrote them
+ * (undefined when it wrote nothing: an error before the first byte, or the client left).
+ * Resolves when done or when the client went away (the response closed). An error before the
+ * first byte (the file vanished since send's stat) goes to `beforeFirstByte`, so the request can
+ * still be answered with a status; a later one destroys the response, its headers being out.
+ */
 export async function writeFileBody(
   res: ServerResponse,
   path: string,

@@ -52,7 +52,7 @@ export class SendfileEngine {
     return SendfileEngine.shared && !SendfileEngine.shared.thread.broken ? SendfileEngine.shared : undefined;
   }
 
-  /** Why get() has no engine to give (it could not start, or its thread failed); undefined while it serves. */
+  /** Starts the engine if it has not started; why get() has none to give (it could not start, or its thread failed), undefined while it serves. */
   static problem(): string | undefined {
     if (SendfileEngine.get()) return undefined;
     return SendfileEngine.failure ?? SendfileEngine.shared?.thread.broken?.message ?? 'unknown';

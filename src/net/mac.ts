@@ -62,8 +62,7 @@ export function parseMacInput(text: string, field: string): { ok: true; mac: Mac
 /** Lowercase colon form straight from the bytes: DHCP runs this for every packet on the segment. */
 export function macFromBytes(bytes: Uint8Array): Mac {
   if (bytes.length < 6) throw new RangeError(`a MAC has 6 bytes, got ${bytes.length}`);
-  const b = bytes;
-  return `${hexByte(b, 0)}:${hexByte(b, 1)}:${hexByte(b, 2)}:${hexByte(b, 3)}:${hexByte(b, 4)}:${hexByte(b, 5)}` as Mac;
+  return `${hexByte(bytes, 0)}:${hexByte(bytes, 1)}:${hexByte(bytes, 2)}:${hexByte(bytes, 3)}:${hexByte(bytes, 4)}:${hexByte(bytes, 5)}` as Mac;
 }
 
 export function macToBytes(mac: Mac): Buffer {

@@ -28,7 +28,6 @@ export function parseUuidInput(text: string, field: string): { ok: true; uuid: U
 export function uuidFromClientGuid(guid: Uint8Array): Uuid | undefined {
   if (guid.length !== 17 || guid[0] !== 0) return undefined;
   // Every DHCP request from PXE firmware carries one: formatted from a table, no buffers or regexes.
-  const g = guid;
   const h = hexByte;
-  return `${h(g, 4)}${h(g, 3)}${h(g, 2)}${h(g, 1)}-${h(g, 6)}${h(g, 5)}-${h(g, 8)}${h(g, 7)}-${h(g, 9)}${h(g, 10)}-${h(g, 11)}${h(g, 12)}${h(g, 13)}${h(g, 14)}${h(g, 15)}${h(g, 16)}` as Uuid;
+  return `${h(guid, 4)}${h(guid, 3)}${h(guid, 2)}${h(guid, 1)}-${h(guid, 6)}${h(guid, 5)}-${h(guid, 8)}${h(guid, 7)}-${h(guid, 9)}${h(guid, 10)}-${h(guid, 11)}${h(guid, 12)}${h(guid, 13)}${h(guid, 14)}${h(guid, 15)}${h(guid, 16)}` as Uuid;
 }

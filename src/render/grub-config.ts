@@ -131,7 +131,7 @@ interface GrubFiles {
   kernel: string;
   initrds: string[];
   problems: string[];
-  /** The `echo` of each problem, then nothing else: lines every render of the config starts with. */
+  /** One `echo` line per problem, the same in every render of the config. */
   problemLines: string[];
   linux: string;
   initrdLine: string | undefined;
