@@ -25,7 +25,7 @@ type Outcome = { sent: true } | { sent: false; error: SendError };
 export async function sendFile(c: Koa.Context, root: string, urlPath: string, writer: BodyWriter = 'sendfile', written?: (used: BodyWriter) => void): Promise<Outcome> {
   const outcome = await new Promise<Outcome>((resolve) => {
     const stream = send(c.req, urlPath, { ...SEND_OPTIONS, root });
-    // send decides the status, headers and range; the bytes go out through reused buffers (file-body.ts).
+    // send decides the status, headers and range; the bytes go out by sendfile(2) or through reused buffers (file-body.ts, --http-sendfile).
     stream.stream = (path: string, options: { start?: number } = {}) => {
       void writeFileBody(
         c.res,
