@@ -6,7 +6,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { waitFor, type Namespace } from '../../test/helpers/netns.ts';
-import { cliArgs, PROJECT_ROOT } from '../../test/helpers/appliance.ts';
+import { PROJECT_ROOT } from '../../test/helpers/appliance.ts';
+import { applianceArgs } from '../appliance.ts';
 import path from 'node:path';
 
 /** `taskset` arguments that run a TypeScript script (a load generator) under tsx on one core. */
@@ -18,10 +19,10 @@ export function tsxOnCore(core: number, script: string, args: string[]): string[
 export function fullApplianceOnCore0(o: { server: string; range: string; dataPath: string; logLevel: string; extra?: string[] }): string[] {
   const flags = ['--iface', 'br0', '--dhcp', 'full', '--dhcp-range', o.range, '--address', `${o.server}:8080`, '--tftp-address', 'off'];
   const paths = ['--data-path', o.dataPath, '--firmware-path', path.join(PROJECT_ROOT, 'firmware')];
-  return ['-c', '0', process.execPath, ...cliArgs([...flags, ...paths, '--log-level', o.logLevel, '--log-format', 'json', ...(o.extra ?? [])])];
+  return ['-c', '0', process.execPath, ...applianceArgs([...flags, ...paths, '--log-level', o.logLevel, '--log-format', 'json', ...(o.extra ?? [])])];
 }
 
-/** The appliance's flags in ProxyDHCP mode as the proxy benchmarks run it (before cliArgs or readServeOptions): JSON logs at info, or warn with logs off. */
+/** The appliance's flags in ProxyDHCP mode as the proxy benchmarks run it (before applianceArgs or readServeOptions): JSON logs at info, or warn with logs off. */
 export function proxyApplianceFlags(o: { iface: string; address: string; tftp?: string; dataPath: string; logs: string | undefined }): string[] {
   return [
     ...['--iface', o.iface, '--dhcp', 'proxy', '--address', o.address],

@@ -19,7 +19,8 @@ import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import { Topology, isRoot, type Namespace } from '../../test/helpers/netns.ts';
 import { cpuMs, cpuSplitMs, median, ratio as r, stopChild as stop, threadCpuDelta, threadCpuMs, waitListening, proxyApplianceFlags } from './lib.ts';
-import { cliArgs, PROJECT_ROOT } from '../../test/helpers/appliance.ts';
+import { PROJECT_ROOT } from '../../test/helpers/appliance.ts';
+import { applianceArgs } from '../appliance.ts';
 
 const { values } = parseArgs({
   options: {
@@ -143,7 +144,7 @@ try {
           '0',
           process.execPath,
           ...(values.profile ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(values.profile)] : []),
-          ...cliArgs(proxyApplianceFlags({ iface: 'eth0', address: `${SERVER}:8080`, tftp: `${SERVER}:69`, dataPath: dataDir, logs: values.logs })),
+          ...applianceArgs(proxyApplianceFlags({ iface: 'eth0', address: `${SERVER}:8080`, tftp: `${SERVER}:69`, dataPath: dataDir, logs: values.logs })),
         ],
         { cwd: PROJECT_ROOT, stdio: 'ignore' },
       ),

@@ -9,6 +9,7 @@
 # stopped by PID on exit. Bounded: about a minute in total. Usage: bash bench/http/run.sh [SECONDS_PER_WRK_RUN]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. bench/appliance.sh
 
 DURATION=${1:-4}
 for tool in wrk curl nginx taskset; do
@@ -49,7 +50,7 @@ wait_http() { # url
 }
 
 # The appliance as users run it (JSON logs at info, one line per request, to /dev/null).
-taskset -c $SERVER_CPU node --import tsx src/main.ts --address 127.0.0.1:$APP_PORT --base-url http://127.0.0.1:$APP_PORT \
+taskset -c $SERVER_CPU "${APPLIANCE[@]}" --address 127.0.0.1:$APP_PORT --base-url http://127.0.0.1:$APP_PORT \
   --data-path "$WORK/data" --images-path "$WORK/images" --log-format json >/dev/null 2>"$WORK/app.err" &
 APP_PID=$!
 PIDS+=($APP_PID)

@@ -29,6 +29,7 @@ import { PROJECT_ROOT } from '../../test/helpers/appliance.ts';
 import { isRoot, sh, Topology, waitFor, type Namespace } from '../../test/helpers/netns.ts';
 import { startDnsmasq, startNginx, type Daemon } from '../../test/e2e/lib/peers.ts';
 import { cpuMs, ratio, stopChild, waitListening, tsxOnCore } from '../dhcp/lib.ts';
+import { applianceArgs } from '../appliance.ts';
 import { intToIpv4, ipv4ToInt } from '../../src/net/ipv4.ts';
 
 const { values } = parseArgs({
@@ -111,27 +112,26 @@ async function startOurs(srv: Namespace, images: string, run: string, profDir: s
       '0',
       process.execPath,
       ...prof,
-      '--import',
-      'tsx',
-      path.join(PROJECT_ROOT, 'src/main.ts'),
-      '--iface',
-      'br0',
-      '--dhcp',
-      'full',
-      '--dhcp-range',
-      `${RANGE.start},${RANGE.end}`,
-      '--address',
-      `${SERVER}:${HTTP_PORT}`,
-      '--data-path',
-      data,
-      '--images-path',
-      images,
-      '--firmware-path',
-      FIRMWARE,
-      '--log-format',
-      'json',
-      '--log-level',
-      'info',
+      ...applianceArgs([
+        '--iface',
+        'br0',
+        '--dhcp',
+        'full',
+        '--dhcp-range',
+        `${RANGE.start},${RANGE.end}`,
+        '--address',
+        `${SERVER}:${HTTP_PORT}`,
+        '--data-path',
+        data,
+        '--images-path',
+        images,
+        '--firmware-path',
+        FIRMWARE,
+        '--log-format',
+        'json',
+        '--log-level',
+        'info',
+      ]),
     ],
     { cwd: PROJECT_ROOT, stdio: ['ignore', log, log] },
   );

@@ -8,6 +8,7 @@
 #   sudo bash bench/tftp/burst-threads.sh        (needs firmware/undionly.kpxe: bash firmware/fetch.sh)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. bench/appliance.sh
 [ "$(id -u)" = 0 ] || { echo "bench/tftp/burst-threads.sh: needs root (a network namespace)" >&2; exit 1; }
 for tool in curl dnsmasq taskset ip; do command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "bench/tftp/burst-threads.sh: $tool is missing" >&2; exit 1; }; done
 [ -f firmware/undionly.kpxe ] || { echo "bench/tftp/burst-threads.sh: no firmware/undionly.kpxe (bash firmware/fetch.sh)" >&2; exit 1; }
@@ -29,7 +30,7 @@ ip netns add "$NS"
 ip netns exec "$NS" ip link set lo up
 
 # `ip netns exec` and taskset exec what they run, so each PID is the server's own.
-ip netns exec "$NS" taskset -c 0 node --import tsx src/main.ts --tftp-address 127.0.0.1:69 --tftp-max-per-client 1000 \
+ip netns exec "$NS" taskset -c 0 "${APPLIANCE[@]}" --tftp-address 127.0.0.1:69 --tftp-max-per-client 1000 \
   --address 127.0.0.1:18080 --firmware-path firmware --log-format json --log-level info >"$WORK/ours.log" 2>&1 &
 OURS=$!
 PIDS+=("$OURS")

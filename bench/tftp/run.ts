@@ -29,6 +29,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isRoot, Topology, type Namespace } from '../../test/helpers/netns.ts';
+import { applianceArgs } from '../appliance.ts';
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url));
 const CACHE = path.join(PROJECT, '.cache', 'bench-tftp');
@@ -97,8 +98,8 @@ interface Server {
 
 const peerEnv = { ...process.env, LD_LIBRARY_PATH: path.join(PEERS, 'usr/lib/x86_64-linux-gnu') };
 
-/** This tree's appliance; `main` may be another copy of src/ (TFTP_BENCH_BEFORE) to compare before/after in one run. */
-function appliance(name: string, main: string, extra: string[] = []): Server {
+/** An appliance; `run` gives node's argv for its flags: this tree's build, or another copy of src/ (TFTP_BENCH_BEFORE) to compare before/after in one run. */
+function appliance(name: string, run: (flags: string[]) => string[], extra: string[] = []): Server {
   return {
     name,
     windowsize: true,
@@ -109,23 +110,22 @@ function appliance(name: string, main: string, extra: string[] = []): Server {
           '-c',
           SERVER_CPU,
           process.execPath,
-          '--import',
-          'tsx',
-          main,
-          '--tftp-address',
-          `${ip}:69`,
-          // Every client of the bench shares one address: the per-address cap (default 8) would refuse the 200.
-          '--tftp-max-per-client',
-          '1000',
-          '--address',
-          `${ip}:18080`,
-          '--firmware-path',
-          ROOT,
-          '--log-format',
-          'json',
-          '--log-level',
-          'info',
-          ...extra,
+          ...run([
+            '--tftp-address',
+            `${ip}:69`,
+            // Every client of the bench shares one address: the per-address cap (default 8) would refuse the 200.
+            '--tftp-max-per-client',
+            '1000',
+            '--address',
+            `${ip}:18080`,
+            '--firmware-path',
+            ROOT,
+            '--log-format',
+            'json',
+            '--log-level',
+            'info',
+            ...extra,
+          ]),
         ],
         {
           cwd: PROJECT,
@@ -142,9 +142,10 @@ const BEFORE = process.env.TFTP_BENCH_BEFORE;
 const EVENT_LOOP = process.env.TFTP_BENCH_EVENT_LOOP === '1';
 
 const SERVERS: Server[] = [
-  appliance('ours', path.join(PROJECT, 'src/main.ts')),
-  ...(BEFORE ? [appliance('before', path.join(path.resolve(BEFORE), 'main.ts'))] : []),
-  ...(EVENT_LOOP ? [appliance('event-loop', path.join(PROJECT, 'src/main.ts'), ['--tftp-engine', 'event-loop'])] : []),
+  appliance('ours', applianceArgs),
+  // A copy of src/ has no build of its own: compare it with BENCH_APPLIANCE=src, so that both run through tsx.
+  ...(BEFORE ? [appliance('before', (flags) => ['--import', 'tsx', path.join(path.resolve(BEFORE), 'main.ts'), ...flags])] : []),
+  ...(EVENT_LOOP ? [appliance('event-loop', applianceArgs, ['--tftp-engine', 'event-loop'])] : []),
   {
     name: 'tftpd-hpa',
     windowsize: false,
