@@ -15,7 +15,7 @@ for tool in curl dnsmasq taskset ip; do command -v "$tool" >/dev/null || [ -x "/
 ROUNDS=${ROUNDS:-6}
 [ "$ROUNDS" -le 20 ] || ROUNDS=20
 N=200
-NS=bca-burst-$$
+NS=bca-burst-$$.0
 WORK=$(mktemp -d /tmp/bca-burst.XXXXXX)
 chmod 755 "$WORK"
 PIDS=()

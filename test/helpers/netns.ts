@@ -75,7 +75,10 @@ export class Namespace {
 export class Topology {
   private readonly namespaces: Namespace[] = [];
   private readonly children = new Set<ChildProcess>();
+  /** Short, for interface names (at most 15 characters). */
   private readonly id = `${process.pid % 100000}${(counter++).toString(36)}`;
+  /** The creator's PID then a dot: scripts/test.sh leaves a namespace alone while the process that made it runs. */
+  private readonly nsId = `${process.pid}.${(counter++).toString(36)}`;
   private readonly prefix: string;
 
   /** `prefix` starts every namespace name (default `bca-`); a helper's tag keeps its namespaces recognisable. */
@@ -86,7 +89,7 @@ export class Topology {
 
   /** Creates a namespace with loopback up. `label` is kept short: interface and ns names are length-limited. */
   async namespace(label: string): Promise<Namespace> {
-    const name = `${this.prefix}${this.id}-${label}`;
+    const name = `${this.prefix}${this.nsId}-${label}`;
     await sh('ip', ['netns', 'add', name]);
     const ns = new Namespace(name, this);
     this.namespaces.push(ns);
