@@ -130,7 +130,7 @@ export async function createParts(config: AppConfig, log: Logger): Promise<Appli
     timelineSize: () => timeline.size(),
   });
   const timeline = new BootTimeline({}, Date.now, (reason) => metrics.timelineEvictions.inc({ reason }));
-  const shared = config.store.kind === 'etcd' ? sharedParts(config.store, { name: config.name, fleetTtl: config.fleetTtl }, log, timeline) : undefined;
+  const shared = config.store.kind === 'etcd' ? sharedParts(config.store, { name: config.name, fleetTtl: config.fleetTtl }, log, timeline, metrics) : undefined;
   if (dhcp.mode === 'full') {
     const { segment } = dhcp;
     const source = new DhcpSiteFiles(config.dataPath, { log, metrics, own: ownSegment(segment.iface, segment.address, segment.netmask, dhcp.range) });
@@ -149,7 +149,7 @@ function prefixLengthOf(mask: number): number {
 }
 
 /** The fleet view's two halves and the shared leases, on a client of their own (the config store keeps its own). */
-function sharedParts(store: Extract<AppConfig['store'], { kind: 'etcd' }>, options: { name: string; fleetTtl: number }, log: Logger, timeline: BootTimeline): SharedParts {
+function sharedParts(store: Extract<AppConfig['store'], { kind: 'etcd' }>, options: { name: string; fleetTtl: number }, log: Logger, timeline: BootTimeline, metrics: Metrics): SharedParts {
   const client = connectEtcd(store);
   const { prefix } = store;
   return {
@@ -159,7 +159,7 @@ function sharedParts(store: Extract<AppConfig['store'], { kind: 'etcd' }>, optio
     view: new FleetView({ name: options.name }, { etcd: client.namespace(fleetPrefix(prefix)), timeline, log }),
     ledgerFor(pool, network, prefixLength) {
       const where = leasesPrefix(prefix, subnetSegment(network, prefixLength));
-      return new EtcdLeases({ where, name: options.name }, { etcd: client, pool, log, onBound: (l) => l.mac && timeline.bindAddress(l.ip, l.mac) });
+      return new EtcdLeases({ where, name: options.name }, { etcd: client, pool, log, onBound: (l) => l.mac && timeline.bindAddress(l.ip, l.mac), writes: metrics.sharedLeaseWrites });
     },
   };
 }

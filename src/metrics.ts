@@ -87,6 +87,12 @@ export class Metrics {
     labelNames: ['trigger'] as const,
     registers: [this.registry],
   });
+  readonly sharedLeaseWrites = new Counter({
+    name: 'bootcfg_dhcp_shared_lease_writes_total',
+    help: 'Lease writes to etcd by a shared pool (--store etcd), by outcome: written, conflict (another appliance changed the address first; theirs stands and nothing is sent) or failed (etcd did not answer)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
   readonly dhcpLeaseWriteFailures = new Counter({
     name: 'bootcfg_dhcp_lease_write_failures_total',
     help: 'Full DHCP requests left without an ACK because their lease could not be written to the lease file',

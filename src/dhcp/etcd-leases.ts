@@ -21,6 +21,7 @@ import { isIPv4 } from 'node:net';
 import { CompareResult, CompareTarget, type IKeyValue, type Namespace, type Watcher } from 'etcd3';
 import { z } from 'zod';
 import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
 import { LeaseRecord } from './lease-file.ts';
 import type { LeaseLedger, LeaseLedgerOpened, SharedLedger } from './lease-ledger.ts';
 import type { Lease, LeasePool } from './leases.ts';
@@ -68,6 +69,8 @@ export interface EtcdLeasesDeps {
   log: Logger;
   /** A record another appliance bound: its downloads belong to its machine here too. */
   onBound?: ((lease: Lease) => void) | undefined;
+  /** Counts each write by outcome, as `stats` does, for /metrics. */
+  writes?: Pick<Metrics['sharedLeaseWrites'], 'inc'> | undefined;
 }
 
 function bodyOf(lease: Lease | undefined): string | undefined {
@@ -194,13 +197,21 @@ export class EtcdLeases implements LeaseLedger, SharedLedger {
     if (body === known.body) return true;
     this.stats.writes++;
     const value = record && JSON.stringify({ ...JSON.parse(body!), by: this.options.name });
-    const outcome = await this.send({ ip, rev: known.rev, value });
+    let outcome: WriteOutcome;
+    try {
+      outcome = await this.send({ ip, rev: known.rev, value });
+    } catch (err) {
+      this.deps.writes?.inc({ outcome: 'failed' });
+      throw err;
+    }
     if (outcome.ok) {
       this.known.set(ip, { rev: body === undefined ? '0' : outcome.revision, at: BigInt(outcome.revision), body });
+      this.deps.writes?.inc({ outcome: 'written' });
       return true;
     }
     // Someone else changed it since we read it: theirs stands, ours is dropped.
     this.stats.conflicts++;
+    this.deps.writes?.inc({ outcome: 'conflict' });
     this.adopt(ip, outcome.kv, BigInt(outcome.revision));
     this.deps.log.debug({ ip, leases: this.where }, 'lease changed by another appliance first: nothing sent for ours');
     return false;

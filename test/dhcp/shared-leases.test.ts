@@ -190,6 +190,11 @@ maybe('shared leases (needs root, etcd-server): a udhcpc storm against two appli
   const conflicts = [alpha, beta].map((app) => app.lines.filter((l) => l.msg === 'lease changed by another appliance first: nothing sent for ours').length);
   t.log(`leases from: ${[...servers].join(', ')}; ACKs by beta: ${acksOf(beta)}; compare-and-swap lost by alpha/beta: ${conflicts.join('/')}`);
   t.true(servers.has(lab.apps[1]!.address), 'beta served clients after alpha died');
+  // /metrics counts beta's writes as its log tells them: each lost compare, and at least a write per ACK.
+  const metrics = await lab.apps[1]!.ns.exec('curl', ['-fsS', `http://${lab.apps[1]!.address}:8080/metrics`]);
+  const writes = (outcome: string) => Number(new RegExp(`^bootcfg_dhcp_shared_lease_writes_total\\{outcome="${outcome}"\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? 0);
+  t.is(writes('conflict'), conflicts[1], "beta's lost compares on /metrics");
+  t.true(writes('written') >= acksOf(beta), `beta wrote ${writes('written')} leases for its ${acksOf(beta)} ACKs`);
 
   // No lease file: the leases live in etcd only.
   const state = await readdir(path.join(lab.apps[0]!.dataDir, 'state')).catch(() => [] as string[]);
