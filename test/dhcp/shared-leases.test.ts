@@ -193,7 +193,7 @@ maybe('shared leases (needs root, etcd-server): a udhcpc storm against two appli
   // /metrics counts beta's writes as its log tells them: each lost compare, and at least a write per ACK.
   const metrics = await lab.apps[1]!.ns.exec('curl', ['-fsS', `http://${lab.apps[1]!.address}:8080/metrics`]);
   const writes = (outcome: string) => Number(new RegExp(`^bootcfg_dhcp_shared_lease_writes_total\\{outcome="${outcome}"\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? 0);
-  t.is(writes('conflict'), conflicts[1], "beta's lost compares on /metrics");
+  t.is(writes('conflict'), conflicts[1]!, "beta's lost compares on /metrics");
   t.true(writes('written') >= acksOf(beta), `beta wrote ${writes('written')} leases for its ${acksOf(beta)} ACKs`);
 
   // No lease file: the leases live in etcd only.
