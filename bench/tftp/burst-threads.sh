@@ -4,7 +4,7 @@
 # appliance and from dnsmasq, both on `lo` of a network namespace this script creates and
 # deletes, both pinned to CPU 0, curl to CPU 1. Per round: wall time, server CPU, and for ours
 # the CPU of each of its threads (main, the TFTP transfer thread, V8's own), from
-# /proc/<pid>/task/*/stat: how the cost moves from the first, cold burst to later ones.
+# /proc/<pid>/task/*/schedstat: how the cost moves from the first, cold burst to later ones.
 #   sudo bash bench/tftp/burst-threads.sh        (needs firmware/undionly.kpxe: bash firmware/fetch.sh)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -43,26 +43,27 @@ for _ in $(seq 1 200); do ip netns exec "$NS" curl -fs -o /dev/null http://127.0
 # What starts with the process (its threads, their modules) is done before the first burst, as on a provisioner booted long before its rack.
 sleep 3
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-threads() { for t in /proc/"$1"/task/*; do echo "$(basename "$t") $(awk '{print $14 + $15}' "$t/stat")"; done | sort; }
+# CPU nanoseconds on the CPU (schedstat's first field), per thread and for the whole process: clock ticks are 10 ms, a round 100.
+cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{n += $1} END {printf "%.0f\n", n}'; }
+threads() { for t in /proc/"$1"/task/*; do echo "$(basename "$t") $(awk '{print $1}' "$t/schedstat")"; done | sort; }
 burst() { # host server-pid → "<ms> ms, CPU <ms> ms, <n> of N intact"
   local args=(-s --max-time 20 --parallel --parallel-max "$N" --tftp-blksize 1468) k t0 t1 s e ok=0
   for k in $(seq 1 "$N"); do args+=(-o "$WORK/p$k" "tftp://$1/undionly.kpxe"); done
-  t0=$(ticks "$2")
+  t0=$(cpu_ns "$2")
   s=$(date +%s%N)
   ip netns exec "$NS" taskset -c 1 curl "${args[@]}" 2>/dev/null || true
   e=$(date +%s%N)
-  t1=$(ticks "$2")
+  t1=$(cpu_ns "$2")
   for k in $(seq 1 "$N"); do cmp -s "$WORK/p$k" firmware/undionly.kpxe && ok=$((ok + 1)); done
   rm -f "$WORK"/p*
-  echo "$(((e - s) / 1000000)) ms, CPU $(((t1 - t0) * 1000 / $(getconf CLK_TCK))) ms, $ok of $N intact"
+  echo "$(((e - s) / 1000000)) ms, CPU $(((t1 - t0) / 1000000)) ms, $ok of $N intact"
 }
 echo "bench/tftp/burst-threads: $(date -u +%FT%TZ), $N transfers a round, servers on CPU 0, curl on CPU 1"
 for r in $(seq 1 "$ROUNDS"); do
   before=$(threads "$OURS")
   line="round $r: ours $(burst 127.0.0.1 "$OURS")"
   after=$(threads "$OURS")
-  per=$(join <(echo "$before") <(echo "$after") | awk -v main="$OURS" -v hz="$(getconf CLK_TCK)" '$3 > $2 {printf " %s=%d", ($1 == main ? "main" : "thread " $1), ($3 - $2) * 1000 / hz}')
+  per=$(join <(echo "$before") <(echo "$after") | awk -v main="$OURS" '$3 - $2 >= 500000 {printf " %s=%d", ($1 == main ? "main" : "thread " $1), ($3 - $2) / 1000000}')
   echo "$line | dnsmasq $(burst 127.0.0.2 "$PEER")"
   echo "    ours per thread (ms):$per"
 done
