@@ -11,15 +11,18 @@ import { cliArgs, PROJECT_ROOT } from '../test/helpers/appliance.ts';
 const FROM = process.env.BENCH_APPLIANCE ?? 'dist';
 if (FROM !== 'dist' && FROM !== 'src') throw new Error(`BENCH_APPLIANCE must be dist or src, not ${JSON.stringify(FROM)}`);
 
+/** BENCH_NODE_FLAGS="--perf-basic-prof …": node's own flags for the appliance, e.g. to profile it with perf. */
+const NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+
 let built = false;
 
 /** node's argv (after the binary) that runs the appliance with `args`. */
 export function applianceArgs(args: string[]): string[] {
-  if (FROM === 'src') return cliArgs(args);
+  if (FROM === 'src') return [...NODE_FLAGS, ...cliArgs(args)];
   if (!built) {
     execFileSync('npm', ['run', 'build', '--silent'], { cwd: PROJECT_ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
     console.error('bench: the appliance runs from dist/, built just now (BENCH_APPLIANCE=src for src/ through tsx)');
     built = true;
   }
-  return [path.join(PROJECT_ROOT, 'dist/main.js'), ...args];
+  return [...NODE_FLAGS, path.join(PROJECT_ROOT, 'dist/main.js'), ...args];
 }
