@@ -211,7 +211,9 @@ export function createStallWatch({ timeline, metrics, log, config }: AppliancePa
 
 export function createHttpService(parts: ApplianceParts): HttpService {
   const { config, log, metrics, timeline, firmware } = parts;
-  const sendfileProblem = config.httpSendfile ? startBodyWriter('sendfile') : undefined;
+  const sendfileProblem = config.httpSendfile
+    ? startBodyWriter('sendfile', (err) => log.warn({ err }, `http: the sendfile thread failed (${err.message}); image bodies go through buffers from now on, as with --http-sendfile off`))
+    : undefined;
   if (sendfileProblem !== undefined) log.warn({ problem: sendfileProblem }, `http: image bodies go through buffers, as with --http-sendfile off: the sendfile thread cannot run (${sendfileProblem})`);
   const handler = createHttpHandler({
     log,

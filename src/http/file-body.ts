@@ -50,10 +50,13 @@ function chunkSize(length: number): number {
  * Starts what `writer` needs now rather than with the first body: the sendfile thread takes a
  * moment to start (under tsx, its modules are compiled then), and the first bodies are those of
  * a rack that just powered on. Returns why sendfile cannot run here, when it cannot: bodies
- * then go through buffers.
+ * then go through buffers. `onFailure` hears of the thread failing later, which also sends
+ * bodies back to buffers.
  */
-export function startBodyWriter(writer: BodyWriter): string | undefined {
-  return writer === 'sendfile' ? SendfileEngine.problem() : undefined;
+export function startBodyWriter(writer: BodyWriter, onFailure?: (err: Error) => void): string | undefined {
+  if (writer !== 'sendfile') return undefined;
+  SendfileEngine.onFailure(onFailure);
+  return SendfileEngine.problem();
 }
 
 /**

@@ -32,12 +32,22 @@ export class SendfileEngine {
       (msg) => this.settle(msg.id, { sent: msg.sent, error: msg.error }),
       (err) => {
         for (const id of [...this.waiting.keys()]) this.settle(id, { sent: 0, error: `sendfile thread failed: ${err.message}` });
+        SendfileEngine.failureListener?.(err);
       },
     );
   }
 
   private static shared: SendfileEngine | null | undefined;
   private static failure: string | undefined;
+  private static failureListener: ((err: Error) => void) | undefined;
+
+  /**
+   * Who hears of the thread failing after it started (its bodies and every later one then go
+   * through buffers): one listener per process, as there is one thread; a later call replaces it.
+   */
+  static onFailure(listener: ((err: Error) => void) | undefined): void {
+    SendfileEngine.failureListener = listener;
+  }
 
   /** The process's engine, started on first use; undefined where it cannot run. */
   static get(): SendfileEngine | undefined {

@@ -43,6 +43,7 @@ export class PollThread<In, Out> {
   private queued: In[] = [];
   private transfers: ArrayBuffer[] = [];
   private flushing: NodeJS.Immediate | undefined;
+  private stopping = false;
 
   private constructor(
     private readonly worker: Worker,
@@ -57,13 +58,19 @@ export class PollThread<In, Out> {
     // Neither keeps the process alive: stop() ends the thread, and a process that exits without it loses nothing.
     port.unref();
     worker.unref();
-    this.exited = new Promise((resolve) => {
-      worker.once('exit', () => resolve());
-    });
-    worker.on('error', (err) => {
+    const fail = (err: Error) => {
+      if (this.failure) return;
       this.failure = err;
       onFailure(err);
+    };
+    this.exited = new Promise((resolve) => {
+      worker.once('exit', (code) => {
+        // A thread that ends before stop() asked it to serves nothing from then on, whatever its exit code says.
+        if (!this.stopping) fail(new Error(`the thread exited (code ${code}) without being asked to stop`));
+        resolve();
+      });
     });
+    worker.on('error', fail);
   }
 
   /** Starts the worker thread running `entry`; throws saying why it cannot run here. */
@@ -105,6 +112,7 @@ export class PollThread<In, Out> {
 
   /** Sends `stop` and waits for the thread to end (it ends once what it serves has ended). */
   async stop(stop: In): Promise<void> {
+    this.stopping = true;
     // Held while it winds down, or a process with nothing else to do would exit before `exit` arrives.
     this.worker.ref();
     if (!this.failure) {

@@ -58,6 +58,8 @@ export interface TftpServerEvents {
   stray(from: Peer, transfer: Peer): void;
   /** A bug or a socket fault, never a client's doing. */
   failed(what: string, err: unknown, peer: Peer | undefined): void;
+  /** The worker engine's thread stopped serving: the event loop sends every block from now on. */
+  engineFailed(err: Error): void;
 }
 
 export interface TftpServerOptions {
@@ -117,7 +119,7 @@ export class TftpServer {
   async start(): Promise<void> {
     if ((this.opts.engine ?? 'worker') === 'worker' && !isIPv6(this.opts.host)) {
       try {
-        this.native = NativeEngine.start((err) => this.opts.events.failed('the TFTP worker thread failed; the event loop sends the blocks from now on', err, undefined));
+        this.native = NativeEngine.start((err) => this.opts.events.engineFailed(err));
       } catch (err) {
         this.engineProblem = (err as Error).message;
       }

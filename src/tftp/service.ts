@@ -179,6 +179,8 @@ export class TftpService implements Service {
         if (peer) log.error({ err, client }, `tftp: ${what}`);
         else log.debug({ err }, `tftp ${what}`);
       },
+      // Said once, as a warning: transfers go on, each costing the event loop what the thread spared it.
+      engineFailed: (err) => log.warn({ err, engine: 'event-loop' }, `tftp: the worker thread failed (${err.message}); the event loop sends every block from now on`),
     };
   }
 
