@@ -112,7 +112,11 @@ export function explainer(
     explain({ mac, uuid, labels, store, matchbox: parts.matchbox, settings: parts.boot, dhcpMode: parts.config.dhcp.mode, serverAddress: parts.config.advertisedAddress });
 }
 
-export async function createParts(config: AppConfig, log: Logger): Promise<ApplianceParts> {
+/**
+ * `kept`: what outlives a restart of the services (a new --iface address, commands/serve.ts):
+ * the boot timeline, so the machines page and /api/machines keep every machine's steps.
+ */
+export async function createParts(config: AppConfig, log: Logger, kept: { timeline?: BootTimeline } = {}): Promise<ApplianceParts> {
   const firmware = await FirmwareCatalog.load(config.firmwarePath, log);
   if (firmware.trust === 'none' && (config.tftp || config.dhcp.mode !== 'off')) {
     throw new FirmwareTrustError(
@@ -129,7 +133,8 @@ export async function createParts(config: AppConfig, log: Logger): Promise<Appli
     leaseCounts: leasePool && (() => totalLeaseCounts([leasePool, ...(dhcpSite?.pools() ?? [])])),
     timelineSize: () => timeline.size(),
   });
-  const timeline = new BootTimeline({}, Date.now, (reason) => metrics.timelineEvictions.inc({ reason }));
+  const timeline = kept.timeline ?? new BootTimeline();
+  timeline.reportEvictionsTo((reason) => metrics.timelineEvictions.inc({ reason }));
   const shared = config.store.kind === 'etcd' ? sharedParts(config.store, { name: config.name, fleetTtl: config.fleetTtl }, log, timeline, metrics) : undefined;
   if (dhcp.mode === 'full') {
     const { segment } = dhcp;

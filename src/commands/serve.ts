@@ -32,7 +32,7 @@ function logReady(log: Logger, config: AppConfig, version: string): void {
  * `serve` (the default command): starts every service and runs until SIGTERM or SIGINT. It
  * watches --iface: a link that is down at start or flaps later needs nothing (the sockets stay
  * bound to the interface), but a new address is in every reply, so the services are restarted
- * with it.
+ * with it, around the same boot timeline.
  */
 export async function serveCommand({ config, version, baseUrlGiven, reload, notes = [] }: ServeOptions): Promise<void> {
   const log = createLogger(config.log);
@@ -80,7 +80,8 @@ export async function serveCommand({ config, version, baseUrlGiven, reload, note
         log.flush?.();
         process.exit(2);
       }
-      appliance = new Appliance(await createParts(next, log));
+      // The machines seen so far stay on the timeline: only the address they are sent to changed.
+      appliance = new Appliance(await createParts(next, log, { timeline: appliance.parts.timeline }));
       await appliance.start();
       logReady(log, next, version);
     });

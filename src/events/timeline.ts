@@ -65,7 +65,7 @@ export class BootTimeline {
     limits: Partial<TimelineLimits> = {},
     private readonly now: () => number = Date.now,
     /** Told of every machine forgotten to stay within the limits (bootcfg_timeline_evictions_total). */
-    private readonly onEvict?: (reason: EvictionReason) => void,
+    private onEvict?: (reason: EvictionReason) => void,
   ) {
     this.limits = { ...DEFAULT_TIMELINE_LIMITS, ...limits };
     this.macByIp = new LruMap(this.limits.machines * ADDRESSES_PER_MACHINE);
@@ -147,6 +147,11 @@ export class BootTimeline {
   /** Most recently seen first. */
   list(): MachineRecord[] {
     return [...this.machines.values()].reverse();
+  }
+
+  /** Who is told of evictions from now on: the metrics of the services restarted around this timeline (commands/serve.ts). */
+  reportEvictionsTo(onEvict: (reason: EvictionReason) => void): void {
+    this.onEvict = onEvict;
   }
 
   onEvent(listener: BootEventListener): () => void {

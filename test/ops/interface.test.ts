@@ -62,7 +62,7 @@ maybe('--iface on a bridge with no port up: starts, says so, answers once a port
   t.true(await leased(client), 'udhcpc got a lease after the flap');
 });
 
-maybe('--iface whose address changes: says what changed and serves with the new address (needs root)', async (t) => {
+maybe('--iface whose address changes: says what changed, serves with the new address and keeps the timeline (needs root)', async (t) => {
   t.timeout(90_000);
   const topo = new Topology();
   t.teardown(() => topo.destroy());
@@ -75,6 +75,8 @@ maybe('--iface whose address changes: says what changed and serves with the new 
   const app = await startAppliance(['--iface', 'eth0', '--dhcp', 'proxy', '--address', '0.0.0.0:8080', '--data-path', data], { ns: a });
   t.teardown(() => app.stop());
   await app.waitForLog((l) => /^ready: iPXE clients are sent to http:\/\/10\.96\.0\.1:8080/.test(String(l.msg)));
+  // A machine fetches its script before the change: its steps must outlive the restart.
+  await b.exec('curl', ['-sS', '--max-time', '5', '-o', '/dev/null', 'http://10.96.0.1:8080/ipxe?mac=52:54:00:96:00:01']);
   // Renumbered (another subnet: deleting a primary address also deletes its secondaries).
   await a.ip('addr', 'add', '10.96.1.9/24', 'dev', 'eth0');
   await a.ip('addr', 'del', '10.96.0.1/24', 'dev', 'eth0');
@@ -84,6 +86,11 @@ maybe('--iface whose address changes: says what changed and serves with the new 
   await app.waitForLog((l) => /^proxydhcp: listening on UDP 67, bound to eth0 \(10\.96\.1\.9\)/.test(String(l.msg)));
   const body = await b.exec('curl', ['-sS', '--max-time', '5', 'http://10.96.1.9:8080/boot.ipxe']);
   t.regex(body, /^#!ipxe/);
+  const machine = JSON.parse(await b.exec('curl', ['-sS', '--max-time', '5', 'http://10.96.1.9:8080/api/machines/52:54:00:96:00:01'])) as { events?: { step: string }[] };
+  t.true(
+    machine.events?.some((e) => e.step === 'http.ipxe'),
+    `the machine's steps from before the change are still on the timeline: ${JSON.stringify(machine)}`,
+  );
 });
 
 maybe('--iface that does not exist, or has no IPv4, is refused at start with the reason (needs root)', async (t) => {
