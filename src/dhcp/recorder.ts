@@ -159,7 +159,8 @@ export class DhcpRecorder {
       const fields: LogFields = this.fields(ex);
       fields.reason = silence.reason;
       fields.detail = silence.why;
-      log[level](fields, `${this.label}: not answering ${client.mac} (${this.who(ex)}): ${silence.why}`);
+      // A rack whose boot loader is missing logs this for every packet, as fast as offers.
+      logFlat(log, level, fields, `${this.label}: not answering ${client.mac} (${this.who(ex)}): ${silence.why}`);
     }
     if (silence.timeline && booting) {
       timeline.record({
