@@ -100,17 +100,20 @@ export function logFlat(log: Logger, level: FlatLevel, fields: FlatFields, msg: 
 /** Node 25's JSON.stringify is what pino uses there; before, its own escaping, which leaves lone surrogates as they are. */
 const STRINGIFY_ALWAYS = Number(process.versions.node.split('.')[0]) >= 25;
 
-/** A string as pino writes it: short ones without a control character get only `"` and `\` escaped. */
+/** What a string needs escaped in JSON: a quote, a backslash, a control character. */
+const ESCAPED = /["\\\u0000-\u001f]/;
+const CONTROL = /[\u0000-\u001f]/;
+
+/**
+ * A string as pino writes it: short ones without a control character get only `"` and `\`
+ * escaped. Tested by regular expressions, which V8 runs as machine code: a loop over
+ * charCodeAt was twice their time on a ProxyDHCP offer's thirty strings.
+ */
 function jsonString(s: string): string {
-  const n = s.length;
-  if (STRINGIFY_ALWAYS || n > 100) return JSON.stringify(s);
-  let plain = true;
-  for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 32) return JSON.stringify(s);
-    if (c === 34 || c === 92) plain = false;
-  }
-  return plain ? `"${s}"` : `"${s.replace(/["\\]/g, '\\$&')}"`;
+  if (STRINGIFY_ALWAYS || s.length > 100) return JSON.stringify(s);
+  if (!ESCAPED.test(s)) return `"${s}"`;
+  if (CONTROL.test(s)) return JSON.stringify(s);
+  return `"${s.replace(/["\\]/g, '\\$&')}"`;
 }
 
 /**
