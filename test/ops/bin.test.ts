@@ -1,4 +1,4 @@
-/** bin/bootcfg-appliance.js picks what to run: the build, unless a source beside it changed after it. */
+/** bin/bootcfg-appliance.js picks what to run: the build, unless a file of src/ beside it changed after it. */
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
@@ -37,6 +37,7 @@ async function start(root: string): Promise<{ stdout: string; stderr: string }> 
 
 test('a build newer than every source runs, silently', async (t) => {
   const root = checkout(t, { src: true });
+  symlinkSync('nobody@host.1234', path.join(root, 'src', '.#main.ts'));
   age(path.join(root, 'src', 'main.ts'), 60);
   age(path.join(root, 'src', 'net', 'mac.ts'), 60);
   const { stdout, stderr } = await start(root);
@@ -51,6 +52,20 @@ test('a source changed after the build runs the sources through tsx, and standar
   const { stdout, stderr } = await start(root);
   t.is(stdout, 'src\n');
   t.regex(stderr, /dist\/ is older than src\/net\/mac\.ts: running src\/ through tsx; `npm run build` brings dist\/ up to date/);
+});
+
+test('a changed page asset of src/ (which the build copies) counts too; a dangling link there is no source', async (t) => {
+  const root = checkout(t, { src: true });
+  age(path.join(root, 'dist', 'main.js'), 60);
+  age(path.join(root, 'src', 'main.ts'), 120);
+  age(path.join(root, 'src', 'net', 'mac.ts'), 120);
+  mkdirSync(path.join(root, 'src', 'http', 'ui'), { recursive: true });
+  writeFileSync(path.join(root, 'src', 'http', 'ui', 'style.css'), 'body {}\n');
+  // An editor's lock file: a symbolic link to nothing.
+  symlinkSync('nobody@host.1234', path.join(root, 'src', '.#main.ts'));
+  const { stdout, stderr } = await start(root);
+  t.is(stdout, 'src\n');
+  t.regex(stderr, /dist\/ is older than src\/http\/ui\/style\.css: running src\/ through tsx/);
 });
 
 test('a package (dist/ without src/) runs dist/, whatever its age', async (t) => {
