@@ -5,6 +5,7 @@
  * the installed appliance never pays. BENCH_APPLIANCE=src runs src/ through tsx instead, to compare the two.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { cliArgs, PROJECT_ROOT } from '../test/helpers/appliance.ts';
 
@@ -16,11 +17,24 @@ const NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolea
 
 let built = false;
 
+/**
+ * package.json's build script, run as whoever owns the checkout: benchmarks run as root (sudo),
+ * and a dist/ that root wrote would refuse its owner's next `npm run build`. The script runs
+ * through sh with node_modules/.bin on PATH, as npm runs it, without npm's root-only config.
+ */
+function build(): void {
+  const script = (JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { scripts: { build: string } }).scripts.build;
+  const owner = statSync(PROJECT_ROOT);
+  const asOwner = process.getuid?.() === 0 && owner.uid !== 0 ? { uid: owner.uid, gid: owner.gid } : {};
+  const env = { ...process.env, PATH: `${path.join(PROJECT_ROOT, 'node_modules', '.bin')}${path.delimiter}${process.env.PATH ?? ''}` };
+  execFileSync('sh', ['-c', script], { cwd: PROJECT_ROOT, env, ...asOwner, stdio: ['ignore', 'inherit', 'inherit'] });
+}
+
 /** node's argv (after the binary) that runs the appliance with `args`. */
 export function applianceArgs(args: string[]): string[] {
   if (FROM === 'src') return [...NODE_FLAGS, ...cliArgs(args)];
   if (!built) {
-    execFileSync('npm', ['run', 'build', '--silent'], { cwd: PROJECT_ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+    build();
     console.error('bench: the appliance runs from dist/, built just now (BENCH_APPLIANCE=src for src/ through tsx)');
     built = true;
   }

@@ -8,10 +8,10 @@
 #   sudo bash bench/tftp/burst-threads.sh        (needs firmware/undionly.kpxe: bash firmware/fetch.sh)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-. bench/appliance.sh
 [ "$(id -u)" = 0 ] || { echo "bench/tftp/burst-threads.sh: needs root (a network namespace)" >&2; exit 1; }
 for tool in curl dnsmasq taskset ip; do command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "bench/tftp/burst-threads.sh: $tool is missing" >&2; exit 1; }; done
 [ -f firmware/undionly.kpxe ] || { echo "bench/tftp/burst-threads.sh: no firmware/undionly.kpxe (bash firmware/fetch.sh)" >&2; exit 1; }
+. bench/appliance.sh
 ROUNDS=${ROUNDS:-6}
 [ "$ROUNDS" -le 20 ] || ROUNDS=20
 N=200
@@ -44,6 +44,7 @@ for _ in $(seq 1 200); do ip netns exec "$NS" curl -fs -o /dev/null http://127.0
 sleep 3
 
 # CPU nanoseconds on the CPU (schedstat's first field), per thread and for the whole process: clock ticks are 10 ms, a round 100.
+# Only threads alive at the time count; the appliance's threads all live as long as it does.
 cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{n += $1} END {printf "%.0f\n", n}'; }
 threads() { for t in /proc/"$1"/task/*; do echo "$(basename "$t") $(awk '{print $1}' "$t/schedstat")"; done | sort; }
 burst() { # host server-pid → "<ms> ms, CPU <ms> ms, <n> of N intact"

@@ -137,6 +137,7 @@ function appliance(name: string, run: (flags: string[]) => string[], extra: stri
 
 /** TFTP_BENCH_BEFORE=<a copy of src/>: that copy runs too, as `before`, in the same rounds. */
 const BEFORE = process.env.TFTP_BENCH_BEFORE;
+if (BEFORE && process.env.BENCH_APPLIANCE !== 'src') process.stderr.write('bench/tftp: `before` runs its src/ through tsx and `ours` runs dist/; BENCH_APPLIANCE=src runs both through tsx\n');
 
 /** TFTP_BENCH_EVENT_LOOP=1: this tree again with --tftp-engine event-loop, as `event-loop`: the worker engine against Node's dgram in one run. */
 const EVENT_LOOP = process.env.TFTP_BENCH_EVENT_LOOP === '1';
