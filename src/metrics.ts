@@ -12,11 +12,29 @@ export interface MetricsOptions {
 }
 
 /**
+ * Node's process metrics, collected once per process: collectDefaultMetrics starts a GC
+ * observer and an event-loop delay monitor that nothing stops, and the services (with their
+ * Metrics) are built again on every --iface address change (commands/serve.ts).
+ */
+let processRegistry: Registry | undefined;
+
+function processMetricsRegistry(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
+/**
  * Every counter the appliance exports, in one place so names and labels stay consistent
  * across services. Each appliance owns its registry (tests run several in one process).
  */
 export class Metrics {
+  /** The appliance's own metrics. */
   readonly registry = new Registry();
+  /** What GET /metrics serves: the appliance's own, and the process's when asked for. */
+  readonly scraped: Registry;
 
   readonly dhcpRequests = new Counter({
     name: 'bootcfg_dhcp_requests_total',
@@ -122,6 +140,6 @@ export class Metrics {
   constructor(options: MetricsOptions = {}) {
     this.leaseCounts = options.leaseCounts;
     this.timelineSize = options.timelineSize;
-    if (options.processMetrics) collectDefaultMetrics({ register: this.registry });
+    this.scraped = options.processMetrics ? Registry.merge([this.registry, processMetricsRegistry()]) : this.registry;
   }
 }

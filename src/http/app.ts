@@ -68,7 +68,7 @@ export function createHttpApp(deps: HttpAppDeps): Koa {
   app.use(routes(firmwareRouter(deps)));
   app.use(routes(healthRouter(deps.degraded)));
   app.use(routes(createApiRouter(deps, deps.api)));
-  app.use(routes(metricsRouter(deps.metrics.registry)));
+  app.use(routes(metricsRouter(deps.metrics.scraped)));
   app.use(routes(uiRouter()));
   app.on('error', (err: Error) => deps.log.warn({ err }, 'http error'));
   return app;
