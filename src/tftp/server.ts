@@ -128,13 +128,25 @@ export class TftpServer {
     // the event loop may be busy with its DHCP: queued, not dropped (the kernel caps it at rmem_max), as DHCP's are.
     const socket = createSocket({ type: isIPv6(this.opts.host) ? 'udp6' : 'udp4', recvBufferSize: REQUEST_QUEUE_BYTES });
     socket.on('message', (msg, rinfo) => this.onRequest(msg, rinfo));
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind({ address: this.opts.host, port: this.opts.port, exclusive: true }, () => {
-        socket.off('error', reject);
-        resolve();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.bind({ address: this.opts.host, port: this.opts.port, exclusive: true }, () => {
+          socket.off('error', reject);
+          resolve();
+        });
       });
-    });
+    } catch (err) {
+      // Nothing will serve: the worker thread (which has no transfer yet) ends with the start.
+      try {
+        socket.close();
+      } catch {
+        // Already closed by the failed bind.
+      }
+      await this.native?.stop();
+      this.native = undefined;
+      throw err;
+    }
     // Errors after bind (an ICMP for an ERROR we sent) concern one client, never the listener.
     socket.on('error', (err) => this.opts.events.failed('listener socket error', err, undefined));
     this.socket = socket;

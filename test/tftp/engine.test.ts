@@ -9,6 +9,8 @@ import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import path from 'node:path';
 import { encodeAck, encodeRequest } from '../../src/tftp/packet.ts';
+import { DEFAULT_LIMITS, TftpServer } from '../../src/tftp/server.ts';
+import { DEFAULT_RETRANSMIT } from '../../src/tftp/session.ts';
 import { clients, makeRoot, run, sha256File, startServer, TFTP_ENGINES, tempDir, type Root } from './helpers.ts';
 import { serverWithClient } from './raw-client.ts';
 
@@ -94,4 +96,25 @@ test.serial('firmware bytes shared with the worker are the same after 50 transfe
   t.is(await sha256File(path.join(out.dir, 'u0')), root.sums['undionly.kpxe'] ?? 'missing');
   t.is(await sha256File(path.join(out.dir, 'u1')), root.sums['undionly.kpxe'] ?? 'missing');
   t.deepEqual(await readFile(path.join(out.dir, 'u0')), await readFile(path.join(root.dir, 'undionly.kpxe')));
+});
+
+test('a port already taken: start fails with the reason, and ends the worker thread it started, which is no engine failure', async (t) => {
+  const first = await startServer(root.dir);
+  t.teardown(() => first.server.stop());
+  const engineFailures: Error[] = [];
+  const quiet = () => undefined;
+  const server = new TftpServer({
+    host: '127.0.0.1',
+    port: first.port,
+    resolve: () => Promise.reject(new Error('no request can arrive')),
+    maxTransfers: 10,
+    maxTransfersPerClient: 10,
+    limits: DEFAULT_LIMITS,
+    retransmit: DEFAULT_RETRANSMIT,
+    events: { started: quiet, finished: quiet, malformed: quiet, retransmitted: quiet, stray: quiet, failed: quiet, engineFailed: (err) => engineFailures.push(err) },
+  });
+  await t.throwsAsync(server.start(), { message: /EADDRINUSE/ });
+  t.is(server.engine, 'event-loop', 'no worker engine is left behind');
+  await new Promise((r) => setTimeout(r, 200));
+  t.deepEqual(engineFailures, []);
 });
