@@ -107,7 +107,7 @@ export class Metrics {
   });
   readonly sharedLeaseWrites = new Counter({
     name: 'bootcfg_dhcp_shared_lease_writes_total',
-    help: 'Lease writes to etcd by a shared pool (--store etcd), by outcome: written, conflict (another appliance changed the address first; theirs stands and nothing is sent) or failed (etcd did not answer)',
+    help: 'Lease writes to etcd by a shared pool (--store etcd), by outcome: written, conflict (another appliance changed the address first; theirs stands and nothing is sent) or failed (the transaction did not go through: etcd unreachable, or refusing it)',
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
