@@ -13,10 +13,10 @@ import { NetasciiSource } from './netascii.ts';
 import { negotiate, type OptionLimits } from './options.ts';
 import { encodeError, ERR, parsePacket, type TftpOptions } from './packet.ts';
 import { Session, type Outcome, type RetransmitPolicy, type Transfer } from './session.ts';
+import type { Source } from './source.ts';
 
 /** SO_RCVBUF of the request port (the default, ~208 KiB, holds ~200 requests). */
 const REQUEST_QUEUE_BYTES = 4 * 1024 * 1024;
-import type { Source } from './source.ts';
 
 export interface Peer {
   address: string;
